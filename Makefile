@@ -1,0 +1,36 @@
+# Two commands do all the set-up: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.sense-installed
+EXTRAS ?= dev,demo,faiss
+
+.PHONY: install test demo lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip uv
+
+# Reinstall whenever the dependency list changes.
+$(STAMP): pyproject.toml | $(PY)
+	$(VENV)/bin/uv pip install --python $(PY) -e ".[$(EXTRAS)]" \
+		|| $(PY) -m pip install -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q tests
+
+demo: install
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m sense.demo
+
+lint: install
+	$(VENV)/bin/ruff check sense recipes tests benchmarks
+	$(VENV)/bin/ruff format --check sense recipes tests benchmarks
+
+bench: install
+	HF_HUB_OFFLINE=1 $(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
