@@ -1,0 +1,279 @@
+"""Tiny, randomly initialised models of the real classes, saved in the hub layout.
+
+No model hub is reachable here, so tests, the demo and the benchmarks build
+small models of exactly the classes the real checkpoints use
+(``Wav2Vec2BertModel`` for w2v-BERT 2.0, ``Wav2Vec2Model`` for XLS-R,
+``XLMRobertaModel`` for BGE-M3, ``BertModel`` for LaBSE), save them with
+``save_pretrained`` next to their feature extractor or tokenizer, and hand back
+the folder. Code under test then loads that folder through the same
+``from_pretrained`` path that a hub id takes.
+
+Example
+-------
+>>> import tempfile
+>>> from transformers import Wav2Vec2BertModel
+>>> path = build_tiny_w2v_bert(tempfile.mkdtemp())
+>>> Wav2Vec2BertModel.from_pretrained(path).config.hidden_size
+32
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable
+
+import sentencepiece as spm
+import torch
+
+# A small multilingual text sample: enough for a sentencepiece or word-piece
+# vocabulary that covers Latin and Cyrillic script.
+DEFAULT_TEXTS = (
+    "the cat sleeps on the red sofa",
+    "a young doctor reads a long letter in the garden",
+    "le chat dort sur le canapé rouge",
+    "un jeune médecin lit une longue lettre dans le jardin",
+    "die Katze schläft auf dem roten Sofa",
+    "ein junger Arzt liest einen langen Brief im Garten",
+    "el gato duerme en el sofá rojo",
+    "un joven médico lee una carta larga en el jardín",
+    "il gatto dorme sul divano rosso",
+    "кошка спит на красном диване",
+    "молодой врач читает длинное письмо в саду",
+    "0 1 2 3 4 5 6 7 8 9 . , ? ! ' -",
+)
+
+TINY_HIDDEN = 32
+TINY_LAYERS = 2
+TINY_HEADS = 2
+TINY_FFN = 64
+TINY_VOCAB = 200
+SEED = 0
+
+
+def _save(model, path: str) -> str:
+    os.makedirs(path, exist_ok=True)
+    model.save_pretrained(path)
+    return path
+
+
+def build_tiny_w2v_bert(
+    path: str,
+    hidden_size: int = TINY_HIDDEN,
+    num_layers: int = TINY_LAYERS,
+    num_heads: int = TINY_HEADS,
+    intermediate_size: int = TINY_FFN,
+    seed: int = SEED,
+) -> str:
+    """Save a tiny w2v-BERT 2.0 (``Wav2Vec2BertModel``) and its feature extractor.
+
+    The architecture is the real one (feature projection from 160-dim stacked
+    fbank frames, Conformer layers with relative position attention), only
+    smaller, so it is also what the demo trains from scratch.
+
+    Parameters
+    ----------
+    path : str
+        Folder to write (``config.json``, weights, ``preprocessor_config.json``).
+    hidden_size, num_layers, num_heads, intermediate_size : int
+        Size of the Conformer stack.
+    seed : int
+        Seed of the random initialisation.
+
+    Returns
+    -------
+    str
+        ``path``, loadable with ``Wav2Vec2BertModel.from_pretrained``.
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> p = build_tiny_w2v_bert(tempfile.mkdtemp())
+    >>> sorted(f for f in os.listdir(p) if f.endswith(".json"))
+    ['config.json', 'preprocessor_config.json']
+    """
+    from transformers import SeamlessM4TFeatureExtractor, Wav2Vec2BertConfig, Wav2Vec2BertModel
+
+    config = Wav2Vec2BertConfig(
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=intermediate_size,
+        output_hidden_size=hidden_size,
+        conv_depthwise_kernel_size=5,
+        left_max_position_embeddings=16,
+        right_max_position_embeddings=4,
+        add_adapter=False,
+        layerdrop=0.0,
+        mask_time_prob=0.0,
+        vocab_size=None,
+    )
+    config.architectures = ["Wav2Vec2BertModel"]
+    torch.manual_seed(seed)
+    _save(Wav2Vec2BertModel(config), path)
+    SeamlessM4TFeatureExtractor().save_pretrained(path)
+    return path
+
+
+def build_tiny_wav2vec2(
+    path: str, hidden_size: int = TINY_HIDDEN, num_layers: int = TINY_LAYERS, seed: int = SEED
+) -> str:
+    """Save a tiny XLS-R style ``Wav2Vec2Model`` (stable layer norm) and its extractor.
+
+    The convolutional front-end keeps the real strides (320 samples, 20 ms per
+    frame) with few channels.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from transformers import Wav2Vec2Model
+    >>> p = build_tiny_wav2vec2(tempfile.mkdtemp())
+    >>> Wav2Vec2Model.from_pretrained(p).config.conv_stride
+    [5, 2, 2, 2, 2, 2, 2]
+    """
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    config = Wav2Vec2Config(
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=TINY_HEADS,
+        intermediate_size=TINY_FFN,
+        conv_dim=(16,) * 7,
+        conv_stride=(5, 2, 2, 2, 2, 2, 2),
+        conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        layerdrop=0.0,
+        mask_time_prob=0.0,
+        vocab_size=None,
+    )
+    config.architectures = ["Wav2Vec2Model"]
+    torch.manual_seed(seed)
+    _save(Wav2Vec2Model(config), path)
+    Wav2Vec2FeatureExtractor(
+        feature_size=1,
+        sampling_rate=16000,
+        padding_value=0.0,
+        do_normalize=True,
+        return_attention_mask=True,
+    ).save_pretrained(path)
+    return path
+
+
+def train_sentencepiece(texts: Iterable[str], vocab_size: int = TINY_VOCAB) -> bytes:
+    """Train a unigram sentencepiece model in memory and return its bytes.
+
+    Example
+    -------
+    >>> len(train_sentencepiece(DEFAULT_TEXTS, vocab_size=100)) > 0
+    True
+    """
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(list(texts) * 4),
+        model_writer=buf,
+        vocab_size=vocab_size,
+        model_type="unigram",
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        unk_id=0,
+        bos_id=-1,
+        eos_id=-1,
+        pad_id=-1,
+        minloglevel=2,
+    )
+    return buf.getvalue()
+
+
+def build_tiny_xlm_roberta(
+    path: str,
+    texts: Iterable[str] = DEFAULT_TEXTS,
+    hidden_size: int = TINY_HIDDEN,
+    num_layers: int = TINY_LAYERS,
+    max_positions: int = 130,
+    seed: int = SEED,
+) -> str:
+    """Save a tiny BGE-M3-like ``XLMRobertaModel`` with a sentencepiece tokenizer.
+
+    The tokenizer is an ``XLMRobertaTokenizer`` built from a sentencepiece model
+    trained on ``texts`` on the fly, saved with ``save_pretrained`` as the real
+    BGE-M3 repository holds it.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from transformers import AutoTokenizer
+    >>> p = build_tiny_xlm_roberta(tempfile.mkdtemp())
+    >>> AutoTokenizer.from_pretrained(p)("le chat")["input_ids"][0]
+    0
+    """
+    from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizer
+
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "sentencepiece.bpe.model"), "wb") as f:
+        f.write(train_sentencepiece(texts))
+    tokenizer = XLMRobertaTokenizer.from_pretrained(path, model_max_length=max_positions - 2)
+    tokenizer.save_pretrained(path)
+    config = XLMRobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=TINY_HEADS,
+        intermediate_size=TINY_FFN,
+        max_position_embeddings=max_positions,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    config.architectures = ["XLMRobertaModel"]
+    torch.manual_seed(seed)
+    return _save(XLMRobertaModel(config), path)
+
+
+def build_tiny_bert(
+    path: str,
+    texts: Iterable[str] = DEFAULT_TEXTS,
+    hidden_size: int = TINY_HIDDEN,
+    num_layers: int = TINY_LAYERS,
+    seed: int = SEED,
+) -> str:
+    """Save a tiny LaBSE-like ``BertModel`` (with pooler) and a word-piece tokenizer.
+
+    The vocabulary holds the special tokens, every character and every
+    lower-cased word of ``texts``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from transformers import AutoTokenizer
+    >>> p = build_tiny_bert(tempfile.mkdtemp())
+    >>> AutoTokenizer.from_pretrained(p).tokenize("le chat")
+    ['le', 'chat']
+    """
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    os.makedirs(path, exist_ok=True)
+    texts = [t.lower() for t in texts]
+    words = sorted({w for t in texts for w in t.split()})
+    chars = sorted({c for t in texts for c in t if not c.isspace()})
+    pieces = ["##" + c for c in chars]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab += [t for t in dict.fromkeys(chars + words + pieces) if t not in vocab]
+    vocab_file = os.path.join(path, "vocab.txt")
+    with open(vocab_file, "w", encoding="utf-8") as f:
+        f.write("\n".join(vocab) + "\n")
+    tokenizer = BertTokenizer.from_pretrained(path, do_lower_case=True, model_max_length=128)
+    tokenizer.save_pretrained(path)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=TINY_HEADS,
+        intermediate_size=TINY_FFN,
+        max_position_embeddings=130,
+    )
+    config.architectures = ["BertModel"]
+    torch.manual_seed(seed)
+    return _save(BertModel(config, add_pooling_layer=True), path)
