@@ -1,0 +1,39 @@
+"""Shared fixtures: tiny real models saved once per session in the hub layout."""
+
+import os
+
+# Tests never touch the network: every model is loaded from a local folder.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from sense.testing import tiny  # noqa: E402
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_w2v_bert(tmp_path_factory):
+    """Folder of a tiny ``Wav2Vec2BertModel`` (w2v-BERT 2.0 architecture)."""
+    return tiny.build_tiny_w2v_bert(str(tmp_path_factory.mktemp("w2v_bert")))
+
+
+@pytest.fixture(scope="session")
+def tiny_wav2vec2(tmp_path_factory):
+    """Folder of a tiny XLS-R style ``Wav2Vec2Model``."""
+    return tiny.build_tiny_wav2vec2(str(tmp_path_factory.mktemp("wav2vec2")))
+
+
+@pytest.fixture(scope="session")
+def tiny_xlmr(tmp_path_factory):
+    """Folder of a tiny BGE-M3-like ``XLMRobertaModel`` with its tokenizer."""
+    return tiny.build_tiny_xlm_roberta(str(tmp_path_factory.mktemp("xlmr")))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """Folder of a tiny LaBSE-like ``BertModel`` with its tokenizer."""
+    return tiny.build_tiny_bert(str(tmp_path_factory.mktemp("bert")))
