@@ -1,0 +1,455 @@
+"""Speech encoders from transformers: w2v-BERT 2.0 and wav2vec2 / XLS-R.
+
+:class:`HFSpeechEncoder` turns a padded batch of 16 kHz waveforms and their
+SpeechBrain relative lengths into encoder frames and the frames' relative
+lengths. It loads the model with the real ``from_pretrained`` code, from a hub
+id or from a local directory in the hub layout, and carries the model's input
+front-end with it:
+
+- w2v-BERT 2.0 (``model_type == "wav2vec2-bert"``) reads stacked log-mel
+  filterbanks: :class:`sense.features.W2VBertFbank` computes them on the
+  model's device, batched, inside ``forward``;
+- wav2vec2 / XLS-R (``model_type == "wav2vec2"``) reads the raw waveform,
+  normalised per utterance over its real samples when the checkpoint's feature
+  extractor says ``do_normalize``.
+
+Example
+-------
+>>> import tempfile
+>>> from sense.testing.tiny import build_tiny_w2v_bert
+>>> encoder = HFSpeechEncoder(build_tiny_w2v_bert(tempfile.mkdtemp())).eval()
+>>> frames, frame_lens = encoder(torch.randn(2, 32000), torch.tensor([1.0, 0.5]))
+>>> frames.shape
+torch.Size([2, 99, 32])
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from contextlib import contextmanager, nullcontext
+
+import torch
+from torch import nn
+
+from sense.features import W2VBertFbank
+
+logger = logging.getLogger(__name__)
+
+W2V_BERT = "wav2vec2-bert"
+WAV2VEC2 = "wav2vec2"
+SUPPORTED_MODEL_TYPES = (W2V_BERT, WAV2VEC2)
+# Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm
+WAVEFORM_NORM_EPS = 1e-7
+LENS_TOLERANCE = 1e-6
+# "name" or "org/name", as the hub spells repository ids.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def _model_class(model_type: str):
+    """The transformers class of a supported ``model_type``."""
+    if model_type == W2V_BERT:
+        from transformers import Wav2Vec2BertModel
+
+        return Wav2Vec2BertModel
+    if model_type == WAV2VEC2:
+        from transformers import Wav2Vec2Model
+
+        return Wav2Vec2Model
+    raise ValueError(
+        f"HFSpeechEncoder: model_type {model_type!r} is not supported; "
+        f"supported types: {', '.join(SUPPORTED_MODEL_TYPES)}"
+    )
+
+
+def load_config(source: str, cache_dir: str | None = None):
+    """``AutoConfig`` of ``source`` (hub id or local directory) with an error naming it.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``source`` looks like a path and no such directory exists.
+    OSError
+        ``source`` could not be loaded as a local directory or a hub id.
+    """
+    from transformers import AutoConfig
+
+    source = os.fspath(source)
+    is_dir = os.path.isdir(source)
+    if not is_dir and not _HUB_ID.match(source):
+        raise FileNotFoundError(
+            f"HFSpeechEncoder: the model directory {source!r} does not exist "
+            "(and it is not a hub id of the form 'org/name')"
+        )
+    try:
+        return AutoConfig.from_pretrained(source, cache_dir=cache_dir)
+    except (OSError, ValueError) as err:
+        where = "local directory" if is_dir else "hub id (and no such local directory)"
+        raise OSError(
+            f"HFSpeechEncoder: cannot load a model config from {where} {source!r}: {err}"
+        ) from err
+
+
+def _load_feature_extractor_dict(source: str, cache_dir: str | None) -> dict:
+    """The checkpoint's saved feature-extractor settings, or ``{}`` when it has none."""
+    from transformers.feature_extraction_utils import FeatureExtractionMixin
+
+    try:
+        settings, _ = FeatureExtractionMixin.get_feature_extractor_dict(source, cache_dir=cache_dir)
+    except OSError:
+        logger.warning(
+            "HFSpeechEncoder: %s has no preprocessor_config.json; using the default "
+            "feature-extractor settings of its model type",
+            source,
+        )
+        return {}
+    return settings
+
+
+class _HiddenStateRecorder:
+    """Collects the input of the first encoder layer and the output of every layer.
+
+    Hooks on the encoder's input dropout (the last step before the layer stack
+    in every supported encoder) and on each layer. A layer skipped by LayerDrop
+    leaves the stream unchanged, so its output is its input. Hooks record only
+    inside :meth:`recording`, so the recomputation of a checkpointed layer
+    during backward leaves the record alone.
+    """
+
+    def __init__(self, encoder: nn.Module):
+        self.active = False
+        self.stream_in: torch.Tensor | None = None
+        self.outputs: dict[int, torch.Tensor] = {}
+        self.num_layers = len(encoder.layers)
+        encoder.dropout.register_forward_hook(self._record_input)
+        for index, layer in enumerate(encoder.layers):
+            layer.register_forward_hook(self._output_hook(index))
+
+    def _record_input(self, module, args, output):
+        if self.active:
+            self.stream_in = output
+
+    def _output_hook(self, index: int):
+        def hook(module, args, output):
+            if self.active:
+                self.outputs[index] = output[0] if isinstance(output, tuple) else output
+
+        return hook
+
+    @contextmanager
+    def recording(self):
+        self.active, self.stream_in, self.outputs = True, None, {}
+        try:
+            yield self
+        finally:
+            self.active = False
+
+    def states(self) -> list[torch.Tensor]:
+        """``num_layers + 1`` tensors: the stream before layer 0, then after each layer."""
+        if self.stream_in is None:
+            raise RuntimeError("HFSpeechEncoder: the encoder input was not recorded")
+        states = [self.stream_in]
+        for index in range(self.num_layers):
+            states.append(self.outputs.get(index, states[-1]))
+        self.stream_in, self.outputs = None, {}
+        return states
+
+
+class HFSpeechEncoder(nn.Module):
+    """A transformers speech encoder: (waveforms, relative lengths) -> (frames, relative lengths).
+
+    Parameters
+    ----------
+    source : str
+        Hub id (``"facebook/w2v-bert-2.0"``, ``"facebook/wav2vec2-xls-r-300m"``)
+        or a local directory holding ``config.json``, the weights and
+        ``preprocessor_config.json``.
+    save_path : str, optional
+        Cache directory for hub downloads (transformers' ``cache_dir``).
+    freeze : bool
+        Keep the whole encoder fixed: no gradients, always in eval mode (also
+        after the parent module's ``.train()``), forward under ``no_grad``.
+    freeze_feature_projection : bool
+        Fix the input stage only: the feature projection of w2v-BERT 2.0, the
+        convolutional feature encoder of wav2vec2.
+    output_layer : int, optional
+        Return hidden state ``output_layer`` (0: the input of the first layer,
+        ``k``: the output of layer ``k``) instead of the model's last output.
+        When ``output_layer`` is below the number of layers, the layers above
+        it are removed, with whatever only follows them (wav2vec2's final
+        layer norm in stable-layer-norm models, w2v-BERT's adapter and
+        intermediate FFN): it saves their compute and memory and leaves no
+        unused parameter for DDP. The result equals hidden state
+        ``output_layer`` of the full model. ``None`` or the number of layers:
+        the model's ``last_hidden_state``.
+    output_all_hiddens : bool
+        Return every hidden state stacked, ``[L + 1, B, T', D]``: the input of
+        the first layer, then the output of each layer, the last one being the
+        model's ``last_hidden_state``. With ``output_layer``, ``L`` is
+        ``output_layer``.
+    layerdrop : float, optional
+        Override the config's LayerDrop probability (active in training only;
+        under DDP, skipped layers need ``find_unused_parameters``).
+    apply_spec_augment : bool
+        Mask spans of the projected features in training (SpecAugment as
+        transformers implements it, driven by ``mask_*``).
+    mask_time_prob, mask_time_length, mask_feature_prob, mask_feature_length : optional
+        Override the config's SpecAugment settings; ``None`` keeps them.
+    gradient_checkpointing : bool
+        Recompute each layer's activations in backward instead of storing them
+        (transformers' activation checkpointing, non-reentrant; training only).
+    hidden_dropout, attention_dropout, activation_dropout, feat_proj_dropout : float, optional
+        Override the config's dropout probabilities; ``None`` keeps them.
+
+    Attributes
+    ----------
+    output_dim : int
+        Size ``D`` of the output frames (the model's hidden size).
+    num_layers : int
+        Number of encoder layers that run (after truncation by ``output_layer``).
+    model_type : str
+        ``"wav2vec2-bert"`` or ``"wav2vec2"``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from sense.testing.tiny import build_tiny_wav2vec2
+    >>> encoder = HFSpeechEncoder(build_tiny_wav2vec2(tempfile.mkdtemp()), output_all_hiddens=True)
+    >>> hiddens, frame_lens = encoder(torch.randn(2, 32000), torch.tensor([1.0, 0.5]))
+    >>> hiddens.shape, encoder.num_layers, encoder.output_dim
+    (torch.Size([3, 2, 99, 32]), 2, 32)
+    """
+
+    def __init__(
+        self,
+        source: str,
+        save_path: str | None = None,
+        freeze: bool = False,
+        freeze_feature_projection: bool = False,
+        output_layer: int | None = None,
+        output_all_hiddens: bool = False,
+        layerdrop: float | None = None,
+        apply_spec_augment: bool = False,
+        mask_time_prob: float | None = None,
+        mask_time_length: int | None = None,
+        mask_feature_prob: float | None = None,
+        mask_feature_length: int | None = None,
+        gradient_checkpointing: bool = False,
+        hidden_dropout: float | None = None,
+        attention_dropout: float | None = None,
+        activation_dropout: float | None = None,
+        feat_proj_dropout: float | None = None,
+    ):
+        super().__init__()
+        self.source = os.fspath(source)
+        self.freeze = freeze
+        self.output_all_hiddens = output_all_hiddens
+
+        config = load_config(self.source, cache_dir=save_path)
+        self.model_type = config.model_type
+        model_class = _model_class(self.model_type)
+        overrides = {
+            "layerdrop": layerdrop,
+            "apply_spec_augment": apply_spec_augment,
+            "mask_time_prob": mask_time_prob,
+            "mask_time_length": mask_time_length,
+            "mask_feature_prob": mask_feature_prob,
+            "mask_feature_length": mask_feature_length,
+            "hidden_dropout": hidden_dropout,
+            "attention_dropout": attention_dropout,
+            "activation_dropout": activation_dropout,
+            "feat_proj_dropout": feat_proj_dropout,
+        }
+        for name, value in overrides.items():
+            if value is not None:
+                setattr(config, name, value)
+        full_layers = config.num_hidden_layers
+        if output_layer is not None and not 0 <= output_layer <= full_layers:
+            raise ValueError(
+                f"HFSpeechEncoder: output_layer must be in [0, {full_layers}] for {self.source!r} "
+                f"({full_layers} layers), got {output_layer}"
+            )
+        self.model = model_class.from_pretrained(self.source, config=config, cache_dir=save_path)
+        if output_layer is not None and output_layer < full_layers:
+            self._truncate(output_layer)
+        self.num_layers = len(self.model.encoder.layers)
+        self.output_dim = config.hidden_size
+        self._recorder = _HiddenStateRecorder(self.model.encoder) if output_all_hiddens else None
+
+        extractor = _load_feature_extractor_dict(self.source, save_path)
+        self.sample_rate = extractor.get("sampling_rate", 16000)
+        if self.model_type == W2V_BERT:
+            self.fbank = W2VBertFbank(
+                num_mel_bins=extractor.get("num_mel_bins", 80),
+                stride=extractor.get("stride", 2),
+                padding_value=extractor.get("padding_value", 0.0),
+                sample_rate=self.sample_rate,
+            )
+            if self.fbank.output_dim != config.feature_projection_input_dim:
+                raise ValueError(
+                    f"HFSpeechEncoder: {self.source!r} expects {config.feature_projection_input_dim}"
+                    f"-dim input features, its feature extractor makes {self.fbank.output_dim}"
+                )
+        else:
+            self.do_normalize = extractor.get("do_normalize", True)
+            self.padding_value = extractor.get("padding_value", 0.0)
+            # Models with group-norm feature encoders (wav2vec2-base) are trained
+            # on zero-padded input without a mask; the feature extractor knows.
+            self.use_attention_mask = extractor.get(
+                "return_attention_mask", config.feat_extract_norm == "layer"
+            )
+
+        if gradient_checkpointing:
+            self._enable_checkpointing()
+        if freeze_feature_projection:
+            self._freeze_input_stage()
+        if not apply_spec_augment and getattr(self.model, "masked_spec_embed", None) is not None:
+            # Never used without SpecAugment: keep it out of the optimiser and of DDP's reducer.
+            self.model.masked_spec_embed.requires_grad_(False)
+        if freeze:
+            self.model.requires_grad_(False)
+        # from_pretrained returns the model in eval mode: follow this module's mode.
+        self.train(self.training)
+
+    def _enable_checkpointing(self) -> None:
+        """Checkpoint every layer (non-reentrant, so hooks and ``no_grad`` parts behave)."""
+        kwargs = {"use_reentrant": False}
+        if hasattr(self.model, "activation_checkpointing_enable"):  # transformers >= 5.x
+            self.model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+    @property
+    def gradient_checkpointing(self) -> bool:
+        """Whether the encoder layers recompute their activations in backward."""
+        return any(getattr(m, "gradient_checkpointing", False) for m in self.model.modules())
+
+    def _truncate(self, num_layers: int) -> None:
+        """Keep the first ``num_layers`` layers and drop what only follows the last one."""
+        model = self.model
+        model.encoder.layers = model.encoder.layers[:num_layers]
+        model.config.num_hidden_layers = num_layers
+        if self.model_type == WAV2VEC2 and model.config.do_stable_layer_norm:
+            model.encoder.layer_norm = nn.Identity()  # applied after the last layer
+        if getattr(model, "adapter", None) is not None:
+            model.adapter = None
+            model.config.add_adapter = False
+        if getattr(model, "intermediate_ffn", None) is not None:
+            model.intermediate_ffn = None
+            model.config.use_intermediate_ffn_before_adapter = False
+
+    def _freeze_input_stage(self) -> None:
+        if self.model_type == W2V_BERT:
+            self.model.feature_projection.requires_grad_(False)
+        else:
+            self.model.freeze_feature_encoder()
+
+    def train(self, mode: bool = True):
+        """Set training mode; a frozen encoder stays in eval mode."""
+        super().train(mode)
+        if self.freeze:
+            self.model.eval()
+        return self
+
+    def forward(
+        self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode a padded batch.
+
+        Parameters
+        ----------
+        wavs : torch.Tensor
+            ``[B, T]`` float waveforms at the model's sampling rate (16 kHz).
+        wav_lens : torch.Tensor, optional
+            ``[B]`` relative lengths in (0, 1]; ``None`` means all 1.
+
+        Returns
+        -------
+        frames : torch.Tensor
+            ``[B, T', D]``, or ``[L + 1, B, T', D]`` with ``output_all_hiddens``.
+        frame_lens : torch.Tensor
+            ``[B]`` relative lengths of the frames in (0, 1].
+        """
+        with torch.no_grad() if self.freeze else nullcontext():
+            if self.model_type == W2V_BERT:
+                inputs, in_lens = self.fbank(wavs, wav_lens)
+            else:
+                inputs, in_lens = self._prepare_waveforms(wavs, wav_lens)
+            in_counts = torch.round(in_lens * inputs.shape[1]).long()
+            mask = torch.arange(inputs.shape[1], device=inputs.device) < in_counts[:, None]
+            if self.model_type == W2V_BERT:
+                kwargs = {"input_features": inputs, "attention_mask": mask.long()}
+            else:
+                kwargs = {"input_values": inputs}
+                if self.use_attention_mask:
+                    kwargs["attention_mask"] = mask.long()
+
+            with self._recorder.recording() if self._recorder else nullcontext():
+                last = self.model(**kwargs).last_hidden_state
+                if self._recorder is not None:
+                    states = self._recorder.states()
+                    output = torch.stack(states[:-1] + [last])
+                else:
+                    output = last
+
+            out_counts = self.model._get_feat_extract_output_lengths(
+                in_counts, add_adapter=getattr(self.model, "adapter", None) is not None
+            )
+            frame_lens = out_counts.float() / last.shape[1]
+        return output, frame_lens
+
+    def _prepare_waveforms(
+        self, wavs: torch.Tensor, wav_lens: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Validate; normalise each waveform over its real samples when the checkpoint does."""
+        if not isinstance(wavs, torch.Tensor) or wavs.dim() != 2:
+            shape = tuple(wavs.shape) if isinstance(wavs, torch.Tensor) else type(wavs).__name__
+            raise ValueError(f"HFSpeechEncoder: wavs must have shape [batch, time], got {shape}")
+        if wavs.numel() == 0:
+            raise ValueError(f"HFSpeechEncoder: empty waveform batch of shape {tuple(wavs.shape)}")
+        if not wavs.is_floating_point():
+            raise ValueError(
+                f"HFSpeechEncoder: wavs must be floating point in [-1, 1], got dtype {wavs.dtype}"
+            )
+        batch, time = wavs.shape
+        if wav_lens is None:
+            wav_lens = torch.ones(batch, device=wavs.device)
+        if not isinstance(wav_lens, torch.Tensor) or wav_lens.shape != (batch,):
+            raise ValueError(f"HFSpeechEncoder: wav_lens must be a tensor of shape [{batch}]")
+        wav_lens = wav_lens.to(device=wavs.device, dtype=torch.float32)
+        counts = torch.round(wav_lens * time).long().clamp(max=time)
+        bad_lens = ~((wav_lens > 0) & (wav_lens <= 1 + LENS_TOLERANCE))  # also catches NaN
+        too_short = self.model._get_feat_extract_output_lengths(counts, add_adapter=False) < 1
+        if bool((bad_lens | too_short).any()):  # one device sync for both checks
+            if bool(bad_lens.any()):
+                raise ValueError(
+                    "HFSpeechEncoder: wav_lens must be relative lengths in (0, 1], got "
+                    f"{wav_lens.tolist()}"
+                )
+            short = too_short.nonzero().flatten().tolist()
+            raise ValueError(
+                f"HFSpeechEncoder: utterance(s) {short} have {counts[short].tolist()} samples, "
+                f"too few for one frame of {self.source!r}"
+            )
+        wav_lens = counts.float() / time
+        if not self.do_normalize:
+            return wavs, wav_lens
+        with torch.autocast(device_type=wavs.device.type, enabled=False):
+            wavs = wavs.float()
+            mask = torch.arange(time, device=wavs.device) < counts[:, None]
+            n = counts.float()[:, None]
+            mean = (wavs * mask).sum(dim=1, keepdim=True) / n
+            centred = wavs - mean
+            var = (centred.square() * mask).sum(dim=1, keepdim=True) / n
+            normed = centred / torch.sqrt(var + WAVEFORM_NORM_EPS)
+            return normed.masked_fill(~mask, self.padding_value), wav_lens
+
+    def extra_repr(self) -> str:
+        return (
+            f"source={self.source!r}, model_type={self.model_type!r}, "
+            f"num_layers={self.num_layers}, freeze={self.freeze}"
+        )
+
+
+__all__ = ["HFSpeechEncoder", "load_config", "SUPPORTED_MODEL_TYPES"]
