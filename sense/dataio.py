@@ -25,10 +25,11 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".aiff", ".aif", "
 class AudioError(ValueError):
     """An audio file that cannot be used: missing, unreadable or empty."""
 
-    def __init__(self, path: str, problem: str):
-        super().__init__(f"{path}: {problem}")
+    def __init__(self, path: str, problem: str, detail: str | None = None):
+        super().__init__(f"{path}: {problem}" + (f" ({detail})" if detail else ""))
         self.path = path
         self.problem = problem
+        self.detail = detail
 
 
 def check_lengths(lens: torch.Tensor, batch: int) -> None:
@@ -101,7 +102,7 @@ def audio_info(path: str) -> tuple[int, int]:
     try:
         info = sf.info(path)
     except Exception as err:  # soundfile raises several types for bad files
-        raise AudioError(path, f"unreadable audio ({err})") from err
+        raise AudioError(path, "unreadable audio", str(err)) from err
     return int(info.frames), int(info.samplerate)
 
 
@@ -146,7 +147,7 @@ def load_audio(
             path, start=first, frames=count, dtype="float32", always_2d=True
         )
     except Exception as err:
-        raise AudioError(path, f"unreadable audio ({err})") from err
+        raise AudioError(path, "unreadable audio", str(err)) from err
     if data.shape[0] == 0:
         what = "empty audio" if num_frames == 0 else f"empty segment at {start or 0.0:.2f}s"
         raise AudioError(path, what)

@@ -1,0 +1,195 @@
+"""Building blocks of dataset preparation: conversion, manifests, bad-row reports.
+
+Preparation turns a release into manifests that training reads. A bad row (a
+missing or corrupt clip, an empty transcript) is left out and listed with its
+reason in a report; every good row is kept. Converted files are written
+atomically, so an interrupted preparation resumes where it stopped and never
+keeps a truncated file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+import soundfile as sf
+from tqdm import tqdm
+
+from sense.dataio import SAMPLE_RATE, AudioError, load_audio
+
+# Preparation manifests are SpeechBrain CSV files with these columns.
+MANIFEST_FIELDS = ("ID", "duration", "wav", "language", "transcript")
+
+
+def convert_audio(src: str, dst: str, sample_rate: int = SAMPLE_RATE) -> float:
+    """Decode ``src`` (any format), write mono ``sample_rate`` FLAC to ``dst``.
+
+    The file is written under a temporary name and renamed, so ``dst`` exists
+    only when complete. An existing ``dst`` is kept (resumable preparation).
+
+    Returns
+    -------
+    float
+        Duration of the audio in seconds.
+
+    Raises
+    ------
+    AudioError
+        When ``src`` is missing, unreadable or empty.
+
+    Example
+    -------
+    >>> import tempfile, numpy as np
+    >>> d = tempfile.mkdtemp()
+    >>> sf.write(f"{d}/a.wav", np.zeros(22050, dtype="float32"), 22050)
+    >>> convert_audio(f"{d}/a.wav", f"{d}/a.flac")
+    1.0
+    """
+    if os.path.isfile(dst):
+        info = sf.info(dst)
+        return info.frames / info.samplerate
+    wav = load_audio(src, sample_rate)
+    os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+    tmp = f"{dst}.partial"
+    sf.write(tmp, wav.numpy(), sample_rate, format="FLAC")
+    os.replace(tmp, dst)
+    return wav.shape[0] / sample_rate
+
+
+def _convert_job(job: tuple[str, str, int]) -> tuple[float | None, str | None]:
+    src, dst, rate = job
+    try:
+        return convert_audio(src, dst, rate), None
+    except AudioError as err:
+        return None, err.problem
+
+
+def convert_many(
+    jobs: Sequence[tuple[str, str]],
+    sample_rate: int = SAMPLE_RATE,
+    workers: int = 1,
+    desc: str = "converting",
+) -> list[tuple[float | None, str | None]]:
+    """Convert ``(src, dst)`` pairs in parallel; one ``(duration, error)`` per job.
+
+    A failed job gets ``(None, reason)``; it never stops the others.
+
+    Example
+    -------
+    >>> convert_many([("/nope.mp3", "/tmp/nope.flac")])
+    [(None, 'no such file')]
+    """
+    args = [(src, dst, sample_rate) for src, dst in jobs]
+    if workers <= 1 or len(args) < 2:
+        return [_convert_job(a) for a in tqdm(args, desc=desc, disable=len(args) < 2)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(tqdm(pool.map(_convert_job, args, chunksize=16), total=len(args), desc=desc))
+
+
+@dataclass
+class PreparationReport:
+    """Rows left out of a preparation, each with the reason.
+
+    Example
+    -------
+    >>> r = PreparationReport()
+    >>> r.add("fr", "train", "clip1.mp3", "no such file")
+    >>> len(r), r.reasons()
+    (1, {'no such file': 1})
+    """
+
+    rows: list[dict] = field(default_factory=list)
+
+    def add(self, language: str, split: str, item: str, reason: str) -> None:
+        self.rows.append({"language": language, "split": split, "item": item, "reason": reason})
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def reasons(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in self.rows:
+            counts[row["reason"]] = counts.get(row["reason"], 0) + 1
+        return counts
+
+    def write(self, path: str) -> None:
+        """Write the report as TSV (one row per left-out item), atomically."""
+        write_tsv(path, self.rows, ("language", "split", "item", "reason"))
+
+    @staticmethod
+    def read(path: str) -> list[dict]:
+        with open(path, encoding="utf-8", newline="") as f:
+            return list(csv.DictReader(f, delimiter="\t"))
+
+
+def write_tsv(
+    path: str, rows: Iterable[dict], fields: Sequence[str], delimiter: str = "\t"
+) -> None:
+    """Write ``rows`` with a header, through a temporary file and a rename."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(
+            f, fieldnames=list(fields), delimiter=delimiter, extrasaction="ignore"
+        )
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def write_manifest(
+    path: str, rows: Iterable[dict], fields: Sequence[str] = MANIFEST_FIELDS
+) -> None:
+    """Write a SpeechBrain CSV manifest (``ID`` first), atomically."""
+    write_tsv(path, rows, fields, delimiter=",")
+
+
+def read_manifest(path: str) -> list[dict]:
+    """Read a CSV manifest written by :func:`write_manifest`.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the manifest, when it is missing.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such manifest (run the preparation first)")
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def done_stamp(folder: str, settings: dict) -> tuple[str, Callable[[], bool], Callable[[], None]]:
+    """A stamp that records that a preparation with ``settings`` finished.
+
+    Returns ``(path, is_done, mark_done)``: ``is_done()`` is True only when the
+    stamp exists with the same settings, so changing a setting re-runs the
+    preparation.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> _, is_done, mark = done_stamp(tempfile.mkdtemp(), {"a": 1})
+    >>> is_done(); mark(); is_done()
+    False
+    True
+    """
+    path = os.path.join(folder, ".prepared.json")
+    wanted = json.dumps(settings, sort_keys=True, default=str)
+
+    def is_done() -> bool:
+        if not os.path.isfile(path):
+            return False
+        with open(path, encoding="utf-8") as f:
+            return f.read() == wanted
+
+    def mark_done() -> None:
+        os.makedirs(folder, exist_ok=True)
+        with open(f"{path}.tmp", "w", encoding="utf-8") as f:
+            f.write(wanted)
+        os.replace(f"{path}.tmp", path)
+
+    return path, is_done, mark_done

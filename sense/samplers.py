@@ -1,0 +1,237 @@
+"""Language re-balancing and dynamic batching by audio duration, DDP-aware.
+
+Common Voice is very unbalanced (1,748 h of Catalan, 1 minute of Tigrinya).
+SAMU-XLSR (Eq. 3) re-balances languages by sampling language ``l`` with
+probability
+
+    p_l = q_l ** alpha / sum_k q_k ** alpha,    q_l = n_l / N
+
+where ``n_l`` is the amount of data (here: hours) of language ``l``: ``alpha =
+1`` keeps the natural distribution, ``alpha = 0`` makes every language equally
+likely. Each epoch then draws ``r_l = p_l / q_l`` times the data of language
+``l``: low-resource languages are up-sampled (``r_l > 1``, whole copies plus a
+random part), high-resource ones down-sampled (``r_l < 1``, a random subset).
+
+The drawn utterances are grouped into batches whose *padded* audio duration
+(longest utterance x batch size) stays under a budget: the SENSE paper fills
+batches by minutes of audio, not by count. Under DDP every rank builds the same
+list of batches from the same seed and keeps every ``world_size``-th one, cut
+to the same count on every rank, so ranks see disjoint data and take the same
+number of steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+# Batches are formed inside windows of this many batches' worth of shuffled
+# utterances, sorted by duration, so padding stays small while the order stays random.
+SORT_WINDOW_BATCHES = 50
+
+
+def language_sampling_ratios(
+    durations: Sequence[float], languages: Sequence[str], alpha: float = 0.5
+) -> dict[str, dict[str, float]]:
+    """Per-language re-sampling ratios of SAMU-XLSR Eq. 3.
+
+    Parameters
+    ----------
+    durations : sequence of float
+        Duration in seconds of each utterance.
+    languages : sequence of str
+        Language of each utterance.
+    alpha : float
+        Smoothing exponent in [0, 1].
+
+    Returns
+    -------
+    dict
+        ``{lang: {"hours", "share", "probability", "ratio"}}``; ``ratio`` is the
+        factor applied to the language's data in each epoch.
+
+    Example
+    -------
+    >>> r = language_sampling_ratios([1.0] * 9 + [1.0], ["ca"] * 9 + ["ti"], alpha=0.0)
+    >>> round(r["ti"]["ratio"], 2), round(r["ca"]["ratio"], 2)
+    (5.0, 0.56)
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+    if len(durations) != len(languages) or len(durations) == 0:
+        raise ValueError("durations and languages must be non-empty and of equal length")
+    totals: dict[str, float] = defaultdict(float)
+    for dur, lang in zip(durations, languages):
+        totals[lang] += float(dur)
+    grand = sum(totals.values())
+    shares = {lang: t / grand for lang, t in totals.items()}
+    weights = {lang: q**alpha for lang, q in shares.items()}
+    norm = sum(weights.values())
+    return {
+        lang: {
+            "hours": totals[lang] / 3600.0,
+            "share": shares[lang],
+            "probability": weights[lang] / norm,
+            "ratio": (weights[lang] / norm) / shares[lang],
+        }
+        for lang in sorted(totals)
+    }
+
+
+def save_ratios(ratios: dict, path: str) -> None:
+    """Write the ratios of :func:`language_sampling_ratios` as JSON (atomically)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(ratios, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def _dist_info(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
+    initialised = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if num_replicas is None:
+        num_replicas = torch.distributed.get_world_size() if initialised else 1
+    if rank is None:
+        rank = torch.distributed.get_rank() if initialised else 0
+    if not 0 <= rank < num_replicas:
+        raise ValueError(f"rank {rank} outside [0, {num_replicas})")
+    return num_replicas, rank
+
+
+class BalancedDurationBatchSampler(Sampler[list[int]]):
+    """Batches of dataset indices: language re-balanced, filled by audio duration.
+
+    Parameters
+    ----------
+    durations : sequence of float
+        Duration in seconds of each dataset item.
+    languages : sequence of str
+        Language of each item.
+    max_batch_duration : float
+        Budget in seconds of *padded* audio per batch (longest item x count).
+        An item longer than the budget gets a batch of its own.
+    alpha : float
+        Re-balancing exponent (1.0: natural distribution, no re-sampling).
+    max_batch_size : int, optional
+        Upper bound on the number of items per batch.
+    seed : int
+        Base seed; epoch ``e`` uses ``seed + e``, so runs are reproducible and a
+        resumed epoch replays the same batches.
+    num_replicas, rank : int, optional
+        DDP world size and rank (read from ``torch.distributed`` by default).
+
+    Example
+    -------
+    >>> s = BalancedDurationBatchSampler([1.0, 2.0, 3.0, 4.0], ["a", "a", "b", "b"],
+    ...                                  max_batch_duration=6.0, alpha=1.0)
+    >>> sorted(i for b in s for i in b)
+    [0, 1, 2, 3]
+    """
+
+    def __init__(
+        self,
+        durations: Sequence[float],
+        languages: Sequence[str],
+        max_batch_duration: float,
+        alpha: float = 0.5,
+        max_batch_size: int | None = None,
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ):
+        if max_batch_duration <= 0:
+            raise ValueError(f"max_batch_duration must be positive, got {max_batch_duration}")
+        self.durations = np.asarray(durations, dtype=np.float64)
+        self.languages = list(languages)
+        self.ratios = language_sampling_ratios(self.durations, self.languages, alpha)
+        self.max_batch_duration = float(max_batch_duration)
+        self.max_batch_size = max_batch_size
+        self.seed = seed
+        self.epoch = 0
+        self.num_replicas, self.rank = _dist_info(num_replicas, rank)
+        self._by_lang: dict[str, np.ndarray] = {}
+        for lang in self.ratios:
+            self._by_lang[lang] = np.array(
+                [i for i, code in enumerate(self.languages) if code == lang], dtype=np.int64
+            )
+        self._batches: list[list[int]] | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose batches are drawn (called by SpeechBrain's ``fit``)."""
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self._batches = None
+
+    def _draw(self, rng: np.random.Generator) -> np.ndarray:
+        drawn = []
+        for lang, idx in self._by_lang.items():
+            ratio = self.ratios[lang]["ratio"]
+            whole, frac = int(math.floor(ratio)), ratio - math.floor(ratio)
+            drawn.extend([idx] * whole)
+            extra = int(round(frac * len(idx)))
+            if extra:
+                drawn.append(rng.choice(idx, size=extra, replace=False))
+        out = np.concatenate(drawn) if drawn else np.zeros(0, dtype=np.int64)
+        return out[rng.permutation(len(out))]
+
+    def _pack(self, order: np.ndarray) -> list[list[int]]:
+        batches, current, longest = [], [], 0.0
+        for i in order.tolist():
+            dur = self.durations[i]
+            longer = max(longest, dur)
+            full = self.max_batch_size is not None and len(current) >= self.max_batch_size
+            if current and (longer * (len(current) + 1) > self.max_batch_duration or full):
+                batches.append(current)
+                current, longer = [], dur
+            current.append(i)
+            longest = longer
+        if current:
+            batches.append(current)
+        return batches
+
+    def _global_batches(self) -> list[list[int]]:
+        rng = np.random.default_rng(self.seed + self.epoch)
+        order = self._draw(rng)
+        # Sort by duration inside windows: little padding, still a random order.
+        window = max(
+            1,
+            int(
+                SORT_WINDOW_BATCHES
+                * self.max_batch_duration
+                / max(float(np.median(self.durations)), 1e-3)
+            ),
+        )
+        batches = []
+        for start in range(0, len(order), window):
+            chunk = order[start : start + window]
+            chunk = chunk[np.argsort(self.durations[chunk], kind="stable")]
+            batches.extend(self._pack(chunk))
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def _rank_batches(self) -> list[list[int]]:
+        if self._batches is None:
+            batches = self._global_batches()
+            per_rank = len(batches) // self.num_replicas
+            if per_rank == 0:
+                raise ValueError(
+                    f"{len(batches)} batches cannot be shared by {self.num_replicas} ranks: "
+                    "lower max_batch_duration or add data"
+                )
+            self._batches = batches[self.rank : per_rank * self.num_replicas : self.num_replicas]
+        return self._batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self._rank_batches()
+
+    def __len__(self) -> int:
+        return len(self._rank_batches())
+
+    def language_counts(self) -> Counter:
+        """How many items of each language this rank sees in the current epoch."""
+        return Counter(self.languages[i] for b in self._rank_batches() for i in b)
