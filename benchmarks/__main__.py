@@ -1,0 +1,248 @@
+"""``python -m benchmarks``: run the benchmarks, print the markdown table, write JSON and markdown.
+
+Examples
+--------
+``python -m benchmarks``                       everything, at the sizes the device allows
+``python -m benchmarks --quick``               fewer rounds, 1,000 retrieval queries
+``python -m benchmarks --only train --sizes small --threads 1``
+``python -m benchmarks --output results/gpu.json --probe``
+
+On a CPU the sizes default to ``small``; with a GPU to ``small,real``
+(``real``: w2v-BERT 2.0 and BGE-M3 sizes, randomly initialised; it is refused
+on a CPU, where one step would take minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import sys
+import time
+import warnings
+
+BENCHMARKS = ("train", "frontend", "inference", "retrieval")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Side-by-side speed measurements of sense and the SpeechBrain SENSE recipe.",
+    )
+    p.add_argument(
+        "--only",
+        default=",".join(BENCHMARKS),
+        help=f"comma-separated subset of {','.join(BENCHMARKS)} (default: all)",
+    )
+    p.add_argument(
+        "--sizes",
+        default="auto",
+        help="comma-separated sizes among tiny, small, real (default: small on CPU, "
+        "small,real with a GPU)",
+    )
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    p.add_argument(
+        "--precision",
+        default=None,
+        choices=["fp32", "bf16", "fp16"],
+        help="training/inference precision (default: fp32 on CPU, bf16 on GPU)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="timed repetitions of each system (default 5; 3 with --quick)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="3 rounds, 1,000 retrieval queries: a check that everything runs",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch and faiss (default: torch's choice); on a shared "
+        "machine, fewer threads than cores avoids oversubscription",
+    )
+    p.add_argument("--utterances", type=int, default=8, help="utterances per training batch")
+    p.add_argument("--min-seconds", type=float, default=2.0)
+    p.add_argument("--max-seconds", type=float, default=6.0)
+    p.add_argument(
+        "--probe",
+        action="store_true",
+        help="include FlagEmbedding's batch-size probe forward in the recipe's teacher",
+    )
+    p.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="device peak (TFLOP/s) for MFU when the GPU is not in the table",
+    )
+    p.add_argument(
+        "--retrieval-queries", type=int, default=None, help="default 5,000 (1,000 with --quick)"
+    )
+    p.add_argument("--retrieval-database", type=int, default=280_000)
+    p.add_argument("--inference-files", type=int, default=16)
+    p.add_argument(
+        "--output",
+        default="results/bench.json",
+        help="JSON file to write; the markdown goes next to it with .md",
+    )
+    return p.parse_args(argv)
+
+
+def _quiet() -> None:
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    logging.basicConfig(level=logging.WARNING)
+    logging.disable(logging.INFO)  # SpeechBrain's per-Brain parameter reports and the like
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _set_threads(threads: int | None) -> None:
+    import torch
+
+    if threads is None:
+        return
+    torch.set_num_threads(threads)
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(threads)
+    except ImportError:
+        pass
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    _set_threads(args.threads)
+
+    import torch
+
+    from benchmarks import frontend, inference, report, retrieval, train_step
+    from benchmarks.common import load_average, machine_info, pick_device
+
+    only = [x.strip() for x in args.only.split(",") if x.strip()]
+    unknown = sorted(set(only) - set(BENCHMARKS))
+    if unknown:
+        raise SystemExit(f"unknown benchmark(s) {unknown}; choose among {list(BENCHMARKS)}")
+    device = pick_device(args.device)
+    sizes = (
+        (["small", "real"] if device.type == "cuda" else ["small"])
+        if args.sizes == "auto"
+        else [s.strip() for s in args.sizes.split(",") if s.strip()]
+    )
+    rounds = args.rounds or (3 if args.quick else 5)
+    queries = args.retrieval_queries or (1_000 if args.quick else 5_000)
+
+    started = time.perf_counter()
+    results = {
+        "command": "python -m benchmarks "
+        + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)),
+        "machine": machine_info(device),
+        "settings": {**vars(args), "rounds": rounds, "sizes": sizes, "retrieval_queries": queries},
+        "train_step": [],
+        "inference": [],
+        "errors": [],
+    }
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 in both steps
+
+    def attempt(name, fn):
+        print(f"[benchmarks] {name} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        try:
+            out = fn()
+        except Exception as err:  # noqa: BLE001 - record, go on, fail at the end
+            logging.getLogger("benchmarks").exception("%s failed", name)
+            results["errors"].append(f"{name}: {type(err).__name__}: {err}")
+            return None
+        print(
+            f"[benchmarks] {name} done in {time.perf_counter() - t0:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        return out
+
+    batch_kw = dict(
+        num_utterances=args.utterances, min_seconds=args.min_seconds, max_seconds=args.max_seconds
+    )
+    for size in sizes:
+        if size == "real" and device.type != "cuda":
+            if "train" in only or "inference" in only:
+                results["train_step"].append(
+                    {"size": "real", "error": "the real sizes are run only on a GPU"}
+                )
+            continue
+        if "train" in only:
+            r = attempt(
+                f"training step ({size})",
+                lambda size=size: train_step.run(
+                    size,
+                    rounds=rounds,
+                    device=device,
+                    precision=args.precision,
+                    probe=args.probe,
+                    peak=args.peak_tflops,
+                    **batch_kw,
+                ),
+            )
+            if r is not None:
+                results["train_step"].append(r)
+        if "inference" in only:
+            r = attempt(
+                f"inference ({size})",
+                lambda size=size: inference.run(
+                    size,
+                    rounds=max(3, rounds // 2),
+                    device=device,
+                    precision=args.precision,
+                    num_files=args.inference_files,
+                    min_seconds=args.min_seconds,
+                    max_seconds=args.max_seconds,
+                ),
+            )
+            if r is not None:
+                results["inference"].append(r)
+    if "frontend" in only:
+        results["frontend"] = attempt(
+            "front-end", lambda: frontend.run(rounds=rounds, device=device, **batch_kw)
+        )
+    if "retrieval" in only:
+        results["retrieval"] = attempt(
+            "retrieval",
+            lambda: retrieval.run(
+                num_queries=queries, database_size=args.retrieval_database, device=device
+            ),
+        )
+
+    results["elapsed_s"] = round(time.perf_counter() - started, 1)
+    results["load_average_end"] = load_average()
+    markdown = report.render(results)
+    if args.output:
+        folder = os.path.dirname(os.path.abspath(args.output))
+        os.makedirs(folder, exist_ok=True)
+        with open(args.output, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2)
+        with open(os.path.splitext(args.output)[0] + ".md", "w", encoding="utf-8") as f:
+            f.write(markdown)
+    print(markdown)
+    if results["errors"]:
+        print("[benchmarks] failed: " + "; ".join(results["errors"]), file=sys.stderr)
+    return results
+
+
+if __name__ == "__main__":
+    _quiet()  # only as a program: logging and warnings are process-wide
+    sys.exit(1 if main()["errors"] else 0)

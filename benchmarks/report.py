@@ -1,0 +1,174 @@
+"""Markdown rendering of a benchmark result (the dict ``python -m benchmarks`` writes as JSON)."""
+
+from __future__ import annotations
+
+
+def _fmt(x, digits: int = 3) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, float):
+        return f"{x:.{digits}g}" if abs(x) < 1000 else f"{x:,.0f}"
+    return str(x)
+
+
+def _params(n: int) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
+
+
+def _ms(seconds) -> str:
+    return "n/a" if seconds is None else f"{1000 * seconds:.1f} ms"
+
+
+def train_step_explanation(r: dict) -> str:
+    """Where the two steps' times differ, from the component timings."""
+    c = r["components_median_s"]
+    ours, theirs = r["ours"]["step_median_s"], r["theirs"]["step_median_s"]
+    common = max(0.0, ours - c["our_frontend"] - c["our_teacher_lookup"])
+    extra = c["their_frontend"] + c["their_teacher"]
+    bound = (common + extra) / max(common + c["our_frontend"] + c["our_teacher_lookup"], 1e-12)
+    return (
+        f"Of our {_ms(ours)} step, {_ms(c['our_frontend'])} is the batched front-end and "
+        f"{_ms(c['our_teacher_lookup'])} the cache lookup; the rest, about {_ms(common)}, is the "
+        "student's forward and backward pass and the optimizer steps, which both steps share. "
+        f"The recipe's step adds its numpy front-end ({_ms(c['their_frontend'])}) and a teacher "
+        f"forward ({_ms(c['their_teacher'])}) to that shared part: components alone predict a "
+        f"ratio of about {bound:.2f}x (measured: {r['speedup']:.2f}x; {_ms(theirs)} per step)."
+    )
+
+
+def render(results: dict) -> str:
+    """The whole report as markdown."""
+    out = ["# sense benchmarks", ""]
+    m = results.get("machine", {})
+    out.append(
+        f"Machine: {m.get('cpu', '?')}, {m.get('cpu_cores', '?')} cores "
+        f"({m.get('torch_threads', '?')} torch threads), {m.get('memory_gb', '?')} GB RAM"
+        + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU")
+        + f"; load average {m.get('load_average_start')} at start, "
+        f"{results.get('load_average_end')} at end. torch {m.get('torch')}, "
+        f"speechbrain {m.get('speechbrain')}, transformers {m.get('transformers')}."
+    )
+    out.append(
+        f"Command: `{results.get('command', 'python -m benchmarks')}` "
+        f"({results.get('elapsed_s', 0):.0f} s)."
+    )
+    out.append("")
+
+    for r in results.get("train_step", []):
+        if "error" in r:
+            out += [f"## Training step: {r['size']}", "", f"Not run: {r['error']}", ""]
+            continue
+        out += _train_step(r)
+    if results.get("frontend"):
+        out += _frontend(results["frontend"])
+    for r in results.get("inference", []):
+        out += _inference(r)
+    if results.get("retrieval"):
+        out += _retrieval(results["retrieval"])
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _train_step(r: dict) -> list[str]:
+    b, s, t = r["batch"], r["student"], r["teacher"]
+    o, h = r["ours"], r["theirs"]
+    n = len(o["step_times_s"])
+    lines = [
+        f"## Training step: {r['size']} size, {r['device_name']}, {r['precision']}",
+        "",
+        f"Batch: {b['utterances']} utterances, {b['audio_seconds']:.1f} s of audio "
+        f"({min(b['durations_s']):.1f}-{max(b['durations_s']):.1f} s). Student: w2v-BERT 2.0 "
+        f"architecture, hidden {s['hidden_size']}, {s['layers']} layers, {s['heads']} heads, "
+        f"FFN {s['ffn']} ({_params(s['parameters'])} parameters). Teacher: XLM-RoBERTa, "
+        f"hidden {t['hidden_size']}, {t['layers']} layers ({_params(t['parameters'])} "
+        f"parameters), {sum(t['tokens'])} tokens per batch. Medians of {n} steps each, "
+        "in alternation.",
+        "",
+        "| | ours (`DistillationBrain`) | SpeechBrain recipe | ratio |",
+        "|---|---:|---:|---:|",
+        f"| step time | {_ms(o['step_median_s'])} | {_ms(h['step_median_s'])} | "
+        f"**{r['speedup']:.2f}x** |",
+        f"| audio seconds per second | {o['audio_seconds_per_second']:.1f} | "
+        f"{h['audio_seconds_per_second']:.1f} | {r['speedup']:.2f}x |",
+        f"| peak memory (state + step), MB | {_fmt(o['peak_memory_mb'])} "
+        f"({_fmt(o['state_mb'])} + {_fmt(o['step_peak_increase_mb'])}) | "
+        f"{_fmt(h['peak_memory_mb'])} ({_fmt(h['state_mb'])} + "
+        f"{_fmt(h['step_peak_increase_mb'])}) | |",
+        f"| model TFLOP/s | {o['model_tflops_per_s']:.3g} | {h['model_tflops_per_s']:.3g} | |",
+    ]
+    if r.get("peak_tflops"):
+        lines.append(
+            f"| MFU (peak {r['peak_tflops']:g} TFLOP/s bf16) | {100 * o['mfu']:.1f}% | "
+            f"{100 * h['mfu']:.1f}% | |"
+        )
+    c = r["components_median_s"]
+    lines += [
+        "",
+        f"Parts that differ (medians): front-end {_ms(c['our_frontend'])} (ours) vs "
+        f"{_ms(c['their_frontend'])} (recipe); teacher: cache lookup "
+        f"{_ms(c['our_teacher_lookup'])} vs forward {_ms(c['their_teacher'])}"
+        + (" (with FlagEmbedding's probe forward)" if r.get("probe") else "")
+        + f". Model FLOPs: {r['model_gflops_per_audio_second']:.3g} GFLOP per second of audio "
+        f"for training ({r['model_gflops_per_step']:.4g} GFLOP per step); the recipe's teacher "
+        f"adds {t['forward_gflops_per_step']:.3g} GFLOP per step.",
+        "",
+        train_step_explanation(r),
+        "",
+    ]
+    return lines
+
+
+def _frontend(r: dict) -> list[str]:
+    lines = [
+        f"## Front-end: batch of {r['batch']['utterances']} utterances "
+        f"({r['batch']['audio_seconds']:.0f} s of audio)",
+        "",
+        "| | time | audio s per s | speedup | max abs error vs HF |",
+        "|---|---:|---:|---:|---:|",
+        f"| HF `SeamlessM4TFeatureExtractor` (numpy, per utterance) | "
+        f"{_ms(r['hf_extractor_s'])} | {r['audio_seconds_per_second']['hf']:,.0f} | 1x | |",
+    ]
+    for dev, p in r["parity"].items():
+        lines.append(
+            f"| `W2VBertFbank` on {dev} (batched torch) | {_ms(r[f'ours_{dev}_s'])} | "
+            f"{r['audio_seconds_per_second'][f'ours_{dev}']:,.0f} | {r[f'speedup_{dev}']:.1f}x | "
+            f"{p['max_abs_error']:.2g} (features have std {p['feature_std']:.2g}; "
+            f"frame counts equal: {p['frame_counts_equal']}) |"
+        )
+    return lines + [""]
+
+
+def _inference(r: dict) -> list[str]:
+    lines = [
+        f"## Inference: `SENSE.encode_files`, {r['size']} size, {r['device']}, {r['precision']}",
+        "",
+        f"{r['files']} WAV files, {r['audio_seconds']:.0f} s of audio, read, embedded "
+        f"({r['embedding_dim']}-dim).",
+        "",
+        "| batch size | time | real-time factor | audio s per s | files per s |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for key in sorted(k for k in r if k.startswith("batch_")):
+        v = r[key]
+        lines.append(
+            f"| {key.split('_')[1]} | {_ms(v['median_s'])} | {v['rtf']:.4f} | "
+            f"{v['audio_seconds_per_second']:,.0f} | {v['files_per_second']:,.1f} |"
+        )
+    return lines + [""]
+
+
+def _retrieval(r: dict) -> list[str]:
+    nd, dim = r["database"]
+    return [
+        f"## Retrieval: {r['queries']:,} queries against {nd:,} x {dim} ({r['device']})",
+        "",
+        "| | time | queries per s | R@1 |",
+        "|---|---:|---:|---:|",
+        f"| `sense.retrieval.search` (exact, {r['backend']}) | {r['search_s']:.2f} s | "
+        f"{r['search_queries_per_second']:,.0f} | {r['r_at_1_search']:.4f} |",
+        f"| brute force (full score matrix, argmax) | {r['brute_force_s']:.2f} s | "
+        f"{r['brute_force_queries_per_second']:,.0f} | {r['r_at_1_brute_force']:.4f} |",
+        "",
+        f"Top-1 agreement with brute force: {100 * r['top1_agreement']:.2f}% of queries. "
+        f"Mean subtraction and normalisation of both sides: {r['prepare_s']:.2f} s.",
+        "",
+    ]
