@@ -53,6 +53,9 @@ HPARAMS_FILE = "hyperparams.yaml"
 ENCODER_DIR = "encoder"
 POOLING_FILE = "pooling.ckpt"
 META_FILE = "meta.json"
+# Mean teacher embedding subtracted from the distillation targets (optional):
+# text embeddings get the same centring, so speech and text stay comparable.
+TEACHER_CENTER_FILE = "teacher_center.pt"
 
 #: Recordings longer than this (seconds) are cut into windows at inference.
 DEFAULT_MAX_DURATION = 30.0
@@ -258,6 +261,7 @@ def export_model(
     teacher_kind: str = "auto",
     teacher_pooling: str | None = None,
     extra: dict | None = None,
+    teacher_center: torch.Tensor | None = None,
     normalize: bool = True,
     max_duration: float = DEFAULT_MAX_DURATION,
     window: float = DEFAULT_WINDOW,
@@ -285,6 +289,10 @@ def export_model(
     teacher_pooling : {"cls", "mean", "pooler"}, optional
         Token pooling of a transformers teacher; ``None`` lets
         :func:`sense.lobes.text.infer_pooling` choose (``"cls"`` for BGE-M3).
+    teacher_center : torch.Tensor, optional
+        [D] mean teacher embedding the targets were centred on during
+        training (``teacher_centering``); saved as ``teacher_center.pt`` and
+        subtracted from every text embedding at inference.
     extra : dict, optional
         Training information stored in ``meta.json`` (JSON-serialisable;
         anything else is written as its ``str``).
@@ -339,6 +347,14 @@ def export_model(
         _save_feature_extractor(encoder, encoder_dir)
         state = {k: v.detach().cpu().clone() for k, v in pooling.state_dict().items()}
         torch.save(state, os.path.join(tmp, POOLING_FILE))
+        if teacher_center is not None:
+            center = teacher_center.detach().float().cpu().reshape(-1)
+            if center.numel() != pooling.output_dim:
+                raise ValueError(
+                    f"teacher_center has {center.numel()} values, the embeddings "
+                    f"{pooling.output_dim}"
+                )
+            torch.save(center, os.path.join(tmp, TEACHER_CENTER_FILE))
         with open(os.path.join(tmp, HPARAMS_FILE), "w", encoding="utf-8") as f:
             f.write(
                 render_hparams(
@@ -367,7 +383,12 @@ def export_model(
                 "frame_dim": int(encoder.output_dim),
             },
             "embedding_dim": int(pooling.output_dim),
-            "teacher": {"source": teacher_source, "kind": teacher_kind, "pooling": teacher_pooling},
+            "teacher": {
+                "source": teacher_source,
+                "kind": teacher_kind,
+                "pooling": teacher_pooling,
+                "center": TEACHER_CENTER_FILE if teacher_center is not None else None,
+            },
             "extra": extra or {},
         }
         with open(os.path.join(tmp, META_FILE), "w", encoding="utf-8") as f:

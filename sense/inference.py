@@ -654,7 +654,23 @@ class SENSE(Pretrained):
         """
         if isinstance(texts, str):
             texts = [texts]
-        return self.teacher.encode(list(texts), batch_size=batch_size, progress=progress).cpu()
+        emb = self.teacher.encode(list(texts), batch_size=batch_size, progress=progress).cpu()
+        center = self.teacher_center
+        if center is not None:  # the space the student was trained in
+            emb = torch.nn.functional.normalize(emb.float() - center, dim=-1)
+        return emb
+
+    @property
+    def teacher_center(self) -> torch.Tensor | None:
+        """[D] mean teacher embedding the student's targets were centred on, if any."""
+        if not hasattr(self, "_teacher_center"):
+            from sense.export import TEACHER_CENTER_FILE
+
+            path = os.path.join(self.hparams.model_dir, TEACHER_CENTER_FILE)
+            self._teacher_center = (
+                torch.load(path, map_location="cpu") if os.path.isfile(path) else None
+            )
+        return self._teacher_center
 
     @staticmethod
     def similarity(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

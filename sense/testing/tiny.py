@@ -105,7 +105,7 @@ def build_tiny_w2v_bert(
         right_max_position_embeddings=4,
         add_adapter=False,
         layerdrop=0.0,
-        mask_time_prob=0.0,
+        mask_time_prob=0.05,
         vocab_size=None,
     )
     config.architectures = ["Wav2Vec2BertModel"]
@@ -146,7 +146,7 @@ def build_tiny_wav2vec2(
         num_conv_pos_embeddings=16,
         num_conv_pos_embedding_groups=2,
         layerdrop=0.0,
-        mask_time_prob=0.0,
+        mask_time_prob=0.05,
         vocab_size=None,
     )
     config.architectures = ["Wav2Vec2Model"]

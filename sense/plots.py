@@ -1,0 +1,137 @@
+"""Figures: training curves and where the attention pooling looks in an utterance.
+
+:func:`plot_attention` draws the per-frame attention weights of the pooling
+over one utterance with its word boundaries, like Figure 3 of the SENSE paper
+(section VII); :func:`plot_training_curve` draws the losses and validation R@1
+per epoch from a SpeechBrain ``train_log.txt``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+FIGURE_DPI = 120
+_STAT = re.compile(r"(train|valid) ([^:,]+): ([-+0-9.e]+)")
+_EPOCH = re.compile(r"^epoch: (\d+)")
+
+
+def read_train_log(path: str) -> list[dict[str, float]]:
+    """Per-epoch statistics of a SpeechBrain ``FileTrainLogger`` file.
+
+    Returns
+    -------
+    list of dict
+        One dict per epoch line, e.g. ``{"epoch": 1, "train loss": 0.9,
+        "valid loss": 0.8, "valid R@1": 0.1}``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> p = os.path.join(tempfile.mkdtemp(), "log.txt")
+    >>> _ = open(p, "w").write("epoch: 1, lr: 1.0 - train loss: 0.9 - valid loss: 0.8, valid R@1: 0.1\\n")
+    >>> read_train_log(p)
+    [{'epoch': 1, 'train loss': 0.9, 'valid loss': 0.8, 'valid R@1': 0.1}]
+    """
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            match = _EPOCH.match(line)
+            if not match:
+                continue
+            row: dict[str, float] = {"epoch": int(match.group(1))}
+            for stage, name, value in _STAT.findall(line):
+                row[f"{stage} {name.strip()}"] = float(value)
+            rows.append(row)
+    return rows
+
+
+def plot_training_curve(train_log: str, path: str, title: str = "Distillation") -> str:
+    """Losses (left) and mean validation R@1 (right) per epoch, saved as PNG."""
+    rows = read_train_log(train_log)
+    if not rows:
+        raise ValueError(f"{train_log}: no epoch statistics to plot")
+    epochs = [r["epoch"] for r in rows]
+    fig, (ax_loss, ax_r1) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for key, style in (("train loss", "o-"), ("valid loss", "s-")):
+        if any(key in r for r in rows):
+            ax_loss.plot(epochs, [r.get(key, float("nan")) for r in rows], style, label=key)
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("cosine distance to the teacher")
+    ax_loss.legend()
+    ax_loss.grid(alpha=0.3)
+    if any("valid R@1" in r for r in rows):
+        ax_r1.plot(
+            epochs, [100 * r.get("valid R@1", float("nan")) for r in rows], "o-", color="tab:green"
+        )
+    ax_r1.set_xlabel("epoch")
+    ax_r1.set_ylabel("valid R@1 speech → own transcript (%)")
+    ax_r1.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_attention(
+    times: Sequence[float],
+    weights: Sequence[float],
+    path: str,
+    words: Sequence[tuple[str, float, float]] = (),
+    title: str = "",
+    duration: float | None = None,
+) -> str:
+    """Attention weight of each frame over time, with word boundaries (paper's Fig. 3).
+
+    Parameters
+    ----------
+    times, weights : sequence of float
+        Frame times (seconds) and attention weights (summing to one).
+    path : str
+        PNG file to write.
+    words : sequence of (word, start, end)
+        Word boundaries in seconds, drawn as shaded spans with the word.
+    title : str
+        Figure title (e.g. the transcript).
+    duration : float, optional
+        Length of the recording (x-axis limit).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> p = plot_attention([0.0, 0.02, 0.04], [0.2, 0.5, 0.3],
+    ...                    os.path.join(tempfile.mkdtemp(), "a.png"), [("bonjour", 0.0, 0.04)])
+    >>> os.path.isfile(p)
+    True
+    """
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    ax.plot(list(times), list(weights), color="tab:blue", lw=1.5, label="attention weight")
+    top = max(weights) if len(weights) else 1.0
+    for i, (word, start, end) in enumerate(words):
+        ax.axvspan(start, end, color="tab:orange" if i % 2 else "tab:olive", alpha=0.12, lw=0)
+        ax.text(
+            (start + end) / 2, top * 1.02, word, ha="center", va="bottom", fontsize=8, rotation=30
+        )
+    uniform = 1.0 / max(len(weights), 1)
+    ax.axhline(uniform, color="grey", ls=":", lw=1, label="uniform")
+    ax.set_xlim(0, duration if duration else (max(times) if len(times) else 1.0))
+    ax.set_ylim(0, top * 1.25)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("attention weight")
+    ax.legend(loc="upper right", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10, pad=28)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path: str) -> str:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=FIGURE_DPI)
+    plt.close(fig)
+    return path

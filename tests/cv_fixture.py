@@ -1,0 +1,133 @@
+"""A tiny Common Voice release in the real layout, with real mp3 clips."""
+
+import os
+
+import numpy as np
+import soundfile as sf
+
+CV_COLUMNS = (
+    "client_id",
+    "path",
+    "sentence_id",
+    "sentence",
+    "sentence_domain",
+    "up_votes",
+    "down_votes",
+    "age",
+    "gender",
+    "accents",
+    "variant",
+    "locale",
+    "segment",
+)
+RATE = 48000
+SENTENCES = {
+    "fr": [
+        "le chat dort",
+        "un jeune médecin lit une lettre",
+        "il pleut sur le jardin",
+        "le train arrive à midi",
+        "nous mangeons du pain",
+        "la porte est ouverte",
+        "elle chante une chanson",
+        "le ciel est bleu",
+    ],
+    "de": [
+        "die Katze schläft",
+        "ein junger Arzt liest einen Brief",
+        "es regnet im Garten",
+        "der Zug kommt um zwölf",
+        "wir essen Brot",
+        "die Tür ist offen",
+        "sie singt ein Lied",
+        "der Himmel ist blau",
+    ],
+    "ru": [
+        "кошка спит",
+        "молодой врач читает письмо",
+        "в саду идёт дождь",
+        "поезд приходит в полдень",
+        "мы едим хлеб",
+        "дверь открыта",
+        "она поёт песню",
+        "небо синее",
+    ],
+}
+
+
+def _clip(seed: int, seconds: float) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * RATE)) / RATE
+    freqs = rng.uniform(150, 900, size=3)
+    wav = sum(np.sin(2 * np.pi * f * t) for f in freqs) / 6
+    return (wav + 0.01 * rng.standard_normal(t.shape)).astype("float32")
+
+
+def _write_tsv(path, rows):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\t".join(CV_COLUMNS) + "\n")
+        for row in rows:
+            f.write("\t".join(str(row.get(c, "")) for c in CV_COLUMNS) + "\n")
+
+
+def build_common_voice(root: str, n_train: int = 6, n_dev: int = 2) -> dict:
+    """Write ``root/<locale>/{train,dev,test,validated}.tsv`` and ``clips/*.mp3``.
+
+    Three rows are bad on purpose: in ``fr`` train a corrupt clip, in ``de``
+    train a missing clip, in ``ru`` train an empty transcript.
+
+    Returns ``{"bad": {clip: reason}, "good": {split: count}}``.
+    """
+    bad = {}
+    good = {"train": 0, "dev": 0}
+    for li, (loc, sentences) in enumerate(SENTENCES.items()):
+        clips_dir = os.path.join(root, loc, "clips")
+        os.makedirs(clips_dir, exist_ok=True)
+        rows = {"train": [], "dev": []}
+        for i, sentence in enumerate(sentences[: n_train + n_dev]):
+            split = "train" if i < n_train else "dev"
+            name = f"common_voice_{loc}_{1000 + i}.mp3"
+            sf.write(
+                os.path.join(clips_dir, name),
+                _clip(100 * li + i, 0.6 + 0.15 * (i % 4)),
+                RATE,
+                format="MP3",
+            )
+            rows[split].append(
+                {
+                    "client_id": f"c{li}{i % 2}",
+                    "path": name,
+                    "sentence_id": f"s{li}{i}",
+                    "sentence": sentence,
+                    "sentence_domain": "",
+                    "up_votes": 2,
+                    "down_votes": 0,
+                    "locale": loc,
+                }
+            )
+            good[split] += 1
+        extra = {
+            "path": f"common_voice_{loc}_9999.mp3",
+            "client_id": "cx",
+            "sentence_id": "sx",
+            "sentence": sentences[0] + " encore",
+            "up_votes": 2,
+            "down_votes": 0,
+            "locale": loc,
+        }
+        if loc == "fr":  # corrupt: not an mp3
+            with open(os.path.join(clips_dir, extra["path"]), "wb") as f:
+                f.write(b"ID3 this is not really audio" * 10)
+            bad[extra["path"]] = "unreadable audio"
+        elif loc == "de":  # missing: listed but never written
+            bad[extra["path"]] = "no such file"
+        else:  # empty transcript on a good clip
+            sf.write(os.path.join(clips_dir, extra["path"]), _clip(999, 0.7), RATE, format="MP3")
+            extra["sentence"] = ""
+            bad[extra["path"]] = "empty transcript"
+        rows["train"].append(extra)
+        _write_tsv(os.path.join(root, loc, "train.tsv"), rows["train"])
+        _write_tsv(os.path.join(root, loc, "dev.tsv"), rows["dev"])
+        _write_tsv(os.path.join(root, loc, "test.tsv"), [])
+        _write_tsv(os.path.join(root, loc, "validated.tsv"), rows["train"] + rows["dev"])
+    return {"bad": bad, "good": good}

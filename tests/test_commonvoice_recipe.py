@@ -1,0 +1,259 @@
+"""End-to-end tests of recipes/CommonVoice/SENSE on a tiny Common Voice release."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from cv_fixture import build_common_voice
+
+from sense.prepare import PreparationReport
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+RECIPE = os.path.join(REPO, "recipes", "CommonVoice", "SENSE")
+TIMEOUT = 600
+
+pytestmark = pytest.mark.slow
+
+
+def _env():
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join([REPO, env.get("PYTHONPATH", "")])
+    return env
+
+
+def _args(cv, out, w2v, xlmr, *extra):
+    """Recipe arguments for the tiny models; ``extra`` replaces defaults of the same name."""
+    names = {e.split("=", 1)[0] for e in extra}
+    defaults = [
+        "hparams/train_sense.yaml",
+        f"--data_folder={cv}",
+        f"--output_folder={out}",
+        f"--student_source={w2v}",
+        f"--teacher_source={xlmr}",
+        "--encoder_dim=32",
+        "--encoder_lr=0.002",
+        "--max_batch_duration=4",
+        "--prepare_workers=1",
+        "--num_workers=0",
+        "--device=cpu",
+        f"--batch_log={out}/batches",
+    ]
+    return [a for a in defaults if a.split("=", 1)[0] not in names] + list(extra)
+
+
+def _train(args, **kw):
+    return subprocess.run(
+        [sys.executable, "train.py", *args],
+        cwd=RECIPE,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        **kw,
+    )
+
+
+def _valid_losses(out):
+    with open(os.path.join(out, "train_log.txt"), encoding="utf-8") as f:
+        return [float(m) for m in re.findall(r"valid loss: ([0-9.e+-]+)", f.read())]
+
+
+def _checkpoints(out):
+    save = os.path.join(out, "save")
+    return sorted(os.path.join(save, d) for d in os.listdir(save) if d.startswith("CKPT+"))
+
+
+@pytest.fixture(scope="module")
+def cv_release(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("cv"))
+    return root, build_common_voice(root)
+
+
+@pytest.fixture(scope="module")
+def trained(cv_release, tiny_w2v_bert, tiny_xlmr, tmp_path_factory):
+    cv, _ = cv_release
+    out = str(tmp_path_factory.mktemp("run"))
+    proc = _train(_args(cv, out, tiny_w2v_bert, tiny_xlmr, "--number_of_epochs=2"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out
+
+
+def test_report_lists_exactly_the_bad_rows(cv_release, trained):
+    _, info = cv_release
+    rows = PreparationReport.read(os.path.join(trained, "data", "preparation_report.tsv"))
+    assert {r["item"]: r["reason"] for r in rows} == info["bad"]
+    with open(os.path.join(trained, "data", "train.csv"), encoding="utf-8") as f:
+        assert sum(1 for _ in f) - 1 == info["good"]["train"]
+
+
+def test_loss_falls_and_both_parts_learn(trained):
+    losses = _valid_losses(trained)
+    assert len(losses) == 2 and losses[1] < losses[0]
+    first, second = _checkpoints(trained)
+    for name in ("pooling", "encoder"):
+        a = torch.load(os.path.join(first, f"{name}.ckpt"), map_location="cpu")
+        b = torch.load(os.path.join(second, f"{name}.ckpt"), map_location="cpu")
+        changed = [k for k in a if a[k].is_floating_point() and not torch.equal(a[k], b[k])]
+        assert changed, f"{name} did not change between epochs"
+    # both optimizers are checkpointed, with a state
+    for name in ("encoder_optimizer", "pooling_optimizer"):
+        state = torch.load(os.path.join(second, f"{name}.ckpt"), map_location="cpu")
+        assert state["state"], name
+
+
+def test_teacher_is_not_reencoded_and_prep_is_idempotent(
+    cv_release, trained, tiny_w2v_bert, tiny_xlmr
+):
+    cv, _ = cv_release
+    proc = _train(_args(cv, trained, tiny_w2v_bert, tiny_xlmr, "--number_of_epochs=2"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    assert "already prepared" in log
+    assert re.search(r"teacher cache .*: 24 rows, 24 kept, 0 to encode", log), log[-3000:]
+
+
+def test_exported_folder_loads(trained, tmp_path):
+    from sense.inference import SENSE
+
+    model = SENSE.from_hparams(source=os.path.join(trained, "model"), savedir=str(tmp_path))
+    wav = os.path.join(trained, "data", "wavs", "fr", "common_voice_fr_1000.flac")
+    emb = model.encode_file(wav)
+    assert emb.shape == (32,) and torch.isfinite(emb).all()
+
+
+def _batch_lines(out):
+    with open(os.path.join(out, "batches", "rank0.txt"), encoding="utf-8") as f:
+        return [line.split() for line in f]
+
+
+def test_kill_mid_epoch_and_resume(cv_release, tiny_w2v_bert, tiny_xlmr, tmp_path):
+    cv, _ = cv_release
+    common = [
+        "--number_of_epochs=1",
+        "--max_batch_duration=1.5",
+        "--ckpt_interval_steps=3",
+        "--ckpt_interval_minutes=0",
+    ]
+    reference = str(tmp_path / "reference")
+    proc = _train(_args(cv, reference, tiny_w2v_bert, tiny_xlmr, *common))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    all_batches = _batch_lines(reference)
+    assert len(all_batches) >= 8
+
+    out = str(tmp_path / "killed")
+    args = _args(cv, out, tiny_w2v_bert, tiny_xlmr, *common)
+    # Slow the first run down by one thread so the kill lands mid-epoch.
+    job = subprocess.Popen(
+        [sys.executable, "train.py", *args],
+        cwd=RECIPE,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + TIMEOUT
+    save = os.path.join(out, "save")
+    try:
+        while time.time() < deadline and job.poll() is None:
+            if os.path.isdir(save) and any(d.startswith("CKPT+") for d in os.listdir(save)):
+                os.killpg(job.pid, signal.SIGKILL)
+                break
+            time.sleep(0.05)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+    assert job.returncode == -signal.SIGKILL, "training ended before it could be killed"
+    (ckpt,) = _checkpoints(out)
+    with open(os.path.join(ckpt, "brain.ckpt"), encoding="utf-8") as f:
+        saved = dict(line.split(": ") for line in f.read().strip().splitlines())
+    saved_step = int(saved["step"])
+    saved_opt = {
+        name: max(
+            int(s["step"])
+            for s in torch.load(os.path.join(ckpt, f"{name}_optimizer.ckpt"), map_location="cpu")[
+                "state"
+            ].values()
+        )
+        for name in ("encoder", "pooling")
+    }
+    assert 0 < saved_step < len(all_batches)
+    assert saved_opt == {"encoder": saved_step, "pooling": saved_step}
+    seen_before_kill = len(_batch_lines(out))
+
+    proc = _train(args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(os.path.join(out, "train_log.txt"), encoding="utf-8") as f:
+        starts = re.findall(
+            r"start_optimizer_step: (\d+), start_epoch_step: (\d+) - train "
+            r"encoder_state_steps: (\d+), train pooling_state_steps: (\d+)",
+            f.read(),
+        )
+    # the resumed run reports the states it really loaded
+    assert tuple(map(int, starts[-1])) == (
+        saved_step,
+        saved_step,
+        saved_opt["encoder"],
+        saved_opt["pooling"],
+    )
+    # and continues with the next batch of the same epoch, to the same end
+    resumed = _batch_lines(out)[seen_before_kill:]
+    assert resumed == all_batches[saved_step:]
+
+
+def test_samu_xlsr_setting_trains(cv_release, tiny_wav2vec2, tiny_bert, tmp_path):
+    cv, _ = cv_release
+    out = str(tmp_path / "samu")
+    args = [
+        "hparams/train_samu_xlsr.yaml",
+        f"--data_folder={cv}",
+        f"--output_folder={out}",
+        f"--student_source={tiny_wav2vec2}",
+        f"--teacher_source={tiny_bert}",
+        "--encoder_dim=32",
+        "--teacher_dim=32",
+        "--number_of_epochs=1",
+        "--encoder_freeze_steps=2",
+        "--max_batch_duration=4",
+        "--prepare_workers=1",
+        "--num_workers=0",
+        "--device=cpu",
+    ]
+    proc = _train(args)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert os.path.isfile(os.path.join(out, "model", "pooling.ckpt"))
+    pooling = torch.load(os.path.join(out, "model", "pooling.ckpt"), map_location="cpu")
+    assert pooling["projection.weight"].shape == (32, 32)
+
+
+def test_torchrun_two_ranks_train_on_different_data(cv_release, tiny_w2v_bert, tiny_xlmr, tmp_path):
+    cv, _ = cv_release
+    out = str(tmp_path / "ddp")
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=29561",
+        "train.py",
+        *_args(
+            cv, out, tiny_w2v_bert, tiny_xlmr, "--number_of_epochs=1", "--distributed_backend=gloo"
+        ),
+    ]
+    proc = subprocess.run(
+        cmd, cwd=RECIPE, env=_env(), capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ranks = []
+    for rank in (0, 1):
+        with open(os.path.join(out, "batches", f"rank{rank}.txt"), encoding="utf-8") as f:
+            ranks.append([line.split() for line in f])
+    assert ranks[0] and len(ranks[0]) == len(ranks[1])  # same number of steps
+    # different batches on each rank
+    assert not {tuple(b) for b in ranks[0]} & {tuple(b) for b in ranks[1]}
+    assert os.path.isfile(os.path.join(out, "model", "hyperparams.yaml"))
