@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import soundfile as sf
@@ -89,6 +90,26 @@ def pad_batch(wavs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]
     return out, torch.tensor(lengths, dtype=torch.float32) / max(lengths)
 
 
+@lru_cache(maxsize=16)
+def _resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
+    """A resampler whose sinc kernel is computed once per rate pair."""
+    return torchaudio.transforms.Resample(orig, new)
+
+
+def resample(wav: torch.Tensor, orig: int, new: int) -> torch.Tensor:
+    """Resample ``wav`` [..., T] from ``orig`` Hz to ``new`` Hz (kernel cached).
+
+    Example
+    -------
+    >>> resample(torch.zeros(8000), 8000, 16000).shape
+    torch.Size([16000])
+    """
+    if orig == new:
+        return wav
+    with torch.no_grad():
+        return _resampler(orig, new)(wav)
+
+
 def audio_info(path: str) -> tuple[int, int]:
     """Return ``(num_frames, sample_rate)`` of an audio file without decoding it all.
 
@@ -154,9 +175,7 @@ def load_audio(
     wav = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
     if not torch.isfinite(wav).all():
         raise AudioError(path, "audio holds NaN or infinite samples")
-    if native_rate != sample_rate:
-        wav = torchaudio.functional.resample(wav, native_rate, sample_rate)
-    return wav
+    return resample(wav, native_rate, sample_rate)
 
 
 def find_audio_files(folder: str, extensions: Sequence[str] = AUDIO_EXTENSIONS) -> list[str]:
