@@ -26,7 +26,8 @@ flair, spacy and FlagEmbedding; :class:`FlagStyleTeacher` computes what it
 computes with transformers alone. Two deliberate departures, both in the
 recipe's favour or neutral:
 
-* FlagEmbedding's ``encode`` first runs a *probe* forward (the longest
+* FlagEmbedding's current ``encode`` (``M3Embedder.encode_single_device``)
+  first runs a *probe* forward (the longest
   sentence repeated ``batch_size`` = 12 times) to choose a batch size, on
   every call. It is not run unless ``probe=True``, so by default the
   recipe's teacher costs one forward per step, less than in reality.
@@ -39,7 +40,6 @@ recipe's favour or neutral:
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import tempfile
 
@@ -62,8 +62,6 @@ from benchmarks.models import SIZES, Size, build_student, build_teacher, pad, sy
 from sense.distill import DistillationBrain
 from sense.features import W2VBertFbank
 from sense.losses import cosine_distance
-
-logger = logging.getLogger(__name__)
 
 ENCODER_LR = 1e-5
 POOLING_LR = 1.0
