@@ -64,6 +64,9 @@ def build_tiny_w2v_bert(
     num_heads: int = TINY_HEADS,
     intermediate_size: int = TINY_FFN,
     seed: int = SEED,
+    conv_kernel: int = 5,
+    left_positions: int = 16,
+    right_positions: int = 4,
 ) -> str:
     """Save a tiny w2v-BERT 2.0 (``Wav2Vec2BertModel``) and its feature extractor.
 
@@ -77,6 +80,10 @@ def build_tiny_w2v_bert(
         Folder to write (``config.json``, weights, ``preprocessor_config.json``).
     hidden_size, num_layers, num_heads, intermediate_size : int
         Size of the Conformer stack.
+    conv_kernel : int
+        Depthwise convolution kernel of each Conformer layer (31 in w2v-BERT 2.0).
+    left_positions, right_positions : int
+        Range of the relative position embeddings (64 and 8 in w2v-BERT 2.0).
     seed : int
         Seed of the random initialisation.
 
@@ -100,9 +107,9 @@ def build_tiny_w2v_bert(
         num_attention_heads=num_heads,
         intermediate_size=intermediate_size,
         output_hidden_size=hidden_size,
-        conv_depthwise_kernel_size=5,
-        left_max_position_embeddings=16,
-        right_max_position_embeddings=4,
+        conv_depthwise_kernel_size=conv_kernel,
+        left_max_position_embeddings=left_positions,
+        right_max_position_embeddings=right_positions,
         add_adapter=False,
         layerdrop=0.0,
         mask_time_prob=0.05,
