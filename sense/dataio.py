@@ -20,6 +20,8 @@ import torch
 import torchaudio
 
 SAMPLE_RATE = 16000
+# Relative lengths may exceed 1 by float rounding (e.g. n / max(n) in another dtype).
+LENS_TOLERANCE = 1e-6
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".aiff", ".aif", ".au")
 
 
@@ -44,6 +46,62 @@ def check_lengths(lens: torch.Tensor, batch: int) -> None:
         raise ValueError(f"lens must have shape [{batch}], got {tuple(lens.shape)}")
     if not torch.all((lens > 0) & (lens <= 1)):
         raise ValueError(f"relative lengths must lie in (0, 1], got {lens.tolist()}")
+
+
+def check_waveform_batch(
+    wavs: torch.Tensor, wav_lens: torch.Tensor | None, owner: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate a padded batch of waveforms and return its lengths.
+
+    Parameters
+    ----------
+    wavs : torch.Tensor
+        [B, T] floating-point waveforms in [-1, 1].
+    wav_lens : torch.Tensor, optional
+        [B] relative lengths in (0, 1] (all ones when omitted).
+    owner : str
+        Name put in front of every error message (the module being called).
+
+    Returns
+    -------
+    wav_lens : torch.Tensor
+        [B] float32 relative lengths on the device of ``wavs``.
+    num_samples : torch.Tensor
+        [B] int64 number of real samples of each waveform.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming ``owner`` and what is wrong with the batch.
+
+    Example
+    -------
+    >>> check_waveform_batch(torch.zeros(2, 10), torch.tensor([1.0, 0.5]), "demo")[1]
+    tensor([10,  5])
+    """
+    if not isinstance(wavs, torch.Tensor):
+        raise TypeError(f"{owner}: wavs must be a torch.Tensor, got {type(wavs).__name__}")
+    if wavs.dim() != 2:
+        raise ValueError(f"{owner}: wavs must have shape [batch, time], got {tuple(wavs.shape)}")
+    if wavs.numel() == 0:
+        raise ValueError(f"{owner}: empty waveform batch of shape {tuple(wavs.shape)}")
+    if not wavs.is_floating_point():
+        raise ValueError(f"{owner}: wavs must be floating point in [-1, 1], got {wavs.dtype}")
+    batch, time = wavs.shape
+    if wav_lens is None:
+        wav_lens = torch.ones(batch, device=wavs.device)
+    if not isinstance(wav_lens, torch.Tensor) or wav_lens.shape != (batch,):
+        shape = tuple(wav_lens.shape) if isinstance(wav_lens, torch.Tensor) else wav_lens
+        raise ValueError(
+            f"{owner}: wav_lens must be a tensor of shape [{batch}] (one relative length per "
+            f"waveform), got {shape}"
+        )
+    wav_lens = wav_lens.to(device=wavs.device, dtype=torch.float32)
+    if not bool(((wav_lens > 0) & (wav_lens <= 1 + LENS_TOLERANCE)).all()):  # also catches NaN
+        raise ValueError(
+            f"{owner}: wav_lens must be relative lengths in (0, 1], got {wav_lens.tolist()}"
+        )
+    return wav_lens, torch.round(wav_lens * time).long().clamp(max=time)
 
 
 def abs_lengths(lens: torch.Tensor, max_len: int) -> torch.Tensor:

@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sense.dataio import check_waveform_batch
+
 SAMPLE_RATE = 16000
 # Kaldi compliance: the extractor scales [-1, 1] floats to 16-bit integer range.
 WAVEFORM_SCALE = 2.0**15
@@ -39,7 +41,6 @@ NUM_MEL_BINS = 80
 STRIDE = 2
 PADDING_VALUE = 0.0
 # Relative lengths computed as ``len / max_len`` in float32 may overshoot 1 by a rounding error.
-LENS_TOLERANCE = 1e-6
 
 
 def kaldi_hertz_to_mel(freq: torch.Tensor) -> torch.Tensor:
@@ -237,38 +238,10 @@ class W2VBertFbank(nn.Module):
 
     def _check_inputs(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None) -> torch.Tensor:
         """Validate the batch; return the absolute number of samples of each utterance."""
-        if not isinstance(wavs, torch.Tensor):
-            raise TypeError(f"W2VBertFbank: wavs must be a torch.Tensor, got {type(wavs).__name__}")
-        if wavs.dim() != 2:
-            raise ValueError(
-                f"W2VBertFbank: wavs must have shape [batch, time], got shape {tuple(wavs.shape)}"
-            )
-        if wavs.numel() == 0:
-            raise ValueError(f"W2VBertFbank: empty waveform batch of shape {tuple(wavs.shape)}")
-        if not wavs.is_floating_point():
-            raise ValueError(
-                f"W2VBertFbank: wavs must be floating point in [-1, 1], got dtype {wavs.dtype}"
-            )
-        batch, time = wavs.shape
-        if wav_lens is None:
-            wav_lens = torch.ones(batch, device=wavs.device)
-        if not isinstance(wav_lens, torch.Tensor) or wav_lens.shape != (batch,):
-            shape = tuple(wav_lens.shape) if isinstance(wav_lens, torch.Tensor) else wav_lens
-            raise ValueError(
-                f"W2VBertFbank: wav_lens must be a tensor of shape [{batch}] (one relative "
-                f"length per waveform), got {shape}"
-            )
-        wav_lens = wav_lens.to(device=wavs.device, dtype=torch.float32)
-        num_samples = torch.round(wav_lens * time).long().clamp(max=time)
+        _, num_samples = check_waveform_batch(wavs, wav_lens, "W2VBertFbank")
         min_samples = self.min_samples(self.stride)
-        bad_lens = ~((wav_lens > 0) & (wav_lens <= 1 + LENS_TOLERANCE))  # also catches NaN
         too_short = num_samples < min_samples
-        if bool((bad_lens | too_short).any()):  # one device sync for both checks
-            if bool(bad_lens.any()):
-                raise ValueError(
-                    "W2VBertFbank: wav_lens must be relative lengths in (0, 1], got "
-                    f"{wav_lens.tolist()}"
-                )
+        if bool(too_short.any()):
             short = too_short.nonzero().flatten().tolist()
             raise ValueError(
                 f"W2VBertFbank: utterance(s) {short} have {num_samples[short].tolist()} samples; "

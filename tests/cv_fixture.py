@@ -5,21 +5,8 @@ import os
 import numpy as np
 import soundfile as sf
 
-CV_COLUMNS = (
-    "client_id",
-    "path",
-    "sentence_id",
-    "sentence",
-    "sentence_domain",
-    "up_votes",
-    "down_votes",
-    "age",
-    "gender",
-    "accents",
-    "variant",
-    "locale",
-    "segment",
-)
+from sense.demo.commonvoice import CV_COLUMNS
+
 RATE = 48000
 SENTENCES = {
     "fr": [

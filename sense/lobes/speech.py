@@ -33,6 +33,7 @@ from contextlib import contextmanager, nullcontext
 import torch
 from torch import nn
 
+from sense.dataio import check_waveform_batch
 from sense.features import W2VBertFbank
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,6 @@ WAV2VEC2 = "wav2vec2"
 SUPPORTED_MODEL_TYPES = (W2V_BERT, WAV2VEC2)
 # Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm
 WAVEFORM_NORM_EPS = 1e-7
-LENS_TOLERANCE = 1e-6
 # "name" or "org/name", as the hub spells repository ids.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
@@ -403,30 +403,10 @@ class HFSpeechEncoder(nn.Module):
         self, wavs: torch.Tensor, wav_lens: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Validate; normalise each waveform over its real samples when the checkpoint does."""
-        if not isinstance(wavs, torch.Tensor) or wavs.dim() != 2:
-            shape = tuple(wavs.shape) if isinstance(wavs, torch.Tensor) else type(wavs).__name__
-            raise ValueError(f"HFSpeechEncoder: wavs must have shape [batch, time], got {shape}")
-        if wavs.numel() == 0:
-            raise ValueError(f"HFSpeechEncoder: empty waveform batch of shape {tuple(wavs.shape)}")
-        if not wavs.is_floating_point():
-            raise ValueError(
-                f"HFSpeechEncoder: wavs must be floating point in [-1, 1], got dtype {wavs.dtype}"
-            )
-        batch, time = wavs.shape
-        if wav_lens is None:
-            wav_lens = torch.ones(batch, device=wavs.device)
-        if not isinstance(wav_lens, torch.Tensor) or wav_lens.shape != (batch,):
-            raise ValueError(f"HFSpeechEncoder: wav_lens must be a tensor of shape [{batch}]")
-        wav_lens = wav_lens.to(device=wavs.device, dtype=torch.float32)
-        counts = torch.round(wav_lens * time).long().clamp(max=time)
-        bad_lens = ~((wav_lens > 0) & (wav_lens <= 1 + LENS_TOLERANCE))  # also catches NaN
+        _, counts = check_waveform_batch(wavs, wav_lens, "HFSpeechEncoder")
+        time = wavs.shape[1]
         too_short = self.model._get_feat_extract_output_lengths(counts, add_adapter=False) < 1
-        if bool((bad_lens | too_short).any()):  # one device sync for both checks
-            if bool(bad_lens.any()):
-                raise ValueError(
-                    "HFSpeechEncoder: wav_lens must be relative lengths in (0, 1], got "
-                    f"{wav_lens.tolist()}"
-                )
+        if bool(too_short.any()):
             short = too_short.nonzero().flatten().tolist()
             raise ValueError(
                 f"HFSpeechEncoder: utterance(s) {short} have {counts[short].tolist()} samples, "
