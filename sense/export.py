@@ -153,6 +153,7 @@ def render_hparams(
     teacher_kind: str,
     teacher_pooling: str | None,
     normalize: bool = True,
+    batch_norm: bool = False,
     max_duration: float = DEFAULT_MAX_DURATION,
     window: float = DEFAULT_WINDOW,
     overlap: float = DEFAULT_OVERLAP,
@@ -208,6 +209,7 @@ pooling: !new:sense.nnet.pooling.AttentivePooling
     input_dim: {_yaml(int(input_dim))}
     output_dim: {_yaml(output_dim)}
     activation: {_yaml(activation)}
+    batch_norm: {_yaml(batch_norm)}
 
 modules:
     encoder: !ref <encoder>
@@ -361,6 +363,7 @@ def export_model(
                     input_dim=pooling.input_dim,
                     output_dim=output_dim,
                     activation=activation,
+                    batch_norm=pooling.norm is not None,
                     sample_rate=getattr(encoder, "sample_rate", 16000),
                     teacher_source=teacher_source,
                     teacher_kind=teacher_kind,

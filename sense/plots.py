@@ -123,7 +123,8 @@ def plot_attention(
     ax.set_ylim(0, top * 1.25)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("attention weight")
-    ax.legend(loc="upper right", fontsize=8)
+    # Outside the axes, so it never hides the word labels above the curve.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     if title:
         ax.set_title(title, fontsize=10, pad=28)
     fig.tight_layout()

