@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from sense.demo.run import DemoConfig, run
 
@@ -29,6 +30,9 @@ def test_quick_demo_runs_end_to_end(tmp_path):
     assert os.path.isfile(os.path.join(cfg.output, "train", "model", "hyperparams.yaml"))
     with open(os.path.join(cfg.output, "train", "train_log.txt"), encoding="utf-8") as f:
         assert "valid loss" in f.read()
+    # the exported head carries the batch statistics that let a random student learn
+    head = torch.load(os.path.join(cfg.output, "train", "model", "pooling.ckpt"))
+    assert head["norm.num_batches_tracked"] > 0 and head["norm.running_mean"].abs().sum() > 0
     # the pictures exist and are PNG files
     for path in summary["figures"].values():
         with open(path, "rb") as f:

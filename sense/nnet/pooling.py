@@ -12,11 +12,12 @@ SpeechBrain recipe, whose ``AttentionPooling`` gives padded frames weight).
 ``batch_norm=True`` standardises the pooled vector across utterances before
 the projection.  A *randomly initialised* encoder pools every utterance to
 nearly the same vector: a common offset, with the differences between
-utterances a small remainder.  A cosine loss cannot remove that offset, since
-its gradient is orthogonal to the output, so training from scratch crawls
-(the ``make demo`` student stayed at a cosine distance of 0.98 for six epochs).
-Removing the offset makes the differences all the projection sees.  A
-pre-trained encoder does not need it and SENSE does not use it.
+utterances a small remainder.  A cosine loss gives that offset no consistent
+gradient (orthogonal to each output, and averaging out over centred targets),
+so training from scratch crawls (the ``make demo`` student stayed at a cosine
+distance of 0.98 for six epochs).
+Removing the offset makes the differences all the projection sees.  The
+paper's head, on a pre-trained encoder, has no such layer; SENSE leaves it off.
 """
 
 from __future__ import annotations
