@@ -257,3 +257,35 @@ def test_torchrun_two_ranks_train_on_different_data(cv_release, tiny_w2v_bert, t
     # different batches on each rank
     assert not {tuple(b) for b in ranks[0]} & {tuple(b) for b in ranks[1]}
     assert os.path.isfile(os.path.join(out, "model", "hyperparams.yaml"))
+
+
+def test_torchrun_with_the_demo_head(cv_release, tiny_w2v_bert, tmp_path):
+    """The demo's batch-normalised head under DDP: SpeechBrain turns every torch
+    batch norm into SyncBatchNorm, which fails on CPU; ours must stay per rank."""
+    cv, _ = cv_release
+    out = str(tmp_path / "ddp_demo")
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=29562",
+        "train.py",
+        "hparams/train_demo.yaml",
+        f"--data_folder={cv}",
+        f"--output_folder={out}",
+        f"--student_source={tiny_w2v_bert}",
+        "--encoder_dim=32",
+        "--languages_file=[fr, de, ru]",
+        "--max_batch_duration=4",
+        "--number_of_epochs=1",
+        "--prepare_workers=1",
+        "--device=cpu",
+        "--distributed_backend=gloo",
+    ]
+    proc = subprocess.run(
+        cmd, cwd=RECIPE, env=_env(), capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    head = torch.load(os.path.join(out, "model", "pooling.ckpt"))
+    assert head["norm.num_batches_tracked"] > 0

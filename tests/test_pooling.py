@@ -85,3 +85,18 @@ def test_batch_norm_at_inference_and_for_a_lone_training_utterance_uses_running_
     padded, _ = pool(torch.cat([frames, torch.randn(1, 10, 6)]), torch.tensor([1.0, 1.0]))
     assert torch.allclose(alone_training, alone) and torch.allclose(alone[0], padded[0], atol=1e-6)
     assert pool.norm.running_mean.mean() > 2.0  # the offset was learned
+
+
+def test_batch_standardization_matches_torch_batch_norm_and_stays_per_rank():
+    from sense.nnet.pooling import BatchStandardization
+
+    ours, reference = BatchStandardization(5), torch.nn.BatchNorm1d(5, affine=False)
+    for _ in range(3):
+        x = torch.randn(6, 5) * 2 + 1
+        torch.testing.assert_close(ours.train()(x), reference.train()(x))
+    x = torch.randn(4, 5)
+    torch.testing.assert_close(ours.eval()(x), reference.eval()(x))
+    assert ours.state_dict().keys() == reference.state_dict().keys()
+    # SpeechBrain's DDP wrapping converts torch batch norms to SyncBatchNorm (GPU only)
+    converted = torch.nn.SyncBatchNorm.convert_sync_batchnorm(AttentivePooling(5, batch_norm=True))
+    assert type(converted.norm) is BatchStandardization

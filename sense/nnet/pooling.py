@@ -28,6 +28,57 @@ from torch import nn
 from sense.dataio import check_lengths, length_mask
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
+BATCH_NORM_MOMENTUM = 0.1
+BATCH_NORM_EPS = 1e-5
+
+
+class BatchStandardization(nn.Module):
+    """Standardise vectors [B,D] over the batch, with running statistics for inference.
+
+    What ``nn.BatchNorm1d(D, affine=False)`` computes, with two differences that
+    matter for distillation recipes:
+
+    - a training batch of one vector uses the running statistics instead of
+      failing;
+    - it is not a torch batch-norm class, so SpeechBrain's DDP wrapping does not
+      turn it into ``SyncBatchNorm``.  ``SyncBatchNorm`` fails on CPU (gloo) and
+      would deadlock when one rank, holding a single utterance, skips its
+      collective.  Each rank uses its own batch; DDP broadcasts rank 0's running
+      statistics.
+
+    Example
+    -------
+    >>> norm = BatchStandardization(4)
+    >>> out = norm(torch.randn(8, 4) * 3 + 5)
+    >>> bool(out.mean(0).abs().max() < 1e-5), int(norm.num_batches_tracked)
+    (True, 1)
+    """
+
+    def __init__(
+        self, dim: int, momentum: float = BATCH_NORM_MOMENTUM, eps: float = BATCH_NORM_EPS
+    ):
+        super().__init__()
+        self.dim, self.momentum, self.eps = dim, momentum, eps
+        self.register_buffer("running_mean", torch.zeros(dim))
+        self.register_buffer("running_var", torch.ones(dim))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` [B,D] -> [B,D]."""
+        from_batch = self.training and x.shape[0] > 1
+        if from_batch:
+            self.num_batches_tracked += 1
+        return nn.functional.batch_norm(
+            x.float(),
+            self.running_mean,
+            self.running_var,
+            training=from_batch,
+            momentum=self.momentum,
+            eps=self.eps,
+        ).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.dim}, momentum={self.momentum}, eps={self.eps}"
 
 
 class AttentivePooling(nn.Module):
@@ -69,7 +120,7 @@ class AttentivePooling(nn.Module):
         self.input_dim = input_dim
         self.output_dim = output_dim or input_dim
         self.attention = nn.Linear(input_dim, 1)
-        self.norm = nn.BatchNorm1d(input_dim, affine=False) if batch_norm else None
+        self.norm = BatchStandardization(input_dim) if batch_norm else None
         self.projection = nn.Linear(input_dim, output_dim) if output_dim else None
         if isinstance(activation, str):
             if activation not in ACTIVATIONS:
@@ -101,21 +152,12 @@ class AttentivePooling(nn.Module):
         weights = torch.softmax(logits, dim=-1)
         emb = torch.bmm(weights.unsqueeze(1).to(frames.dtype), frames).squeeze(1)
         if self.norm is not None:
-            emb = self._normalise(emb)
+            emb = self.norm(emb)
         if self.projection is not None:
             emb = self.projection(emb)
         if self.activation is not None:
             emb = self.activation(emb)
         return emb, logits
-
-    def _normalise(self, emb: torch.Tensor) -> torch.Tensor:
-        """Batch-normalise pooled vectors [B,D]; a lone utterance uses the running statistics."""
-        if self.training and emb.shape[0] == 1:
-            norm = self.norm
-            return nn.functional.batch_norm(
-                emb, norm.running_mean, norm.running_var, training=False, eps=norm.eps
-            )
-        return self.norm(emb)
 
     @staticmethod
     def weights(logits: torch.Tensor) -> torch.Tensor:
