@@ -26,6 +26,13 @@ def test_quick_demo_runs_end_to_end(tmp_path):
                 assert 0.0 <= metrics["R@1"] <= 1.0
                 assert metrics["n_query"] == cfg.heldout
     assert summary["chance_R@1"] == pytest.approx(1 / cfg.heldout)
+    # examples: held-out meanings, spoken in every language, with what was retrieved
+    assert len(summary["examples"]) == 2
+    for example in summary["examples"]:
+        assert [q["lang"] for q in example["queries"]] == list(cfg.languages)
+        en_query = example["queries"][cfg.languages.index("en")]
+        assert en_query["speech"] == example["en"]
+        assert all(isinstance(q["correct"], bool) and q["retrieved"] for q in example["queries"])
     # the training really ran through the recipe and was exported
     assert os.path.isfile(os.path.join(cfg.output, "train", "model", "hyperparams.yaml"))
     with open(os.path.join(cfg.output, "train", "train_log.txt"), encoding="utf-8") as f:

@@ -219,6 +219,62 @@ def evaluate(cfg: DemoConfig, models: dict[str, str], pairs: dict[str, dict[str,
     return results
 
 
+def retrieval_examples(
+    cfg: DemoConfig, model_folder: str, pairs: dict[str, dict[str, str]], meanings: int = 2
+) -> list[dict]:
+    """The first held-out meanings, spoken in each language, with the EN sentence retrieved.
+
+    Reads the embeddings :func:`evaluate` cached, so nothing is encoded again.
+    Returns one dict per meaning: ``{"en": ..., "queries": [{"lang", "speech",
+    "retrieved", "correct"}, ...]}``.
+    """
+    from sense.evaluation import EmbeddingCache, SENSEEncoder, embed_manifest, load_pair
+    from sense.retrieval import prepare_embeddings, search
+
+    cache = EmbeddingCache(_path(cfg, "eval", "embeddings"))
+    encoder = SENSEEncoder(model_folder, name="trained SENSE")
+    sentences = load_heldout(_path(cfg, "commonvoice"))["sentences"]
+    examples: dict[str, dict] = {}
+    for x in cfg.languages:
+        query, database, targets = load_pair(pairs["speech-text"][f"{x}-{PIVOT}"])
+        q = prepare_embeddings(embed_manifest(encoder, query, cache))
+        d = prepare_embeddings(embed_manifest(encoder, database, cache))
+        _, top = search(q, d, k=1)
+        texts = [entry["text"] for entry in database.values()]
+        for i, key in enumerate(list(query)[:meanings]):
+            sid = key.split("_", 1)[1]
+            example = examples.setdefault(sid, {"en": sentences[sid][PIVOT], "queries": []})
+            example["queries"].append(
+                {
+                    "lang": x,
+                    "speech": sentences[sid][x],
+                    "retrieved": texts[int(top[i, 0])],
+                    "correct": int(top[i, 0]) == int(targets[i]),
+                }
+            )
+    return list(examples.values())
+
+
+def format_examples(examples: list[dict]) -> str:
+    """The examples as text: the EN sentence to find, then each spoken query and its result.
+
+    Example
+    -------
+    >>> print(format_examples([{"en": "The man reads.", "queries": [{"lang": "de",
+    ...     "speech": "Der Mann liest.", "retrieved": "The man reads.", "correct": True}]}]))
+    EN text to find: The man reads.
+      [de] Der Mann liest.
+           -> The man reads.  (right)
+    """
+    lines = []
+    for example in examples:
+        lines.append(f"EN text to find: {example['en']}")
+        for e in example["queries"]:
+            lines.append(f"  [{e['lang']}] {e['speech']}")
+            lines.append(f"       -> {e['retrieved']}  ({'right' if e['correct'] else 'wrong'})")
+    return "\n".join(lines)
+
+
 def summary_tables(results: dict, languages, n_heldout: int) -> str:
     """The before/after tables printed at the end, as markdown."""
     chance = 100.0 / n_heldout
@@ -315,6 +371,7 @@ def run(cfg: DemoConfig) -> dict:
     models = {"random student": before, "trained SENSE": os.path.join(train_folder, "model")}
     results = step("retrieval on held-out sentences", evaluate, cfg, models, pairs)
     figures = step("drawing", draw, cfg, models["trained SENSE"], train_folder)
+    examples = retrieval_examples(cfg, models["trained SENSE"], pairs)
 
     tables = summary_tables(results, list(cfg.languages), cfg.heldout)
     chance = 1.0 / cfg.heldout
@@ -329,6 +386,7 @@ def run(cfg: DemoConfig) -> dict:
         "times_chance": mean_r1 / chance,
         "results": results,
         "figures": figures,
+        "examples": examples,
         "timings_s": timings,
     }
     with open(_path(cfg, "summary.json"), "w", encoding="utf-8") as f:
@@ -336,6 +394,8 @@ def run(cfg: DemoConfig) -> dict:
     with open(_path(cfg, "results.md"), "w", encoding="utf-8") as f:
         f.write(tables + "\n")
     print("\n" + tables)
+    print("\nHeld-out utterances, and the EN sentence the trained model retrieved for each:")
+    print(format_examples(examples))
     print(f"\nMean X speech -> EN text R@1: {100 * mean_r1:.1f}% = {mean_r1 / chance:.1f} x chance")
     print("Figures: " + ", ".join(figures.values()))
     print("Step times (s): " + ", ".join(f"{k.split(' (')[0]}: {v}" for k, v in timings.items()))
