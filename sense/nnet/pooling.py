@@ -15,9 +15,9 @@ nearly the same vector: a common offset, with the differences between
 utterances a small remainder.  A cosine loss gives that offset no consistent
 gradient (orthogonal to each output, and averaging out over centred targets),
 so training from scratch crawls (the ``make demo`` student stayed at a cosine
-distance of 0.98 for six epochs).
-Removing the offset makes the differences all the projection sees.  The
-paper's head, on a pre-trained encoder, has no such layer; SENSE leaves it off.
+distance of 0.98 for six epochs).  Removing the offset makes the differences
+all the projection sees.  The paper's head, on a pre-trained encoder, has no
+such layer; SENSE leaves it off.
 """
 
 from __future__ import annotations
