@@ -305,9 +305,11 @@ def write_commonvoice_release(
 
     Example
     -------
+    >>> import tempfile
     >>> from sense.demo.corpus import build_parallel_corpus, split_corpus
     >>> split = split_corpus(build_parallel_corpus(4), n_heldout=1, n_dev=1)
-    >>> summary = write_commonvoice_release("demo_cv", split, ["fr"], progress=False)
+    >>> root = tempfile.mkdtemp()
+    >>> summary = write_commonvoice_release(root, split, ["fr"], progress=False)
     >>> summary["clips"]["fr"]
     {'train': 2, 'dev': 1, 'test': 1}
     """
@@ -430,7 +432,12 @@ def load_heldout(root: str | os.PathLike) -> dict:
 
     Example
     -------
-    >>> sorted(load_heldout("demo_cv"))
+    >>> import tempfile
+    >>> from sense.demo.corpus import build_parallel_corpus, split_corpus
+    >>> root = tempfile.mkdtemp()
+    >>> split = split_corpus(build_parallel_corpus(3), n_heldout=1)
+    >>> _ = write_commonvoice_release(root, split, ["fr"], progress=False)
+    >>> sorted(load_heldout(root))
     ['clips', 'languages', 'sentences', 'splits']
     """
     path = Path(root) / HELDOUT_JSON
@@ -446,7 +453,12 @@ def load_word_alignments(
 
     Example
     -------
-    >>> words = load_word_alignments("demo_cv", "fr")["common_voice_fr_00000001.mp3"]
+    >>> import tempfile
+    >>> from sense.demo.corpus import build_parallel_corpus, split_corpus
+    >>> root = tempfile.mkdtemp()
+    >>> split = split_corpus(build_parallel_corpus(3), n_heldout=1)
+    >>> _ = write_commonvoice_release(root, split, ["fr"], progress=False)
+    >>> words = load_word_alignments(root, "fr")["common_voice_fr_00000001.mp3"]
     >>> words[0][1] <= words[0][2]
     True
     """
