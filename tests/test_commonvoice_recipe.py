@@ -58,6 +58,19 @@ def _train(args, **kw):
     )
 
 
+def _torchrun(args, port):
+    """The recipe on two gloo ranks (``torch.distributed.run``)."""
+    launcher = ["-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}"]
+    return subprocess.run(
+        [sys.executable, *launcher, "train.py", *args, "--distributed_backend=gloo"],
+        cwd=RECIPE,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+
+
 def _valid_losses(out):
     with open(os.path.join(out, "train_log.txt"), encoding="utf-8") as f:
         return [float(m) for m in re.findall(r"valid loss: ([0-9.e+-]+)", f.read())]
@@ -234,20 +247,7 @@ def test_samu_xlsr_setting_trains(cv_release, tiny_wav2vec2, tiny_bert, tmp_path
 def test_torchrun_two_ranks_train_on_different_data(cv_release, tiny_w2v_bert, tiny_xlmr, tmp_path):
     cv, _ = cv_release
     out = str(tmp_path / "ddp")
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_port=29561",
-        "train.py",
-        *_args(
-            cv, out, tiny_w2v_bert, tiny_xlmr, "--number_of_epochs=1", "--distributed_backend=gloo"
-        ),
-    ]
-    proc = subprocess.run(
-        cmd, cwd=RECIPE, env=_env(), capture_output=True, text=True, timeout=TIMEOUT
-    )
+    proc = _torchrun(_args(cv, out, tiny_w2v_bert, tiny_xlmr, "--number_of_epochs=1"), 29561)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ranks = []
     for rank in (0, 1):
@@ -264,13 +264,7 @@ def test_torchrun_with_the_demo_head(cv_release, tiny_w2v_bert, tmp_path):
     batch norm into SyncBatchNorm, which fails on CPU; ours must stay per rank."""
     cv, _ = cv_release
     out = str(tmp_path / "ddp_demo")
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_port=29562",
-        "train.py",
+    args = [
         "hparams/train_demo.yaml",
         f"--data_folder={cv}",
         f"--output_folder={out}",
@@ -281,11 +275,8 @@ def test_torchrun_with_the_demo_head(cv_release, tiny_w2v_bert, tmp_path):
         "--number_of_epochs=1",
         "--prepare_workers=1",
         "--device=cpu",
-        "--distributed_backend=gloo",
     ]
-    proc = subprocess.run(
-        cmd, cwd=RECIPE, env=_env(), capture_output=True, text=True, timeout=TIMEOUT
-    )
+    proc = _torchrun(args, 29562)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     head = torch.load(os.path.join(out, "model", "pooling.ckpt"))
     assert head["norm.num_batches_tracked"] > 0
