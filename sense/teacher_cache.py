@@ -24,9 +24,11 @@ once that chunk's rows are flushed to the matrix. An interrupted build run
 again encodes only the rows not done. A build for a manifest that adds,
 changes or removes utterances reuses every still-valid row.
 
-Only one process may build a folder at a time. Under DDP, build on rank 0
-and open everywhere with :func:`build_on_main`, which wraps the build in
-``speechbrain.utils.distributed.run_on_main``.
+Under DDP, :func:`build_distributed` has every rank encode its share into
+shard files of its own, merged by rank 0 into the one matrix. A build holds
+an advisory lock on the folder (``.lock``), so two runs that share a
+prepared folder wait for each other instead of deleting each other's files;
+give each teacher a folder of its own (``TeacherSpec.key``).
 
 Example
 -------
@@ -40,6 +42,8 @@ Example
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -56,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "sense-teacher-cache/1"
 INDEX_FILE = "index.json"
+LOCK_FILE = ".lock"
 DEFAULT_DTYPE = "float16"
 DTYPES = ("float16", "float32")
 DEFAULT_CHUNK_SIZE = 4096
@@ -64,7 +69,11 @@ COPY_BLOCK_ROWS = 65536
 # How many offending ids an error message lists.
 SHOWN_IDS = 10
 # Files this module writes (and may delete): generations and their temporary files.
-_OWN_FILE = re.compile(r"^((embeddings|done)-[0-9a-f]+\.npy|index\.json)(\.\d+\.tmp)?$")
+_OWN_FILE = re.compile(
+    r"^((embeddings|done)-[0-9a-f]+\.npy|index\.json|shard-[0-9a-f]+-r\d+\.(npy|done\.npy|json))"
+    r"(\.\d+\.tmp)?$"
+)
+_SHARD_META = re.compile(r"^shard-(?P<gen>[0-9a-f]+)-r(?P<rank>\d+)\.json$")
 
 
 class TeacherCacheError(RuntimeError):
@@ -147,7 +156,7 @@ def _encode_rows(encoder, texts: list[str], batch_size: int | None) -> np.ndarra
 class TeacherCache:
     """Teacher embeddings of a set of utterances, memory-mapped from a folder.
 
-    Build one with :meth:`build` (or :func:`build_on_main` under DDP), open
+    Build one with :meth:`build` (or :func:`build_distributed` under DDP), open
     an existing one with :meth:`open`. Lookups return float32 tensors. The
     matrix is opened lazily in each process, so a cache can be handed to
     DataLoader workers (forked or spawned) and they all share the page cache.
@@ -339,42 +348,14 @@ class TeacherCache:
         -------
         TeacherCache
         """
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         pairs = _as_pairs(items)
-        if not pairs:
-            raise ValueError("no utterances to encode: items is empty")
         teacher_id = _teacher_id_of(encoder, teacher_id)
-        os.makedirs(folder, exist_ok=True)
-        ids = [uid for uid, _ in pairs]
-        hashes = [row_hash(teacher_id, text) for _, text in pairs]
-        dim = getattr(encoder, "output_dim", None)
-        if dim is None:
-            dim = _encode_rows(encoder, [pairs[0][1]], batch_size).shape[1]
-        index = {
-            "format": FORMAT,
-            "teacher_id": teacher_id,
-            "dim": int(dim),
-            "dtype": dtype,
-            "ids": ids,
-            "hashes": hashes,
-        }
-        done = _prepare_layout(folder, index)
-        _remove_stray_files(folder, index)
-        todo = np.flatnonzero(~done)
-        logger.info(
-            "teacher cache %s: %d rows, %d kept, %d to encode",
-            folder,
-            len(ids),
-            len(ids) - len(todo),
-            len(todo),
+        _check_build_args(pairs, dtype, chunk_size)
+        index, done = _prepare(
+            folder, pairs, teacher_id, _output_dim(encoder, pairs, batch_size), dtype
         )
+        todo = _todo(done, pairs)
         if len(todo):
-            texts = [pairs[row][1] for row in todo]
-            # Similar lengths in a chunk waste less padding.
-            todo = todo[np.argsort([-len(t) for t in texts], kind="stable")]
             _encode_missing(
                 folder, index, done, todo, pairs, encoder, batch_size, chunk_size, progress
             )
@@ -399,6 +380,53 @@ def _read_state(folder: str) -> tuple[dict | None, np.ndarray | None]:
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise TeacherCacheError(f"unreadable teacher cache in {folder!r}: {error}") from error
     return index, done
+
+
+def _check_build_args(pairs: list, dtype: str, chunk_size: int) -> None:
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    if not pairs:
+        raise ValueError("no utterances to encode: items is empty")
+
+
+def _output_dim(encoder, pairs: list, batch_size: int | None) -> int:
+    dim = getattr(encoder, "output_dim", None)
+    if dim is None:
+        dim = _encode_rows(encoder, [pairs[0][1]], batch_size).shape[1]
+    return int(dim)
+
+
+def _prepare(folder: str, pairs: list, teacher_id: str, dim: int, dtype: str):
+    """Lay out ``folder`` for ``pairs`` (keeping every valid row): ``(index, done)``."""
+    os.makedirs(folder, exist_ok=True)
+    _merge_shards(folder)
+    index = {
+        "format": FORMAT,
+        "teacher_id": teacher_id,
+        "dim": int(dim),
+        "dtype": dtype,
+        "ids": [uid for uid, _ in pairs],
+        "hashes": [row_hash(teacher_id, text) for _, text in pairs],
+    }
+    done = _prepare_layout(folder, index)
+    _remove_stray_files(folder, index)
+    logger.info(
+        "teacher cache %s: %d rows, %d kept, %d to encode",
+        folder,
+        len(pairs),
+        int(done.sum()),
+        int((~done).sum()),
+    )
+    return index, done
+
+
+def _todo(done: np.ndarray, pairs: list) -> np.ndarray:
+    """Rows without an embedding, longest transcript first (less padding per batch)."""
+    todo = np.flatnonzero(~done)
+    lengths = [-len(pairs[row][1]) for row in todo]
+    return todo[np.argsort(lengths, kind="stable")]
 
 
 def _prepare_layout(folder: str, index: dict) -> np.ndarray:
@@ -509,46 +537,217 @@ def _encode_missing(folder, index, done, todo, pairs, encoder, batch_size, chunk
     del matrix
 
 
-def build_on_main(
+def _shard_paths(folder: str, gen: str, rank: int) -> tuple[str, str, str]:
+    """Matrix, done mask and metadata files of one rank's shard."""
+    stem = os.path.join(folder, f"shard-{gen}-r{rank}")
+    return f"{stem}.npy", f"{stem}.done.npy", f"{stem}.json"
+
+
+def _generation(index: dict) -> str:
+    return index["matrix"][len("embeddings-") : -len(".npy")]
+
+
+def _encode_shard(folder, index, rows, pairs, encoder, batch_size, chunk_size, progress, rank):
+    """Encode ``rows`` of the cache into this rank's own shard files."""
+    matrix_file, done_file, meta_file = _shard_paths(folder, _generation(index), rank)
+    np.lib.format.open_memmap(
+        matrix_file, mode="w+", dtype=index["dtype"], shape=(len(rows), index["dim"])
+    ).flush()
+    done = np.zeros(len(rows), dtype=bool)
+    _save_npy_atomic(done_file, done)
+    meta = {"rows": [int(r) for r in rows], "hashes": [index["hashes"][r] for r in rows]}
+    _save_json_atomic(meta_file, meta)
+    shard_index = {**index, "matrix": os.path.basename(matrix_file)}
+    shard_index["progress"] = os.path.basename(done_file)
+    shard_pairs = [pairs[r] for r in rows]
+    _encode_missing(
+        folder,
+        shard_index,
+        done,
+        np.arange(len(rows)),
+        shard_pairs,
+        encoder,
+        batch_size,
+        chunk_size,
+        progress,
+    )
+
+
+def _merge_shards(folder: str) -> int:
+    """Copy the finished rows of every shard into the cache's matrix; delete the shards.
+
+    A shard row is taken only while the cache's index still expects the same
+    transcript at that row (same generation, same hash). Returns the rows merged.
+    """
+    metas = [m for m in (_SHARD_META.match(n) for n in sorted(os.listdir(folder))) if m]
+    if not metas:
+        return 0
+    try:
+        index, done = _read_state(folder)
+    except TeacherCacheError:
+        index, done = None, None
+    merged = 0
+    matrix = None
+    for m in metas:
+        matrix_file, done_file, meta_file = _shard_paths(folder, m["gen"], int(m["rank"]))
+        if index is not None and m["gen"] == _generation(index):
+            try:
+                with open(meta_file, encoding="utf-8") as f:
+                    meta = json.load(f)
+                shard_done = np.load(done_file)
+                shard = np.load(matrix_file, mmap_mode="r")
+            except (OSError, ValueError) as error:
+                logger.warning("teacher cache shard %s unreadable (%s): ignored", meta_file, error)
+                continue
+            rows = np.asarray(meta["rows"], dtype=np.int64)
+            ok = shard_done & (np.asarray(meta["hashes"]) == np.asarray(index["hashes"])[rows])
+            if ok.any():
+                if matrix is None:
+                    matrix = np.load(os.path.join(folder, index["matrix"]), mmap_mode="r+")
+                matrix[rows[ok]] = shard[np.flatnonzero(ok)]
+                done[rows[ok]] = True
+                merged += int(ok.sum())
+            del shard
+    if matrix is not None:
+        matrix.flush()
+        del matrix
+        _save_npy_atomic(os.path.join(folder, index["progress"]), done)
+    for m in metas:
+        for path in _shard_paths(folder, m["gen"], int(m["rank"])):
+            if os.path.exists(path):
+                os.remove(path)
+    if merged:
+        logger.info("teacher cache %s: merged %d rows from %d shards", folder, merged, len(metas))
+    return merged
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str):
+    """Hold an exclusive advisory lock on ``folder`` (created if needed) while inside.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with folder_lock(tempfile.mkdtemp()):
+    ...     pass
+    """
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, LOCK_FILE), "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("teacher cache %s is being built by another process: waiting", folder)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _dist() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def build_distributed(
     folder: str,
     items,
     make_encoder: Callable[[], object],
     teacher_id: str | None = None,
-    **build_kwargs,
+    batch_size: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    dtype: str = DEFAULT_DTYPE,
+    progress: bool = True,
 ) -> TeacherCache:
-    """Build the cache on the main process only, then open it on every process.
+    """Build the cache with every process encoding its share, then open it everywhere.
 
-    Wraps :meth:`TeacherCache.build` in SpeechBrain's ``run_on_main``, which
-    runs it on rank 0 and makes the other ranks wait at a barrier; the
-    teacher is constructed by ``make_encoder`` on rank 0 only, so the other
-    ranks never load it. Without DDP it simply builds and opens.
+    Without ``torch.distributed`` this is :meth:`TeacherCache.build`. Under
+    DDP, rank 0 lays the folder out, each rank encodes every ``world_size``-th
+    missing row (rows sorted by length, so shares are balanced) into shard
+    files of its own, and rank 0 merges them into the one memory-mapped
+    matrix. No rank waits longer than the slowest share; a crash leaves the
+    finished chunks of every shard, merged at the next build.
 
     Parameters
     ----------
-    folder, items
+    folder, items, batch_size, chunk_size, dtype, progress
         As for :meth:`TeacherCache.build`.
     make_encoder : callable
-        Takes no argument and returns the teacher (e.g. a
-        ``functools.partial(load_teacher, "BAAI/bge-m3")``).
+        Takes no argument and returns the teacher on this process's device
+        (e.g. ``functools.partial(spec.load, device)``); called on every rank.
     teacher_id : str, optional
-        When given, every rank verifies the cache against it.
-    **build_kwargs
-        ``batch_size``, ``chunk_size``, ``dtype``, ``progress``.
+        Identity of the teacher; ``encoder.teacher_id`` by default.
 
     Returns
     -------
     TeacherCache
         Verified against ``items`` on every rank.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from sense.lobes.text import USEM3Encoder
+    >>> cache = build_distributed(tempfile.mkdtemp(), {"u": "Hola."}, USEM3Encoder, progress=False)
+    >>> cache.get_batch(["u"]).shape
+    torch.Size([1, 512])
     """
-    from speechbrain.utils.distributed import run_on_main
-
-    def _build():
-        TeacherCache.build(folder, items, make_encoder(), teacher_id=teacher_id, **build_kwargs)
-
-    run_on_main(_build)
-    cache = TeacherCache.open(folder)
-    cache.verify(items, teacher_id)
+    rank, world = _dist()
+    pairs = _as_pairs(items)
+    encoder = make_encoder()
+    teacher_id = _teacher_id_of(encoder, teacher_id)
+    if world == 1:
+        with folder_lock(folder):
+            cache = TeacherCache.build(
+                folder, pairs, encoder, teacher_id, batch_size, chunk_size, dtype, progress
+            )
+    else:
+        _check_build_args(pairs, dtype, chunk_size)
+        dim = _output_dim(encoder, pairs, batch_size)
+        lock = folder_lock(folder) if rank == 0 else contextlib.nullcontext()
+        with lock:
+            cache = _build_ranks(
+                folder,
+                pairs,
+                encoder,
+                teacher_id,
+                dim,
+                dtype,
+                rank,
+                world,
+                batch_size,
+                chunk_size,
+                progress,
+            )
+    cache.verify(pairs, teacher_id)
     return cache
+
+
+def _build_ranks(
+    folder, pairs, encoder, teacher_id, dim, dtype, rank, world, batch_size, chunk_size, progress
+) -> TeacherCache:
+    if rank == 0:
+        _prepare(folder, pairs, teacher_id, dim, dtype)
+    _barrier()
+    index, done = _read_state(folder)
+    mine = _todo(done, pairs)[rank::world]
+    logger.info("teacher cache: rank %d of %d encodes %d rows", rank, world, len(mine))
+    if len(mine):
+        _encode_shard(folder, index, mine, pairs, encoder, batch_size, chunk_size, progress, rank)
+    _barrier()
+    if rank == 0:
+        _merge_shards(folder)
+    _barrier()
+    return TeacherCache.open(folder)
 
 
 def items_from_manifest(manifest: Mapping, text_key: str = "wrd") -> dict[str, str]:

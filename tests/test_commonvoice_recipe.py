@@ -37,7 +37,7 @@ def _args(cv, out, w2v, xlmr, *extra):
         f"--teacher_source={xlmr}",
         "--encoder_dim=32",
         "--encoder_lr=0.002",
-        "--max_batch_duration=4",
+        "--batch_seconds=4",
         "--prepare_workers=1",
         "--num_workers=0",
         "--device=cpu",
@@ -148,7 +148,7 @@ def test_kill_mid_epoch_and_resume(cv_release, tiny_w2v_bert, tiny_xlmr, tmp_pat
     cv, _ = cv_release
     common = [
         "--number_of_epochs=1",
-        "--max_batch_duration=1.5",
+        "--batch_seconds=1.5",
         "--ckpt_interval_steps=3",
         "--ckpt_interval_minutes=0",
     ]
@@ -232,7 +232,7 @@ def test_samu_xlsr_setting_trains(cv_release, tiny_wav2vec2, tiny_bert, tmp_path
         "--teacher_dim=32",
         "--number_of_epochs=1",
         "--encoder_freeze_steps=2",
-        "--max_batch_duration=4",
+        "--batch_seconds=4",
         "--prepare_workers=1",
         "--num_workers=0",
         "--device=cpu",
@@ -271,7 +271,7 @@ def test_torchrun_with_the_demo_head(cv_release, tiny_w2v_bert, tmp_path):
         f"--student_source={tiny_w2v_bert}",
         "--encoder_dim=32",
         "--languages_file=[fr, de, ru]",
-        "--max_batch_duration=4",
+        "--batch_seconds=4",
         "--number_of_epochs=1",
         "--prepare_workers=1",
         "--device=cpu",

@@ -331,6 +331,53 @@ def test_pooled_long_file_is_attention_over_all_its_frames(model, tmp_path):
     torch.testing.assert_close(short.weights.sum(), torch.tensor(1.0))
 
 
+def test_long_file_with_a_batch_normalised_head_goes_through_the_whole_head(
+    tmp_path, tiny_w2v_bert, tiny_xlmr
+):
+    """Exact long-file pooling = the head (standardise, project, tanh) on the pooled frames."""
+    encoder = HFSpeechEncoder(tiny_w2v_bert).eval()
+    torch.manual_seed(1)
+    pooling = AttentivePooling(encoder.output_dim, output_dim=8, activation="tanh", batch_norm=True)
+    pooling.norm.running_mean.uniform_(-2, 2)
+    pooling.norm.running_var.uniform_(0.5, 3)
+    folder = str(tmp_path / "bn-long")
+    export_model(
+        folder,
+        encoder,
+        pooling.eval(),
+        teacher_source=tiny_xlmr,
+        max_duration=MAX_DURATION,
+        window=WINDOW,
+        overlap=OVERLAP,
+    )
+    model = SENSE.from_hparams(source=folder, device="cpu")
+    wav = torch.cat([make_signal(f0, i, 1.0)[1] for i, f0 in enumerate([200, 260, 330, 410, 500])])
+    path = tmp_path / "long.wav"
+    sf.write(path, wav.numpy(), SR, subtype="FLOAT")
+
+    attention = model.attention_file(str(path))
+    spans = model.encode_file(str(path), windows=True).spans
+    assert len(spans) > 1
+    cuts = [0.0] + [(a + b) / 2 for a, b in zip(spans[1:, 0].tolist(), spans[:-1, 1].tolist())]
+    cuts.append(5.0)
+    kept = []
+    with torch.no_grad():
+        for i, (start, end) in enumerate(spans.tolist()):
+            frames, _ = encoder(wav[round(start * SR) : round(end * SR)][None], torch.ones(1))
+            n = frames.shape[1]
+            times = start + (torch.arange(n) + 0.5) * (end - start) / n
+            kept.append(frames[0][(times >= cuts[i]) & (times < cuts[i + 1])])
+    frames = torch.cat(kept)
+    pooled = torch.softmax(attention.logits, 0) @ frames
+    standardised = (pooled - pooling.norm.running_mean) / torch.sqrt(
+        pooling.norm.running_var + pooling.norm.eps
+    )
+    with torch.no_grad():
+        head = torch.tanh(standardised @ pooling.projection.weight.T + pooling.projection.bias)
+    expected = torch.nn.functional.normalize(head, dim=0)
+    torch.testing.assert_close(model.encode_file(str(path)), expected, atol=1e-5, rtol=0)
+
+
 def test_window_planning():
     assert plan_windows(50 * SR, SR, 30, 20, 4) == [
         (0, 20 * SR),

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sense.lobes.text import SentenceEncoder
-from sense.teacher_cache import TeacherCache, TeacherCacheError, build_on_main
+from sense.teacher_cache import TeacherCache, TeacherCacheError, build_distributed
 from sense.testing.tiny import build_tiny_xlm_roberta
 
 DIM = 16
@@ -214,7 +214,7 @@ def test_bad_inputs_and_bad_teachers_raise(tmp_path):
         TeacherCache.open(str(tmp_path / "nothing-here"))
 
 
-def test_sentence_encoder_teacher_and_build_on_main(tmp_path):
+def test_sentence_encoder_teacher_and_build_distributed(tmp_path):
     teacher = SentenceEncoder(build_tiny_xlm_roberta(str(tmp_path / "xlmr")), batch_size=4)
     items = make_items()
     made = []
@@ -223,7 +223,7 @@ def test_sentence_encoder_teacher_and_build_on_main(tmp_path):
         made.append(teacher)
         return teacher
 
-    cache = build_on_main(str(tmp_path / "cache"), items, make_encoder, progress=False)
+    cache = build_distributed(str(tmp_path / "cache"), items, make_encoder, progress=False)
     assert len(made) == 1 and cache.teacher_id == teacher.teacher_id
     expected = teacher(list(items.values()))
     torch.testing.assert_close(cache.get_batch(list(items)), expected, atol=FP16_ATOL, rtol=0)

