@@ -23,7 +23,7 @@ import sys
 import time
 import warnings
 
-BENCHMARKS = ("train", "frontend", "inference", "retrieval")
+BENCHMARKS = ("train", "frontend", "inference", "retrieval", "teacher")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -87,6 +87,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--retrieval-database", type=int, default=280_000)
     p.add_argument("--inference-files", type=int, default=16)
     p.add_argument(
+        "--teacher-sentences",
+        type=int,
+        default=None,
+        help="transcripts for the teacher-cache benchmark (default: 20,000 on a GPU, 2,000 on "
+        "a CPU; the old CPU path gets at most 2,000, 500 at the real size)",
+    )
+    p.add_argument(
         "--output",
         default="results/bench.json",
         help="JSON file to write; the markdown goes next to it with .md",
@@ -130,7 +137,7 @@ def main(argv=None) -> dict:
 
     import torch
 
-    from benchmarks import frontend, inference, report, retrieval, train_step
+    from benchmarks import frontend, inference, report, retrieval, teacher_cache, train_step
     from benchmarks.common import load_average, machine_info, pick_device
 
     only = [x.strip() for x in args.only.split(",") if x.strip()]
@@ -154,6 +161,7 @@ def main(argv=None) -> dict:
         "settings": {**vars(args), "rounds": rounds, "sizes": sizes, "retrieval_queries": queries},
         "train_step": [],
         "inference": [],
+        "teacher_cache": [],
         "errors": [],
     }
     if device.type == "cuda":
@@ -215,6 +223,19 @@ def main(argv=None) -> dict:
             )
             if r is not None:
                 results["inference"].append(r)
+        if "teacher" in only:
+            n = args.teacher_sentences or (20_000 if device.type == "cuda" else 2_000)
+            r = attempt(
+                f"teacher cache ({size})",
+                lambda size=size, n=n: teacher_cache.run(
+                    size,
+                    device,
+                    sentences=n,
+                    old_sentences=min(n, 500 if size == "real" else 2_000),
+                ),
+            )
+            if r is not None:
+                results["teacher_cache"].append(r)
     if "frontend" in only:
         results["frontend"] = attempt(
             "front-end", lambda: frontend.run(rounds=rounds, device=device, **batch_kw)

@@ -65,6 +65,8 @@ def render(results: dict) -> str:
         out += _inference(r)
     if results.get("retrieval"):
         out += _retrieval(results["retrieval"])
+    for r in results.get("teacher_cache") or []:
+        out += _teacher_cache(r)
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -165,10 +167,30 @@ def _retrieval(r: dict) -> list[str]:
         "|---|---:|---:|---:|",
         f"| `sense.retrieval.search` (exact, {r['backend']}) | {r['search_s']:.2f} s | "
         f"{r['search_queries_per_second']:,.0f} | {r['r_at_1_search']:.4f} |",
-        f"| brute force (full score matrix, argmax) | {r['brute_force_s']:.2f} s | "
+        f"| one matmul (full score matrix, top-1) | {r['brute_force_s']:.2f} s | "
         f"{r['brute_force_queries_per_second']:,.0f} | {r['r_at_1_brute_force']:.4f} |",
+        "",
+        f"Speed of search against one matmul: {r['brute_force_s'] / r['search_s']:.2f}x.",
         "",
         f"Top-1 agreement with brute force: {100 * r['top1_agreement']:.2f}% of queries. "
         f"Mean subtraction and normalisation of both sides: {r['prepare_s']:.2f} s.",
+        "",
+    ]
+
+
+def _teacher_cache(r: dict) -> list[str]:
+    new, old = r["new"], r["old"]
+    return [
+        f"## Teacher cache ({r['size']} teacher, {r['machine_device']})",
+        "",
+        "| path | device, precision | sentences | time | sentences per s |",
+        "|---|---|---:|---:|---:|",
+        f"| before: main process, no device given | {old['device']}, {old['precision']} | "
+        f"{old['sentences']:,} | {old['seconds']:.1f} s | {old['per_second']:,.0f} |",
+        f"| now: the run's device, length-sorted batches | {new['device']}, {new['precision']} | "
+        f"{new['sentences']:,} | {new['seconds']:.1f} s | {new['per_second']:,.0f} |",
+        "",
+        f"Throughput ratio (now / before): {r['ratio']:.1f}x per process; under DDP each of "
+        "the N ranks encodes 1/N of the transcripts.",
         "",
     ]

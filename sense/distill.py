@@ -83,6 +83,9 @@ def build_teacher_cache(
     try:  # complete already (e.g. after --prepare_only): no teacher to load
         cache = TeacherCache.open(folder)
         cache.verify(items)
+        logger.info(
+            "teacher cache %s: %d rows, %d kept, 0 to encode", folder, len(items), len(items)
+        )
         return cache
     except TeacherCacheError:
         pass

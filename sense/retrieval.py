@@ -403,7 +403,7 @@ def _resolve_backend(backend: str, device: torch.device, shape: tuple[int, int, 
     return _faster_cpu_backend(dim)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _faster_cpu_backend(dim: int) -> str:
     """Time both backends once per process on a probe of this width; the faster one.
 

@@ -15,6 +15,16 @@ from sense.testing import tiny  # noqa: E402
 torch.set_num_threads(2)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` are skipped, with the reason, where torch sees no GPU."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def tiny_w2v_bert(tmp_path_factory):
     """Folder of a tiny ``Wav2Vec2BertModel`` (w2v-BERT 2.0 architecture)."""

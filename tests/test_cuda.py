@@ -1,0 +1,144 @@
+"""The GPU path: the recipe in bf16 and fp16, NCCL, half casts, exact search under TF32.
+
+Marked ``cuda``: skipped where torch sees no GPU (CI), run on a GPU with
+``pytest -m cuda``.
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+from cv_fixture import build_common_voice
+from helpers.ports import free_port
+
+from sense.lobes.speech import HFSpeechEncoder
+from sense.lobes.text import TeacherSpec
+from sense.nnet.pooling import AttentivePooling
+from sense.retrieval import search, target_ranks
+from sense.teacher_cache import TeacherCache
+
+pytestmark = pytest.mark.cuda
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+RECIPE = os.path.join(REPO, "recipes", "CommonVoice", "SENSE")
+TIMEOUT = 600
+
+
+def _env():
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env["PYTHONPATH"] = os.pathsep.join([REPO, env.get("PYTHONPATH", "")])
+    return env
+
+
+@pytest.fixture(scope="module")
+def cv(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("cv"))
+    build_common_voice(root)
+    return root
+
+
+def _recipe_args(cv, out, w2v, xlmr, *extra):
+    return [
+        "hparams/train_sense.yaml",
+        f"--data_folder={cv}",
+        f"--output_folder={out}",
+        f"--student_source={w2v}",
+        f"--teacher_source={xlmr}",
+        "--encoder_dim=32",
+        "--encoder_lr=0.002",
+        "--batch_seconds=4",
+        "--prepare_workers=1",
+        "--num_workers=0",
+        "--number_of_epochs=2",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_recipe_trains_on_the_gpu(precision, cv, tiny_w2v_bert, tiny_xlmr, tmp_path):
+    out = str(tmp_path / precision)
+    args = _recipe_args(
+        cv, out, tiny_w2v_bert, tiny_xlmr, "--device=cuda", f"--precision={precision}"
+    )
+    proc = subprocess.run(
+        [sys.executable, "train.py", *args],
+        cwd=RECIPE,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert re.search(r"Peak device memory after the first step: [0-9.]+ GiB", log), log[-3000:]
+    from sense.inference import SENSE
+
+    model = SENSE.from_hparams(
+        source=os.path.join(out, "model"), device="cuda", precision=precision
+    )
+    wav = os.path.join(out, "data", "wavs", "fr", "common_voice_fr_1000.flac")
+    emb = model.encode_file(wav)
+    assert emb.shape == (32,) and torch.isfinite(emb).all()
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_recipe_on_two_gpus_with_nccl(cv, tiny_w2v_bert, tiny_xlmr, tmp_path):
+    out = str(tmp_path / "nccl")
+    args = _recipe_args(cv, out, tiny_w2v_bert, tiny_xlmr, "--precision=bf16")
+    launcher = ["-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}"]
+    proc = subprocess.run(
+        [sys.executable, *launcher, "train.py", *args],
+        cwd=RECIPE,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert os.path.isfile(os.path.join(out, "model", "hyperparams.yaml"))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("model", ["w2v_bert", "wav2vec2"])
+def test_half_cast_encoder_and_head_on_the_gpu(model, dtype, request):
+    encoder = HFSpeechEncoder(request.getfixturevalue(f"tiny_{model}")).eval().cuda()
+    pooling = AttentivePooling(encoder.output_dim, output_dim=16, batch_norm=True).eval().cuda()
+    wavs = (torch.randn(2, 16000) * 0.1).cuda()
+    lens = torch.tensor([1.0, 0.6]).cuda()
+    with torch.no_grad():
+        ref = pooling(*encoder(wavs, lens))[0]
+        encoder.to(dtype)
+        pooling.to(dtype)
+        out = pooling(*encoder(wavs, lens))[0]
+    assert out.dtype == dtype
+    assert (out.float() - ref).abs().max() / ref.abs().max() < 0.1
+
+
+def test_search_is_exact_with_tf32_on():
+    """Near ties that TF32 (10-bit mantissa) cannot separate: full fp32 ranks them right."""
+    g = torch.Generator().manual_seed(0)
+    database = torch.randn(4096, 256, generator=g)
+    queries = database[:64] + 1e-4 * torch.randn(64, 256, generator=g)
+    database[64:128] = database[:64] + 2e-4 * torch.randn(64, 256, generator=g)
+    exact = (queries.double() @ database.double().T).argmax(dim=1)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        _, found = search(queries.cuda(), database.cuda(), k=1)
+        ranks = target_ranks(queries.cuda(), database.cuda(), exact.cuda())
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False
+    assert torch.equal(found[:, 0].cpu(), exact)
+    assert bool((ranks == 1).all())
+
+
+def test_teacher_cache_on_the_gpu_matches_the_cpu(tiny_xlmr, tmp_path):
+    items = {f"u{i}": f"phrase numéro {i} " + "la " * (i % 5) for i in range(50)}
+    spec = TeacherSpec(tiny_xlmr, kind="hf", pooling="cls", dtype="float16")
+    gpu = TeacherCache.build(str(tmp_path / "gpu"), items, spec.load("cuda"), progress=False)
+    cpu = TeacherCache.build(str(tmp_path / "cpu"), items, spec.load("cpu"), progress=False)
+    torch.testing.assert_close(
+        gpu.get_batch(list(items)), cpu.get_batch(list(items)), atol=5e-3, rtol=0
+    )
