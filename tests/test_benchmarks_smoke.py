@@ -5,6 +5,7 @@ never tested against a limit.
 """
 
 import json
+import math
 
 import pytest
 from transformers import Wav2Vec2BertConfig
@@ -15,7 +16,16 @@ from benchmarks.models import SIZES, student_config, synthetic_batch
 
 
 def _positive(x) -> bool:
+    """For sizes and counts (never for a number derived from a timing)."""
     return isinstance(x, (int, float)) and x > 0
+
+
+def _measured(x) -> bool:
+    """A number derived from a timing: reported, finite, never compared with a limit.
+
+    Rounded rates such as model TFLOP/s can be 0.0 on a loaded machine.
+    """
+    return isinstance(x, (int, float)) and math.isfinite(x) and x >= 0
 
 
 @pytest.fixture(scope="module")
@@ -71,23 +81,23 @@ def test_training_step_result(tiny_run):
     assert r["size"] == "tiny" and r["precision"] == "fp32"
     for name in ("ours", "theirs"):
         s = r[name]
-        assert _positive(s["step_median_s"]) and _positive(s["audio_seconds_per_second"])
-        assert _positive(s["state_mb"]) and _positive(s["model_tflops_per_s"])
+        assert _measured(s["step_median_s"]) and _measured(s["audio_seconds_per_second"])
+        assert _positive(s["state_mb"]) and _measured(s["model_tflops_per_s"])
         assert s["mfu"] is None  # no peak on a CPU
-    assert _positive(r["speedup"]) and _positive(r["model_gflops_per_step"])
+    assert _measured(r["speedup"]) and _positive(r["model_gflops_per_step"])
     assert set(r["components_median_s"]) == {
         "their_frontend",
         "our_frontend",
         "their_teacher",
         "our_teacher_lookup",
     }
-    assert all(_positive(v) for v in r["components_median_s"].values())
+    assert all(_measured(v) for v in r["components_median_s"].values())
     assert r["student"]["hidden_size"] == 32 and r["student"]["depthwise_kernel"] == 31
 
 
 def test_frontend_result(tiny_run):
     r = tiny_run[0]["frontend"]
-    assert _positive(r["hf_extractor_s"]) and _positive(r["ours_cpu_s"])
+    assert _measured(r["hf_extractor_s"]) and _measured(r["ours_cpu_s"])
     assert r["parity"]["cpu"]["frame_counts_equal"] is True
     assert r["parity"]["cpu"]["max_abs_error"] < 1e-2
 
@@ -96,14 +106,14 @@ def test_inference_result(tiny_run):
     (r,) = tiny_run[0]["inference"]
     assert r["files"] == 2 and r["embedding_dim"] == 32
     for key in ("batch_1", "batch_8"):
-        assert _positive(r[key]["rtf"]) and _positive(r[key]["audio_seconds_per_second"])
+        assert _measured(r[key]["rtf"]) and _measured(r[key]["audio_seconds_per_second"])
 
 
 def test_retrieval_result(tiny_run):
     r = tiny_run[0]["retrieval"]
     assert r["queries"] == 20 and r["database"] == [500, 1024]
-    assert _positive(r["search_queries_per_second"])
-    assert _positive(r["brute_force_queries_per_second"])
+    assert _measured(r["search_queries_per_second"])
+    assert _measured(r["brute_force_queries_per_second"])
     assert r["top1_agreement"] == 1.0
     assert r["r_at_1_search"] == r["r_at_1_brute_force"]
 

@@ -10,6 +10,7 @@ import time
 import pytest
 import torch
 from cv_fixture import build_common_voice
+from helpers.ports import free_port
 
 from sense.prepare import PreparationReport
 
@@ -58,9 +59,14 @@ def _train(args, **kw):
     )
 
 
-def _torchrun(args, port):
-    """The recipe on two gloo ranks (``torch.distributed.run``)."""
-    launcher = ["-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}"]
+def _torchrun(args):
+    """The recipe on two gloo ranks (``torch.distributed.run``), on a free port."""
+    launcher = [
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+    ]
     return subprocess.run(
         [sys.executable, *launcher, "train.py", *args, "--distributed_backend=gloo"],
         cwd=RECIPE,
@@ -88,12 +94,44 @@ def cv_release(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained(cv_release, tiny_w2v_bert, tiny_xlmr, tmp_path_factory):
+def prepared_then_trained(cv_release, tiny_w2v_bert, tiny_xlmr, tmp_path_factory):
+    """``--prepare_only`` (preparation and teacher cache), then the training launch."""
     cv, _ = cv_release
     out = str(tmp_path_factory.mktemp("run"))
-    proc = _train(_args(cv, out, tiny_w2v_bert, tiny_xlmr, "--number_of_epochs=2"))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out
+    args = _args(cv, out, tiny_w2v_bert, tiny_xlmr, "--number_of_epochs=2")
+    prepare = _train([*args, "--prepare_only"])
+    assert prepare.returncode == 0, prepare.stdout[-3000:] + prepare.stderr[-3000:]
+    save = os.path.join(out, "save")
+    after_prepare = sorted(os.listdir(out)) + (os.listdir(save) if os.path.isdir(save) else [])
+    train = _train(args)
+    assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
+    return out, prepare, after_prepare, train
+
+
+@pytest.fixture(scope="module")
+def trained(prepared_then_trained):
+    return prepared_then_trained[0]
+
+
+def test_prepare_only_stops_before_training_and_the_launch_reencodes_nothing(
+    prepared_then_trained,
+):
+    out, prepare, after_prepare, train = prepared_then_trained
+    assert (
+        "model" not in after_prepare
+        and not os.listdir(os.path.join(out, "save"))
+        or ("save" not in after_prepare)
+    )
+    assert re.search(r"teacher cache .*: 24 rows, 0 kept, 24 to encode", prepare.stderr)
+    log = train.stdout + train.stderr
+    assert "already prepared" in log
+    assert re.search(r"teacher cache .*: 24 rows, 24 kept, 0 to encode", log), log[-3000:]
+    # the budget and the passes over the data it amounts to are printed at start
+    assert re.search(
+        r"batch budget \(per_gpu 4 s\): 4 s of padded audio per GPU batch, 4 s per optimizer step "
+        r"\(1 GPU\(s\) x 1 accumulated\); \d+ steps per epoch x 2 epochs",
+        train.stdout,
+    ), train.stdout[-2000:]
 
 
 def test_report_lists_exactly_the_bad_rows(cv_release, trained):
@@ -117,17 +155,6 @@ def test_loss_falls_and_both_parts_learn(trained):
     for name in ("encoder_optimizer", "pooling_optimizer"):
         state = torch.load(os.path.join(second, f"{name}.ckpt"), map_location="cpu")
         assert state["state"], name
-
-
-def test_teacher_is_not_reencoded_and_prep_is_idempotent(
-    cv_release, trained, tiny_w2v_bert, tiny_xlmr
-):
-    cv, _ = cv_release
-    proc = _train(_args(cv, trained, tiny_w2v_bert, tiny_xlmr, "--number_of_epochs=2"))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    log = proc.stdout + proc.stderr
-    assert "already prepared" in log
-    assert re.search(r"teacher cache .*: 24 rows, 24 kept, 0 to encode", log), log[-3000:]
 
 
 def test_exported_folder_loads(trained, tmp_path):
@@ -247,8 +274,12 @@ def test_samu_xlsr_setting_trains(cv_release, tiny_wav2vec2, tiny_bert, tmp_path
 def test_torchrun_two_ranks_train_on_different_data(cv_release, tiny_w2v_bert, tiny_xlmr, tmp_path):
     cv, _ = cv_release
     out = str(tmp_path / "ddp")
-    proc = _torchrun(_args(cv, out, tiny_w2v_bert, tiny_xlmr, "--number_of_epochs=1"), 29561)
+    global_budget = ["--batch_seconds_scope=global", "--batch_seconds=8"]
+    proc = _torchrun(
+        _args(cv, out, tiny_w2v_bert, tiny_xlmr, "--number_of_epochs=1", *global_budget)
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "4 s of padded audio per GPU batch, 8 s per optimizer step (2 GPU(s)" in proc.stdout
     ranks = []
     for rank in (0, 1):
         with open(os.path.join(out, "batches", f"rank{rank}.txt"), encoding="utf-8") as f:
@@ -276,7 +307,8 @@ def test_torchrun_with_the_demo_head(cv_release, tiny_w2v_bert, tmp_path):
         "--prepare_workers=1",
         "--device=cpu",
     ]
-    proc = _torchrun(args, 29562)
+    proc = _torchrun(args)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "4 s of padded audio per GPU batch, 8 s per optimizer step (2 GPU(s)" in proc.stdout
     head = torch.load(os.path.join(out, "model", "pooling.ckpt"))
     assert head["norm.num_batches_tracked"] > 0

@@ -24,6 +24,39 @@ def test_ratios_follow_eq3():
         language_sampling_ratios(DURS, LANGS, alpha=1.5)
 
 
+def test_shares_are_of_hours_not_of_utterances():
+    """SAMU-XLSR Eq. 3 is over hours: 1 long clip of "a" weighs as much as 9 short ones of "b"."""
+    r = language_sampling_ratios([9.0] + [1.0] * 9, ["a"] + ["b"] * 9, alpha=0.0)
+    assert r["a"]["hours"] == pytest.approx(9.0 / 3600) and r["b"]["hours"] == pytest.approx(
+        9.0 / 3600
+    )
+    assert r["a"]["share"] == pytest.approx(0.5) and r["b"]["share"] == pytest.approx(0.5)
+    assert r["a"]["ratio"] == pytest.approx(1.0) and r["b"]["ratio"] == pytest.approx(1.0)
+    # hand-computed, alpha 0.5: shares 0.9 / 0.1 of the hours
+    r = language_sampling_ratios([9.0, 1.0, 1.0], ["a", "b", "b"], alpha=0.5)
+    expected_b = (0.2**0.5 / (0.8**0.5 + 0.2**0.5)) / 0.2  # b has 2 of 11 s
+    assert r["b"]["share"] == pytest.approx(2 / 11)
+    assert r["b"]["ratio"] == pytest.approx(
+        ((2 / 11) ** 0.5 / ((9 / 11) ** 0.5 + (2 / 11) ** 0.5)) / (2 / 11)
+    )
+    assert r["b"]["ratio"] != pytest.approx(expected_b)
+
+
+def test_copies_of_an_upsampled_clip_go_to_different_batches():
+    durations = [2.0] * 40 + [2.0] * 2
+    languages = ["big"] * 40 + ["rare"] * 2
+    sampler = BalancedDurationBatchSampler(
+        durations, languages, max_batch_duration=20.0, alpha=0.0, num_replicas=1, rank=0
+    )
+    assert sampler.ratios["rare"]["ratio"] > 5  # each rare clip drawn many times per epoch
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        assert all(len(set(b)) == len(b) for b in batches), batches
+        drawn = sorted(i for b in batches for i in b if i >= 40)
+        assert len(drawn) > 10  # the copies are all there
+
+
 def test_batches_respect_the_padded_duration_budget():
     s = BalancedDurationBatchSampler(DURS, LANGS, max_batch_duration=20.0, alpha=1.0)
     batches = list(s)
