@@ -15,23 +15,17 @@ left by a crash are removed at the next start.
 from __future__ import annotations
 
 import logging
-import os
 import pathlib
 import shutil
 
 from speechbrain.utils.checkpoints import Checkpoint, Checkpointer
 from speechbrain.utils.distributed import ddp_barrier, if_main_process
 
+from sense.io import fsync_tree, replace_folder
+
 logger = logging.getLogger(__name__)
 
 TMP_PREFIX = ".tmp-"
-
-
-def _fsync_tree(folder: pathlib.Path) -> None:
-    for path in folder.iterdir():
-        if path.is_file():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
 
 
 class AtomicCheckpointer(Checkpointer):
@@ -82,10 +76,8 @@ class AtomicCheckpointer(Checkpointer):
         if if_main_process():
             tmp = pathlib.Path(saved.path)
             final = tmp.with_name(tmp.name[len(TMP_PREFIX) :])
-            _fsync_tree(tmp)
-            if final.exists():  # a custom name saved again: replace it whole
-                shutil.rmtree(final)
-            os.rename(tmp, final)
+            fsync_tree(tmp)
+            replace_folder(tmp, final)  # a custom name saved again is replaced whole
             saved = Checkpoint(
                 final,
                 saved.meta,

@@ -32,6 +32,8 @@ import os
 import sys
 import time
 
+from sense.io import atomic_write, save_npy_atomic, staged_folder, write_text_atomic
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_SKIPPED = 3
@@ -220,42 +222,13 @@ def _embed_inputs(args, model, windows: bool):
     return np.stack(rows).astype(np.float32), entries, failures
 
 
-def _write_atomic(path: str, write) -> None:
-    """Write a file through ``write(tmp_path)`` under a temporary name, then rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    base = os.path.basename(path)
-    tmp = os.path.join(folder, f".{base}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _save_npy(path: str, array) -> None:
-    import numpy as np
-
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-            f.flush()
-            os.fsync(f.fileno())
-
-    _write_atomic(path, write)
-
-
 def _save_jsonl(path: str, entries) -> None:
     def write(tmp):
         with open(tmp, "w", encoding="utf-8") as f:
             for entry in entries:
                 f.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
 
-    _write_atomic(path, write)
+    atomic_write(path, write)
 
 
 def _ids_path(output: str) -> str:
@@ -276,7 +249,7 @@ def cmd_embed(args) -> int:
     if embeddings is not None:
         ids = _ids_path(output)
         _save_jsonl(ids, entries)
-        _save_npy(output, embeddings)
+        save_npy_atomic(output, embeddings)
         _log(args, f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings to {output}")
         _log(args, f"wrote their ids to {ids}")
     else:
@@ -288,10 +261,6 @@ def cmd_embed(args) -> int:
 def cmd_index(args) -> int:
     """``sense index``: a searchable index folder over recordings and sentences."""
     import datetime
-    import shutil
-    import tempfile
-
-    from sense.export import replace_folder
 
     source = _model_source(args.model)
     model = _load_model(args, source)
@@ -301,12 +270,8 @@ def cmd_index(args) -> int:
         print("sense: error: nothing to index", file=sys.stderr)
         _report_failures(failures)
         return EXIT_ERROR
-    folder = os.path.abspath(args.output)
-    parent = os.path.dirname(folder)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.tmp-", dir=parent)
-    try:
-        _save_npy(os.path.join(tmp, INDEX_EMBEDDINGS), embeddings)
+    with staged_folder(args.output) as tmp:
+        save_npy_atomic(os.path.join(tmp, INDEX_EMBEDDINGS), embeddings)
         _save_jsonl(os.path.join(tmp, INDEX_ENTRIES), entries)
         hp = model.hparams
         info = {
@@ -325,14 +290,9 @@ def cmd_index(args) -> int:
             "split": args.split or hp.window_split,
             "skipped": [{"path": p, "reason": r} for p, r in failures],
         }
-        with open(os.path.join(tmp, INDEX_INFO), "w", encoding="utf-8") as f:
-            json.dump(info, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-        os.chmod(tmp, 0o755)
-        replace_folder(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_text_atomic(
+            os.path.join(tmp, INDEX_INFO), json.dumps(info, indent=2, ensure_ascii=False) + "\n"
+        )
     n_audio = len({e["path"] for e in entries if e["kind"] == "audio"})
     n_text = sum(e["kind"] == "text" for e in entries)
     _log(

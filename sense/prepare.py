@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from sense.dataio import SAMPLE_RATE, AudioError, load_audio
+from sense.io import atomic_write, write_text_atomic
 
 # Preparation manifests are SpeechBrain CSV files with these columns.
 MANIFEST_FIELDS = ("ID", "duration", "wav", "language", "transcript")
@@ -54,10 +55,8 @@ def convert_audio(src: str, dst: str, sample_rate: int = SAMPLE_RATE) -> float:
         info = sf.info(dst)
         return info.frames / info.samplerate
     wav = load_audio(src, sample_rate)
-    os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
-    tmp = f"{dst}.partial"
-    sf.write(tmp, wav.numpy(), sample_rate, format="FLAC")
-    os.replace(tmp, dst)
+    # thousands of clips, each cheap to convert again: no fsync
+    atomic_write(dst, lambda tmp: sf.write(tmp, wav.numpy(), sample_rate, format="FLAC"), False)
     return wav.shape[0] / sample_rate
 
 
@@ -137,15 +136,16 @@ def write_tsv(
     path: str, rows: Iterable[dict], fields: Sequence[str], delimiter: str = "\t"
 ) -> None:
     """Write ``rows`` with a header, through a temporary file and a rename."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(
-            f, fieldnames=list(fields), delimiter=delimiter, extrasaction="ignore"
-        )
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            writer = csv.DictWriter(
+                f, fieldnames=list(fields), delimiter=delimiter, extrasaction="ignore"
+            )
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_write(path, write)
 
 
 def write_manifest(
@@ -194,9 +194,6 @@ def done_stamp(folder: str, settings: dict) -> tuple[str, Callable[[], bool], Ca
             return f.read() == wanted
 
     def mark_done() -> None:
-        os.makedirs(folder, exist_ok=True)
-        with open(f"{path}.tmp", "w", encoding="utf-8") as f:
-            f.write(wanted)
-        os.replace(f"{path}.tmp", path)
+        write_text_atomic(path, wanted)
 
     return path, is_done, mark_done

@@ -28,9 +28,10 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+
+from sense.io import write_text_atomic
 
 __all__ = ["RetrievalTable", "format_db_size"]
 
@@ -92,19 +93,6 @@ def _check_metric_value(value, name: str) -> float:
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
         raise ValueError(f"metric {name!r} must be a fraction in [0, 1], got {value}")
     return value
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write a file so that a crash never leaves a truncated one behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class RetrievalTable:
@@ -340,7 +328,7 @@ class RetrievalTable:
         written = {}
         for suffix, text in texts.items():
             written[suffix] = stem.with_name(stem.name + suffix)
-            _write_atomic(written[suffix], text)
+            write_text_atomic(written[suffix], text)
         return written
 
     @classmethod

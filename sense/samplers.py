@@ -22,9 +22,7 @@ number of steps.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -32,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch.utils.data import Sampler
+
+from sense.io import write_json_atomic
 
 # Batches are formed inside windows of this many batches' worth of shuffled
 # utterances, sorted by duration, so padding stays small while the order stays random.
@@ -88,10 +88,7 @@ def language_sampling_ratios(
 
 def save_ratios(ratios: dict, path: str) -> None:
     """Write the ratios of :func:`language_sampling_ratios` as JSON (atomically)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(ratios, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    write_json_atomic(path, ratios, indent=2, sort_keys=True)
 
 
 def _dist_info(num_replicas: int | None, rank: int | None) -> tuple[int, int]:

@@ -56,6 +56,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from sense.io import TMP_SUFFIX, save_npy_atomic, write_json_atomic
+
 logger = logging.getLogger(__name__)
 
 FORMAT = "sense-teacher-cache/1"
@@ -71,7 +73,7 @@ SHOWN_IDS = 10
 # Files this module writes (and may delete): generations and their temporary files.
 _OWN_FILE = re.compile(
     r"^((embeddings|done)-[0-9a-f]+\.npy|index\.json|shard-[0-9a-f]+-r\d+\.(npy|done\.npy|json))"
-    r"(\.\d+\.tmp)?$"
+    rf"({TMP_SUFFIX})?$"
 )
 _SHARD_META = re.compile(r"^shard-(?P<gen>[0-9a-f]+)-r(?P<rank>\d+)\.json$")
 
@@ -108,27 +110,6 @@ def _as_pairs(items) -> list[tuple[str, str]]:
             raise ValueError(f"utterance id {uid!r} appears twice")
         seen.add(uid)
     return pairs
-
-
-def _fsync_replace(tmp: str, path: str) -> None:
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _save_npy_atomic(path: str, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` so that a reader sees the old file or the new one."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    _fsync_replace(tmp, path)
-
-
-def _save_json_atomic(path: str, data: dict) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-    _fsync_replace(tmp, path)
 
 
 def _teacher_id_of(encoder, teacher_id: str | None) -> str:
@@ -453,9 +434,9 @@ def _prepare_layout(folder: str, index: dict) -> np.ndarray:
         done = old_done & (np.asarray(old["hashes"]) == np.asarray(index["hashes"]))
         index["matrix"], index["progress"] = old["matrix"], old["progress"]
         if not np.array_equal(done, old_done):
-            _save_npy_atomic(os.path.join(folder, index["progress"]), done)
+            save_npy_atomic(os.path.join(folder, index["progress"]), done)
         if old != index:
-            _save_json_atomic(os.path.join(folder, INDEX_FILE), index)
+            write_json_atomic(os.path.join(folder, INDEX_FILE), index)
         return done
 
     gen = uuid.uuid4().hex[:12]
@@ -483,8 +464,8 @@ def _prepare_layout(folder: str, index: dict) -> np.ndarray:
             del old_matrix
     matrix.flush()
     del matrix
-    _save_npy_atomic(os.path.join(folder, index["progress"]), done)
-    _save_json_atomic(os.path.join(folder, INDEX_FILE), index)
+    save_npy_atomic(os.path.join(folder, index["progress"]), done)
+    write_json_atomic(os.path.join(folder, INDEX_FILE), index)
     return done
 
 
@@ -532,7 +513,7 @@ def _encode_missing(folder, index, done, todo, pairs, encoder, batch_size, chunk
             matrix[rows] = emb.astype(dtype)
             matrix.flush()
             done[rows] = True
-            _save_npy_atomic(progress_file, done)
+            save_npy_atomic(progress_file, done)
             bar.update(len(rows))
     del matrix
 
@@ -554,9 +535,9 @@ def _encode_shard(folder, index, rows, pairs, encoder, batch_size, chunk_size, p
         matrix_file, mode="w+", dtype=index["dtype"], shape=(len(rows), index["dim"])
     ).flush()
     done = np.zeros(len(rows), dtype=bool)
-    _save_npy_atomic(done_file, done)
+    save_npy_atomic(done_file, done)
     meta = {"rows": [int(r) for r in rows], "hashes": [index["hashes"][r] for r in rows]}
-    _save_json_atomic(meta_file, meta)
+    write_json_atomic(meta_file, meta)
     shard_index = {**index, "matrix": os.path.basename(matrix_file)}
     shard_index["progress"] = os.path.basename(done_file)
     shard_pairs = [pairs[r] for r in rows]
@@ -611,7 +592,7 @@ def _merge_shards(folder: str) -> int:
     if matrix is not None:
         matrix.flush()
         del matrix
-        _save_npy_atomic(os.path.join(folder, index["progress"]), done)
+        save_npy_atomic(os.path.join(folder, index["progress"]), done)
     for m in metas:
         for path in _shard_paths(folder, m["gen"], int(m["rank"])):
             if os.path.exists(path):

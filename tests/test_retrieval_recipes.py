@@ -71,10 +71,10 @@ def _write_lines(path: str, lines) -> None:
         f.writelines(line + "\n" for line in lines)
 
 
-def _load_recipe(dataset: str):
-    """The recipe's evaluate.py as a module (unique name: every recipe has one)."""
-    path = os.path.join(RECIPES, dataset, "retrieval", "evaluate.py")
-    spec = importlib.util.spec_from_file_location(f"_retrieval_{dataset}_evaluate", path)
+def _load_recipe(dataset: str, script: str = "evaluate"):
+    """A script of the recipe as a module (unique name: every recipe has an evaluate.py)."""
+    path = os.path.join(RECIPES, dataset, "retrieval", f"{script}.py")
+    spec = importlib.util.spec_from_file_location(f"_retrieval_{dataset}_{script}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -516,10 +516,9 @@ def test_misaligned_talk_files_are_refused(tmp_path):
     data = str(tmp_path / "MUSTC")
     build_talks(data, "en-de", {"dev": {"ted_1": [("a", "b"), ("c", "d")]}}, ".wav", True, 1)
     _write_lines(os.path.join(data, "en-de", "data", "dev", "txt", "dev.de"), ["b"])
-    from sense.evaluation import prepare_talk_segments
-
+    ted = _load_recipe("MUSTC", "ted_segments")
     with pytest.raises(ValueError, match=r"dev\.de: 1"):
-        prepare_talk_segments(data, str(tmp_path / "m"), "en-de", ["dev"], ["dev"])
+        ted.prepare_talk_segments(data, str(tmp_path / "m"), "en-de", ["dev"], ["dev"])
 
 
 def test_a_query_without_its_target_is_never_written(tmp_path):

@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from sense.demo.corpus import LANGUAGES, CorpusSplit
 from sense.demo.synth import EspeakSynthesizer, variant_gender
+from sense.io import atomic_write, write_text_atomic
 
 CV_COLUMNS = (
     "client_id",
@@ -102,9 +103,13 @@ def _write_clip(synthesizer: EspeakSynthesizer, job: _ClipJob):
         pitch_range=job.pitch_range,
         variant=job.variant,
     )
-    partial = job.path + ".partial"
-    sf.write(partial, out.waveform, out.sample_rate, format="MP3", subtype="MPEG_LAYER_III")
-    os.replace(partial, job.path)
+    atomic_write(
+        job.path,
+        lambda tmp: sf.write(
+            tmp, out.waveform, out.sample_rate, format="MP3", subtype="MPEG_LAYER_III"
+        ),
+        fsync=False,  # thousands of clips, each cheap to synthesize again
+    )
     return len(out.waveform) / out.sample_rate, out.words
 
 
@@ -190,14 +195,8 @@ def _release_hash(parts, languages, synthesizer, utterances_per_sentence, seed) 
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
 
 
-def _write_text(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
-
-
 def _write_json(path: Path, obj) -> None:
-    _write_text(path, json.dumps(obj, ensure_ascii=False, indent=1) + "\n")
+    write_text_atomic(path, json.dumps(obj, ensure_ascii=False, indent=1) + "\n")
 
 
 def _write_alignments(path: Path, alignments: dict[str, list]) -> None:
@@ -206,7 +205,7 @@ def _write_alignments(path: Path, alignments: dict[str, list]) -> None:
         f"{json.dumps(clip)}: {json.dumps(words, ensure_ascii=False)}"
         for clip, words in alignments.items()
     ]
-    _write_text(path, "{\n" + ",\n".join(lines) + "\n}\n")
+    write_text_atomic(path, "{\n" + ",\n".join(lines) + "\n}\n")
 
 
 def _tsv(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -366,11 +365,11 @@ def write_commonvoice_release(
             summary["seconds"][locale] += seconds
         folder = root / locale
         for name, filename in SPLIT_TSVS.items():
-            _write_text(folder / filename, _tsv(CV_COLUMNS, rows[name]))
-        _write_text(folder / VALIDATED_TSV, _tsv(CV_COLUMNS, sum(rows.values(), [])))
+            write_text_atomic(folder / filename, _tsv(CV_COLUMNS, rows[name]))
+        write_text_atomic(folder / VALIDATED_TSV, _tsv(CV_COLUMNS, sum(rows.values(), [])))
         for filename in EMPTY_TSVS:
-            _write_text(folder / filename, _tsv(CV_COLUMNS, []))
-        _write_text(folder / DURATIONS_TSV, _tsv(DURATIONS_COLUMNS, durations))
+            write_text_atomic(folder / filename, _tsv(CV_COLUMNS, []))
+        write_text_atomic(folder / DURATIONS_TSV, _tsv(DURATIONS_COLUMNS, durations))
         _write_alignments(folder / ALIGNMENTS_JSON, alignments)
         summary["seconds"][locale] = round(summary["seconds"][locale], 2)
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from contextlib import contextmanager, nullcontext
 
 import torch
@@ -35,6 +34,7 @@ from torch import nn
 
 from sense.dataio import check_waveform_batch
 from sense.features import W2VBertFbank
+from sense.io import is_hub_id
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +43,6 @@ WAV2VEC2 = "wav2vec2"
 SUPPORTED_MODEL_TYPES = (W2V_BERT, WAV2VEC2)
 # Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm
 WAVEFORM_NORM_EPS = 1e-7
-# "name" or "org/name", as the hub spells repository ids.
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 def _model_class(model_type: str):
@@ -77,7 +75,7 @@ def load_config(source: str, cache_dir: str | None = None):
 
     source = os.fspath(source)
     is_dir = os.path.isdir(source)
-    if not is_dir and not _HUB_ID.match(source):
+    if not is_dir and not is_hub_id(source):
         raise FileNotFoundError(
             f"HFSpeechEncoder: the model directory {source!r} does not exist "
             "(and it is not a hub id of the form 'org/name')"

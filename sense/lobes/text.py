@@ -44,6 +44,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from sense.io import is_local_source
+
 logger = logging.getLogger(__name__)
 
 POOLINGS = ("cls", "mean", "pooler")
@@ -166,22 +168,6 @@ class _FrozenTextEncoder(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must implement _embed")
 
 
-def _is_local(source: str) -> bool:
-    """Whether ``source`` names a local folder rather than a hub id.
-
-    An existing folder is local; so is anything that can only be a path (an
-    absolute path, ``./x``, ``../x``, ``~/x``, or more than one ``/``).
-    """
-    if os.path.isdir(source):
-        return True
-    return (
-        os.path.isabs(source)
-        or source.startswith((".", "~"))
-        or source.count("/") > 1
-        or (os.sep != "/" and os.sep in source)
-    )
-
-
 def _check_local_model(source: str) -> str:
     """Return the real path of a local model folder, or raise naming the problem."""
     path = os.path.expanduser(source)
@@ -262,7 +248,7 @@ class SentenceEncoder(_FrozenTextEncoder):
             raise ValueError(
                 f"need max_length >= 2 and batch_size >= 1, got {max_length}, {batch_size}"
             )
-        local = _is_local(source)
+        local = is_local_source(source)
         path = _check_local_model(source) if local else source
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path, cache_dir=save_path)

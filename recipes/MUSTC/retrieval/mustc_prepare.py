@@ -25,7 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sense.evaluation import parse_pair, prepare_talk_segments
+from ted_segments import prepare_talk_segments
+
+from sense.evaluation import parse_pair
 
 QUERY_SPLITS = ("dev", "tst-COMMON", "tst-HE")
 SEARCH_SPLITS = ("train", "dev", "tst-COMMON", "tst-HE")

@@ -10,7 +10,9 @@ the like; the same scheme as MUST-C, with flac audio)::
         txt/<split>.es                     Spanish transcript, line i = segment i
         txt/<split>.en                     English translation, line i = segment i
 
-The ``wav`` field may name the talk with or without its extension.
+The ``wav`` field may name the talk with or without its extension. The
+parsing is MUST-C's (``recipes/MUSTC/retrieval/ted_segments.py``), imported
+from there.
 
 Example
 -------
@@ -20,9 +22,18 @@ Example
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 
-from sense.evaluation import prepare_talk_segments
+# the release layout is MUST-C's: share its parser, never a copy of it
+MUSTC_RECIPE = os.path.normpath(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "MUSTC", "retrieval")
+)
+if MUSTC_RECIPE not in sys.path:
+    sys.path.insert(0, MUSTC_RECIPE)
+
+from ted_segments import prepare_talk_segments  # noqa: E402
 
 QUERY_SPLITS = ("valid", "test")
 SEARCH_SPLITS = ("train", "valid", "test")

@@ -1,0 +1,115 @@
+"""The whole ``evaluate.py`` of a retrieval recipe, driven by its hparams.
+
+This is the one place that reads a recipe's hparams dict: everything it calls
+(:func:`build_encoders`, :func:`run_benchmark`, the recipe's ``prepare``)
+takes explicit arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+
+from sense.evaluation.cache import EmbeddingCache
+from sense.evaluation.encoders import build_encoders
+from sense.evaluation.manifests import parse_pair
+from sense.evaluation.runner import run_benchmark
+
+
+def run_recipe(
+    argv: Sequence[str], prepare: Callable[[dict], Mapping[str, str]]
+) -> dict[str, dict[str, dict]]:
+    """The whole ``evaluate.py`` of a retrieval recipe.
+
+    ``python evaluate.py hparams/evaluate.yaml --data_folder=... --models="[a, b]"``:
+    reads the hparams (SpeechBrain command line), prepares the pairs with
+    ``prepare(hparams) -> {pair: folder}`` (on the main process), embeds them
+    with every model of ``models`` (:func:`build_encoders`) and writes the
+    table in ``output_folder``.
+    """
+    import speechbrain as sb
+    from hyperpyyaml import load_hyperpyyaml
+    from speechbrain.utils.distributed import run_on_main
+
+    hparams_file, run_opts, overrides = sb.parse_arguments(list(argv))
+    with open(hparams_file, encoding="utf-8") as f:
+        hparams = load_hyperpyyaml(f, overrides)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    tables = _recipe_tables(hparams)
+    hparams["pairs"] = list(dict.fromkeys(p for t in tables.values() for p in t["pairs"]))
+    prepared: dict[str, Mapping[str, str]] = {}
+    run_on_main(lambda: prepared.update(out=prepare(hparams)))
+    folders = dict(prepared.get("out") or {})
+    for pair in hparams["pairs"]:
+        folders.setdefault(pair, os.path.join(hparams["save_folder"], pair))
+    device = run_opts.get("device") or hparams.get("device", "cpu")
+    encoders = build_encoders(hparams["models"], device=device)
+    cache = EmbeddingCache(hparams["cache_folder"]) if hparams.get("cache_folder") else None
+    results: dict[str, dict[str, dict]] = {}
+    for name, table in tables.items():
+        out = run_benchmark(
+            encoders,
+            {pair: folders[pair] for pair in table["pairs"]},
+            output_folder=hparams["output_folder"],
+            cache_folder=cache,
+            ks=hparams.get("ks", (1, 5, 10)),
+            mean_subtract=hparams.get("mean_subtract", True),
+            batch_size=hparams.get("batch_size", 8),
+            text_batch_size=hparams.get("text_batch_size"),
+            metric=hparams.get("metric", "R@1"),
+            title=table.get("title"),
+            group=table.get("group"),
+            table_name=name,
+        )
+        for model, per_pair in out.items():
+            results.setdefault(model, {}).update(per_pair)
+    return results
+
+
+def _recipe_tables(hparams: Mapping) -> dict[str, dict]:
+    """The tables a recipe writes: ``{file name: {pairs, title, group}}``.
+
+    ``tables`` in the hparams maps a table name to its ``pairs`` (columns, in
+    order), ``title`` and ``group``; without it, one table ``retrieval`` of
+    every pair of ``pairs``. When both are given, ``pairs`` restricts the
+    tables to those columns (so ``--pairs=[fr-en]`` runs one pair).
+    """
+    wanted = hparams.get("pairs")
+    if wanted is not None:
+        wanted = [str(p) for p in wanted]
+        for pair in wanted:
+            parse_pair(pair)
+    specs = hparams.get("tables")
+    if not specs:
+        if not wanted:
+            raise ValueError("no pair to evaluate: set `pairs` (e.g. [fr-en, de-en])")
+        return {
+            "retrieval": {
+                "pairs": wanted,
+                "title": hparams.get("title"),
+                "group": hparams.get("group"),
+            }
+        }
+    tables = {}
+    for name, spec in specs.items():
+        pairs = [str(p) for p in spec.get("pairs", [])]
+        if wanted is not None:
+            pairs = [p for p in pairs if p in wanted]
+        if pairs:
+            tables[str(name)] = {**spec, "pairs": pairs}
+    if wanted is not None:
+        listed = {p for t in tables.values() for p in t["pairs"]}
+        extra = [p for p in wanted if p not in listed]
+        if extra:
+            tables["retrieval"] = {
+                "pairs": extra,
+                "title": hparams.get("title"),
+                "group": hparams.get("group"),
+            }
+    if not tables:
+        raise ValueError("no pair to evaluate: `tables` and `pairs` leave no column")
+    return tables

@@ -1,0 +1,282 @@
+"""Files that appear whole or not at all, and "hub id or local path".
+
+A reader of a file written by :func:`atomic_write` (or a folder published by
+:func:`replace_folder`) sees the old version or the new one, never half of
+each: the content goes to a temporary name beside the target first, is
+flushed to disk, and is then renamed over the target (a rename within one
+file system is atomic). A writer that fails leaves the old file in place and
+no temporary file behind.
+
+Models are named by a hub id (``"BAAI/bge-m3"``) or a local folder;
+:func:`looks_like_path`, :func:`is_hub_id` and :func:`is_local_source` tell
+them apart the same way everywhere.
+
+Example
+-------
+>>> import os, tempfile
+>>> path = os.path.join(tempfile.mkdtemp(), "out", "metrics.json")
+>>> write_json_atomic(path, {"R@1": 0.5})
+>>> open(path).read()
+'{"R@1": 0.5}'
+>>> is_local_source("./models/sense"), is_local_source("BAAI/bge-m3")
+(True, False)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: Temporary name of a file being written: ``<name>.<pid>-<random>.tmp``
+#: (``<name>.<pid>.tmp`` in earlier versions); a module that cleans up after
+#: an interrupted write matches its leftovers with this pattern.
+TMP_SUFFIX = r"\.\d+(-[0-9a-f]+)?\.tmp"
+#: A hub repository id: ``name`` or ``org/name``.
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+__all__ = [
+    "HUB_ID",
+    "TMP_SUFFIX",
+    "atomic_write",
+    "fsync_tree",
+    "is_hub_id",
+    "is_local_source",
+    "looks_like_path",
+    "replace_folder",
+    "save_npy_atomic",
+    "staged_folder",
+    "write_json_atomic",
+    "write_text_atomic",
+]
+
+
+# ---------------------------------------------------------------------------
+# Atomic files and folders
+# ---------------------------------------------------------------------------
+
+
+def _fsync_file(path: str) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], Any], fsync: bool = True) -> str:
+    """Write ``path`` through ``write(tmp_path)``, then rename ``tmp_path`` over it.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The file to write; its folder is created when missing.
+    write : callable
+        Writes the whole content to the path it is given (a sibling of
+        ``path``, same file system).
+    fsync : bool
+        Flush the file to disk before the rename, so a crash of the machine
+        cannot leave an empty file under the final name. Skip it only for
+        files that are cheap to rewrite and written by the thousand.
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.txt")
+    >>> _ = atomic_write(path, lambda tmp: open(tmp, "w").write("hello"))
+    >>> open(path).read()
+    'hello'
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        write(tmp)
+        if fsync:
+            _fsync_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str, fsync: bool = True) -> None:
+    """Write ``text`` (UTF-8, newlines as given) to ``path`` atomically.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.md")
+    >>> write_text_atomic(path, "| a |\\n")
+    >>> open(path).read()
+    '| a |\\n'
+    """
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+
+    atomic_write(path, write, fsync=fsync)
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any, **dump_kwargs: Any) -> None:
+    """Write ``data`` as JSON (``json.dump`` with ``dump_kwargs``) to ``path`` atomically.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.json")
+    >>> write_json_atomic(path, {"é": 1}, ensure_ascii=False)
+    >>> open(path, encoding="utf-8").read()
+    '{"é": 1}'
+    """
+    write_text_atomic(path, json.dumps(data, **dump_kwargs))
+
+
+def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> None:
+    """``np.save`` ``array`` to ``path`` (no ``.npy`` added) atomically.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.npy")
+    >>> save_npy_atomic(path, np.arange(3))
+    >>> np.load(path).tolist()
+    [0, 1, 2]
+    """
+
+    import numpy as np
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+    atomic_write(path, write)
+
+
+def fsync_tree(folder: str | os.PathLike) -> None:
+    """Flush every file under ``folder`` to disk (before the folder is renamed)."""
+    for root, _, names in os.walk(folder):
+        for name in names:
+            _fsync_file(os.path.join(root, name))
+
+
+def replace_folder(tmp: str | os.PathLike, folder: str | os.PathLike) -> None:
+    """Move the complete folder ``tmp`` to ``folder``, replacing an old one.
+
+    The old folder is renamed aside first and deleted only once the new one is
+    in place, so ``folder`` never holds a mix of old and new files.
+    """
+    tmp, folder = os.fspath(tmp), os.fspath(folder)
+    old = None
+    if os.path.lexists(folder):
+        parent = os.path.dirname(os.path.abspath(folder))
+        old = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.old-", dir=parent)
+        os.rmdir(old)
+        os.rename(folder, old)
+    try:
+        os.rename(tmp, folder)
+    except OSError:
+        if old is not None:
+            os.rename(old, folder)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def staged_folder(folder: str | os.PathLike) -> Iterator[str]:
+    """A temporary sibling of ``folder`` to fill; published whole when the block ends.
+
+    On success the files are flushed, the folder made world-readable (``0o755``,
+    as a ``mkdir`` would) and moved over ``folder`` with :func:`replace_folder`;
+    on an error the temporary folder is deleted and ``folder`` is left as it was.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> target = os.path.join(tempfile.mkdtemp(), "index")
+    >>> with staged_folder(target) as tmp:
+    ...     write_text_atomic(os.path.join(tmp, "info.txt"), "v1")
+    >>> os.listdir(target)
+    ['info.txt']
+    """
+    folder = os.path.abspath(os.fspath(folder))
+    parent = os.path.dirname(folder)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.tmp-", dir=parent)
+    try:
+        yield tmp
+        fsync_tree(tmp)
+        os.chmod(tmp, 0o755)
+        replace_folder(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ---------------------------------------------------------------------------
+# Hub id or local path
+# ---------------------------------------------------------------------------
+
+
+def looks_like_path(source: str | os.PathLike) -> bool:
+    """Whether ``source`` can only be a path, never a hub id.
+
+    True for an absolute path, ``./x``, ``../x``, ``~/x``, anything with more
+    than one ``/`` (or with the platform's own separator).
+
+    Example
+    -------
+    >>> looks_like_path("results/sense/save"), looks_like_path("BAAI/bge-m3")
+    (True, False)
+    """
+    source = os.fspath(source)
+    return (
+        os.path.isabs(source)
+        or source.startswith((".", "~"))
+        or source.count("/") > 1
+        or (os.sep != "/" and os.sep in source)
+    )
+
+
+def is_hub_id(source: str | os.PathLike) -> bool:
+    """Whether ``source`` has the form of a hub repository id (``name`` or ``org/name``).
+
+    A hub id never :func:`looks_like_path`; a string may be neither (``"a b"``).
+
+    Example
+    -------
+    >>> is_hub_id("facebook/w2v-bert-2.0"), is_hub_id("./w2v-bert")
+    (True, False)
+    """
+    return bool(HUB_ID.match(os.fspath(source)))
+
+
+def is_local_source(source: str | os.PathLike) -> bool:
+    """Whether ``source`` names a local folder rather than a hub id.
+
+    An existing folder is local; so is anything that :func:`looks_like_path`.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> is_local_source(tempfile.mkdtemp()), is_local_source("BAAI/bge-m3")
+    (True, False)
+    """
+    return os.path.isdir(os.fspath(source)) or looks_like_path(source)
