@@ -147,6 +147,8 @@ def test_warm_up_gives_the_encoder_no_gradient(tiny_w2v_bert, tmp_path):
     before = {k: v.clone() for k, v in encoder.state_dict().items()}
     for step in range(1, 4):
         brain.modules.train()
+        held = "encoder" not in brain.freeze_optimizers(brain.optimizers_dict)
+        assert held == (step <= 2)
         brain.fit_batch(batch)
         grads = [p.grad for p in encoder.parameters() if p.requires_grad]
         if step <= 2:
@@ -171,3 +173,61 @@ def test_a_bfloat16_cast_encoder_computes_features_in_float32(model, request):
         assert encoder.fbank.mel_filters.dtype == torch.bfloat16  # cast, yet unused as such
     error = (frames.float() - reference).abs().max() / reference.abs().max()
     assert error < 0.1, error
+
+
+def test_export_takes_the_checkpoint_with_the_lowest_validation_loss(tiny_w2v_bert, tmp_path):
+    from sense.checkpoints import AtomicCheckpointer
+
+    encoder = HFSpeechEncoder(tiny_w2v_bert)
+    pooling = AttentivePooling(encoder.output_dim)
+    checkpointer = AtomicCheckpointer(
+        str(tmp_path / "save"), {"encoder": encoder, "pooling": pooling}
+    )
+    brain = DistillationBrain(
+        modules={"encoder": encoder, "pooling": pooling},
+        hparams={"encoder_opt_class": None, "pooling_opt_class": None},
+        run_opts={"device": "cpu"},
+        checkpointer=checkpointer,
+    )
+    weights = {}
+    for loss in (0.7, 0.2, 0.5):  # the best is saved neither first nor last
+        with torch.no_grad():
+            pooling.attention.weight.fill_(loss)
+        checkpointer.save_checkpoint(meta={"loss": loss})
+        weights[loss] = pooling.attention.weight.clone()
+    folder = brain.export(str(tmp_path / "model"), teacher=None)
+    exported = torch.load(os.path.join(folder, "pooling.ckpt"), map_location="cpu")
+    torch.testing.assert_close(exported["attention.weight"], weights[0.2])
+
+
+def test_encode_text_is_centred_like_the_training_targets(tiny_w2v_bert, tiny_xlmr, tmp_path):
+    spec = TeacherSpec(tiny_xlmr, kind="hf", pooling="cls", dtype="float32")
+    teacher = spec.load()
+    texts = ["le chat dort", "il pleut sur la ville", "un deux trois"]
+    raw = teacher(texts)
+    center = raw.mean(0) + 0.3  # as teacher_mean gives it: the training targets' mean
+    encoder = HFSpeechEncoder(tiny_w2v_bert)
+    pool = AttentivePooling(encoder.output_dim, output_dim=raw.shape[1])
+    export_model(str(tmp_path / "m"), encoder, pool, teacher=spec, teacher_center=center)
+    model = SENSE.from_hparams(source=str(tmp_path / "m"), device="cpu")
+    expected = torch.nn.functional.normalize(raw - center, dim=-1)
+    torch.testing.assert_close(model.encode_text(texts), expected, atol=1e-5, rtol=0)
+
+
+def test_per_language_validation_r1(tiny_w2v_bert):
+    """Each language's utterances retrieve their own targets; a mean over languages."""
+    encoder = HFSpeechEncoder(tiny_w2v_bert)
+    brain = DistillationBrain(
+        modules={"encoder": encoder, "pooling": AttentivePooling(encoder.output_dim)},
+        hparams={},
+        run_opts={"device": "cpu"},
+    )
+    brain.on_stage_start(sb.Stage.VALID)
+    targets = torch.nn.functional.normalize(torch.randn(6, 32), dim=-1)
+    student = targets.clone()
+    student[4], student[5] = targets[5], targets[4]  # ru swapped: R@1 0 in ru
+    brain._valid_store["student"].append(student)
+    brain._valid_store["teacher"].append(targets)
+    brain._valid_store["language"].extend(["fr", "fr", "de", "de", "ru", "ru"])
+    stats = brain._retrieval_stats()
+    assert stats == pytest.approx({"R@1_de": 1.0, "R@1_fr": 1.0, "R@1_ru": 0.0, "R@1": 2 / 3})

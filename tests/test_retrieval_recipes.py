@@ -330,6 +330,20 @@ def test_voxpopuli_recipe_identical_audio_gives_r1_of_one(tmp_path, sense_folder
         assert entry["lang"] == "fr" and search[entry["target"]]["lang"] == "de"
 
 
+def test_retrieval_recipe_centres_each_side(tmp_path):
+    """Each language's embeddings share a large offset: only centring each side finds the
+    translations (the paper's mean subtraction), and the recipe path must apply it."""
+    data = str(tmp_path / "voxpopuli")
+    build_voxpopuli(data)
+    model = "[{type: helpers.offset_encoder:OffsetEncoder, name: offset}]"
+    centred = _run("VoxPopuli", data, str(tmp_path / "centred"), model, "--pairs=[fr-en]")
+    raw = _run(
+        "VoxPopuli", data, str(tmp_path / "raw"), model, "--pairs=[fr-en]", "--mean_subtract=False"
+    )
+    assert centred["offset"]["fr-en"]["R@1"] == 1.0
+    assert raw["offset"]["fr-en"]["R@1"] < 0.5
+
+
 def test_mustc_recipe_cuts_talks_by_offsets(tmp_path, sense_folder):
     data, out = str(tmp_path / "MUSTC"), str(tmp_path / "out")
     seg = lambda i: (f"english {i}", f"deutsch {i}")  # noqa: E731
