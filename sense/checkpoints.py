@@ -15,8 +15,10 @@ left by a crash are removed at the next start.
 from __future__ import annotations
 
 import logging
+import os
 import pathlib
 import shutil
+import signal
 
 from speechbrain.utils.checkpoints import Checkpoint, Checkpointer
 from speechbrain.utils.distributed import ddp_barrier, if_main_process
@@ -26,6 +28,20 @@ from sense.io import fsync_tree, replace_folder
 logger = logging.getLogger(__name__)
 
 TMP_PREFIX = ".tmp-"
+
+
+# Tests only: kill this process (SIGKILL, as a crash would) right after its
+# N-th intra-epoch checkpoint is published, so a resume test never races the run.
+KILL_AFTER_ENV = "SENSE_TEST_KILL_AFTER_CHECKPOINT"
+_intra_epoch_saves = 0
+
+
+def _kill_for_tests() -> None:
+    global _intra_epoch_saves
+    _intra_epoch_saves += 1
+    wanted = os.environ.get(KILL_AFTER_ENV)
+    if wanted and _intra_epoch_saves == int(wanted):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class AtomicCheckpointer(Checkpointer):
@@ -84,4 +100,6 @@ class AtomicCheckpointer(Checkpointer):
                 {k: final / pathlib.Path(v).name for k, v in saved.paramfiles.items()},
             )
         ddp_barrier()
+        if not end_of_epoch:
+            _kill_for_tests()
         return saved

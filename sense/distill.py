@@ -18,6 +18,7 @@ the SAMU-XLSR setting, the embedded demo):
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 from collections import defaultdict
@@ -248,13 +249,17 @@ class DistillationBrain(FineTuneBrain):
             self._valid_store["language"].extend(batch.language)
         return loss
 
-    def on_fit_batch_start(self, batch, should_step):
+    def _audit(self, suffix: str, line: str) -> None:
+        """Append ``line`` to this rank's ``batch_log`` file (data-order and DDP audits)."""
         folder = getattr(self.hparams, "batch_log", None)
         if folder:
             os.makedirs(folder, exist_ok=True)
             rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-            with open(os.path.join(folder, f"rank{rank}.txt"), "a", encoding="utf-8") as f:
-                f.write(" ".join(batch.id) + "\n")
+            with open(os.path.join(folder, f"rank{rank}{suffix}"), "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+
+    def on_fit_batch_start(self, batch, should_step):
+        self._audit(".txt", " ".join(batch.id))
 
     # -- stages ----------------------------------------------------------------------
 
@@ -264,6 +269,8 @@ class DistillationBrain(FineTuneBrain):
     def on_stage_end(self, stage, stage_loss, epoch=None):
         if stage == sb.Stage.TRAIN:
             self.train_stats = {"loss": stage_loss}
+            # ranks whose gradients are synchronised hold the same parameters, bit for bit
+            self._audit(".params.txt", f"{epoch} {parameter_fingerprint(self.modules)}")
             return
         stats = {"loss": stage_loss, **self._retrieval_stats()}
         if stage == sb.Stage.VALID:
@@ -364,3 +371,19 @@ def check_dimensions(encoder, pooling, teacher_dim: int) -> None:
             f"{teacher_dim}-dim: set teacher_dim: {teacher_dim} (a projection) or use a "
             "teacher of the student's width"
         )
+
+
+def parameter_fingerprint(modules: torch.nn.Module) -> str:
+    """A hash of every parameter's bytes (hex): equal on ranks that stay in sync.
+
+    Example
+    -------
+    >>> lin = torch.nn.Linear(2, 2)
+    >>> parameter_fingerprint(lin) == parameter_fingerprint(lin)
+    True
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    for name, param in sorted(modules.named_parameters()):
+        digest.update(name.encode())
+        digest.update(param.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()

@@ -60,8 +60,9 @@ def _write_tsv(path, rows):
 def build_common_voice(root: str, n_train: int = 6, n_dev: int = 2) -> dict:
     """Write ``root/<locale>/{train,dev,test,validated}.tsv`` and ``clips/*.mp3``.
 
-    Three rows are bad on purpose: in ``fr`` train a corrupt clip, in ``de``
-    train a missing clip, in ``ru`` train an empty transcript.
+    Five rows are bad on purpose: in ``fr`` train a corrupt clip, in ``de``
+    train a missing clip, in ``ru`` train an empty transcript; in ``de`` dev an
+    empty (0-byte) clip, in ``ru`` dev a clip shorter than ``min_duration``.
 
     Returns ``{"bad": {clip: reason}, "good": {split: count}}``.
     """
@@ -113,6 +114,16 @@ def build_common_voice(root: str, n_train: int = 6, n_dev: int = 2) -> dict:
             extra["sentence"] = ""
             bad[extra["path"]] = "empty transcript"
         rows["train"].append(extra)
+        if loc in ("de", "ru"):
+            dev_extra = dict(extra, path=f"common_voice_{loc}_8888.mp3", sentence=sentences[1])
+            path = os.path.join(clips_dir, dev_extra["path"])
+            if loc == "de":  # an empty file
+                open(path, "wb").close()
+                bad[dev_extra["path"]] = "unreadable audio"
+            else:  # 50 ms: below the recipe's min_duration of 0.1 s
+                sf.write(path, _clip(998, 0.05), RATE, format="MP3")
+                bad[dev_extra["path"]] = "shorter than 0.1 s"
+            rows["dev"].append(dev_extra)
         _write_tsv(os.path.join(root, loc, "train.tsv"), rows["train"])
         _write_tsv(os.path.join(root, loc, "dev.tsv"), rows["dev"])
         _write_tsv(os.path.join(root, loc, "test.tsv"), [])

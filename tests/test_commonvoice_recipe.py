@@ -5,13 +5,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 from cv_fixture import build_common_voice
 from helpers.ports import free_port
 
+from sense.checkpoints import KILL_AFTER_ENV
 from sense.prepare import PreparationReport
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -138,8 +138,9 @@ def test_report_lists_exactly_the_bad_rows(cv_release, trained):
     _, info = cv_release
     rows = PreparationReport.read(os.path.join(trained, "data", "preparation_report.tsv"))
     assert {r["item"]: r["reason"] for r in rows} == info["bad"]
-    with open(os.path.join(trained, "data", "train.csv"), encoding="utf-8") as f:
-        assert sum(1 for _ in f) - 1 == info["good"]["train"]
+    for split in ("train", "dev"):
+        with open(os.path.join(trained, "data", f"{split}.csv"), encoding="utf-8") as f:
+            assert sum(1 for _ in f) - 1 == info["good"][split], split
 
 
 def test_loss_falls_and_both_parts_learn(trained):
@@ -187,28 +188,15 @@ def test_kill_mid_epoch_and_resume(cv_release, tiny_w2v_bert, tiny_xlmr, tmp_pat
 
     out = str(tmp_path / "killed")
     args = _args(cv, out, tiny_w2v_bert, tiny_xlmr, *common)
-    # Slow the first run down by one thread so the kill lands mid-epoch.
-    job = subprocess.Popen(
+    # the run kills itself (SIGKILL) right after its first intra-epoch checkpoint
+    job = subprocess.run(
         [sys.executable, "train.py", *args],
         cwd=RECIPE,
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        env={**_env(), KILL_AFTER_ENV: "1"},
+        capture_output=True,
+        timeout=TIMEOUT,
     )
-    deadline = time.time() + TIMEOUT
-    save = os.path.join(out, "save")
-    try:
-        while time.time() < deadline and job.poll() is None:
-            if os.path.isdir(save) and any(d.startswith("CKPT+") for d in os.listdir(save)):
-                os.killpg(job.pid, signal.SIGKILL)
-                break
-            time.sleep(0.05)
-    finally:
-        if job.poll() is None:
-            os.killpg(job.pid, signal.SIGKILL)
-        job.wait()
-    assert job.returncode == -signal.SIGKILL, "training ended before it could be killed"
+    assert job.returncode == -signal.SIGKILL, job.stderr[-3000:]
     (ckpt,) = _checkpoints(out)
     with open(os.path.join(ckpt, "brain.ckpt"), encoding="utf-8") as f:
         saved = dict(line.split(": ") for line in f.read().strip().splitlines())
@@ -222,7 +210,7 @@ def test_kill_mid_epoch_and_resume(cv_release, tiny_w2v_bert, tiny_xlmr, tmp_pat
         )
         for name in ("encoder", "pooling")
     }
-    assert 0 < saved_step < len(all_batches)
+    assert saved_step == 3 and saved_step < len(all_batches)
     assert saved_opt == {"encoder": saved_step, "pooling": saved_step}
     seen_before_kill = len(_batch_lines(out))
 
@@ -287,6 +275,9 @@ def test_torchrun_two_ranks_train_on_different_data(cv_release, tiny_w2v_bert, t
     assert ranks[0] and len(ranks[0]) == len(ranks[1])  # same number of steps
     # different batches on each rank
     assert not {tuple(b) for b in ranks[0]} & {tuple(b) for b in ranks[1]}
+    # and the same parameters at the end of the epoch: gradients are synchronised
+    params = [open(os.path.join(out, "batches", f"rank{r}.params.txt")).read() for r in (0, 1)]
+    assert params[0] and params[0] == params[1]
     assert os.path.isfile(os.path.join(out, "model", "hyperparams.yaml"))
 
 

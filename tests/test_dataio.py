@@ -36,6 +36,23 @@ def test_formats_rates_and_channels_agree(tmp_path):
     # same tone, same energy
     for name in ("b.wav", "c.flac"):
         assert abs(wavs[name].pow(2).mean() - wavs["a.wav"].pow(2).mean()) < 2e-3
+    # same pitch: a wrong rate or resampling would move the 440 Hz peak
+    for name, wav in wavs.items():
+        spectrum = torch.fft.rfft(wav[:SR] * torch.hann_window(min(SR, len(wav))), n=SR).abs()
+        assert int(spectrum.argmax()) == pytest.approx(440, abs=2), name
+
+
+def test_ogg_and_a_stretch_of_silence_keep_their_timing(tmp_path):
+    """A tone, 0.5 s of silence, a tone: the silence must stay where it is after decoding."""
+    wav = np.concatenate([_tone(0.5, 44100), np.zeros(22050, "float32"), _tone(0.5, 44100, 880)])
+    sf.write(tmp_path / "e.ogg", wav, 44100)
+    out = load_audio(str(tmp_path / "e.ogg"))
+    assert abs(out.shape[0] - 1.5 * SR) < 0.02 * SR
+    quiet = out[int(0.6 * SR) : int(0.9 * SR)].abs().max()
+    loud = out[int(1.1 * SR) : int(1.4 * SR)]
+    assert quiet < 0.01 and loud.abs().max() > 0.2
+    peak = torch.fft.rfft(loud * torch.hann_window(len(loud)), n=SR).abs().argmax()
+    assert int(peak) == pytest.approx(880, abs=2)
 
 
 def test_segment_reading(tmp_path):

