@@ -246,6 +246,7 @@ def test_bad_inputs_are_skipped_and_listed(model_dir, corpus, tmp_path, capsys):
 def test_clear_errors_for_bad_model_and_index(model_dir, tmp_path, capsys):
     status, _, err = run(capsys, "search", tmp_path, "query", "-q")
     assert status == 1 and "not a sense index" in err
+    sf.write(tmp_path / "a.wav", tone(200, 1.0, 0), SR)  # inputs are checked first
     status, _, err = run(
         capsys, "embed", "-m", tmp_path / "nope", tmp_path, "-o", tmp_path / "x", "-q"
     )
