@@ -85,8 +85,9 @@ class AtomicCheckpointer(Checkpointer):
 
     def save_checkpoint(self, meta=None, end_of_epoch=True, name=None, verbosity=logging.INFO):
         """Save every recoverable, then publish the checkpoint with one rename."""
+        # SpeechBrain would log the temporary folder: log the final one below instead
         saved = super().save_checkpoint(
-            meta=meta or {}, end_of_epoch=end_of_epoch, name=name, verbosity=verbosity
+            meta=meta or {}, end_of_epoch=end_of_epoch, name=name, verbosity=logging.DEBUG
         )
         final = None
         if if_main_process():
@@ -99,6 +100,8 @@ class AtomicCheckpointer(Checkpointer):
                 saved.meta,
                 {k: final / pathlib.Path(v).name for k, v in saved.paramfiles.items()},
             )
+            kind = "end-of-epoch" if end_of_epoch else "intra-epoch"
+            logger.log(verbosity, "Saved an %s checkpoint in %s", kind, final)
         ddp_barrier()
         if not end_of_epoch:
             _kill_for_tests()

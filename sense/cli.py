@@ -8,16 +8,24 @@
     sense search my.index "le chat dort" --audio query.wav --top-k 5
 
 ``MODEL`` is a folder written by :func:`sense.export.export_model` or a hub
-id. Inputs are audio files, folders (searched recursively for audio) and text
+id; its ``hyperparams.yaml`` may only build the classes our exports use
+unless ``--trust-remote-code`` (:mod:`sense.trust`). Inputs are audio files, folders (searched recursively for audio) and text
 files (``.txt``, or any file with ``--text``), one sentence per line. Long
 recordings are cut into windows with their time spans (``sense index`` by
-default, ``sense embed --windows``).
+default, ``sense embed --windows``); the windows of a recording cut in several
+have the ids ``PATH#1``, ``PATH#2``, ...
 
-A file that cannot be used (missing, unreadable, empty, a folder without
-audio) is skipped; the others are processed and the skipped ones are listed
+Inputs and options are checked before the model is loaded. ``-o`` of
+``sense index`` replaces an earlier index only: a path holding anything else
+is refused unless ``--force``. An index records the model that built it (and a
+fingerprint of its files): ``sense search -m`` with another model is refused
+unless ``--force``.
+
+A file that cannot be used (missing, unreadable, empty, too short, a folder
+without audio, an audio format that cannot be decoded) is skipped; the others are processed and the skipped ones are listed
 with the reason at the end. The exit status is 0 when something was written
-(3 with ``--strict`` when anything was skipped) and 1 when nothing could be
-done. Outputs are written under a temporary name and renamed into place.
+(3 with ``--strict`` when anything was skipped), 1 when nothing could be
+done or a file (model, index) is damaged, and 2 for a bad command line. Outputs are written under a temporary name and renamed into place.
 
 Search is exact inner product over L2-normalised embeddings (cosine), with
 faiss when it is installed and plain torch otherwise (same results; choose
@@ -32,10 +40,19 @@ import os
 import sys
 import time
 
-from sense.io import atomic_write, save_npy_atomic, staged_folder, write_text_atomic
+from sense import __version__
+from sense.io import (
+    OutputExistsError,
+    atomic_write,
+    check_output_folder,
+    save_npy_atomic,
+    staged_folder,
+    write_text_atomic,
+)
 
 EXIT_OK = 0
 EXIT_ERROR = 1
+EXIT_USAGE = 2
 EXIT_SKIPPED = 3
 TEXT_EXTENSIONS = (".txt",)
 INDEX_INFO = "index.json"
@@ -43,10 +60,16 @@ INDEX_EMBEDDINGS = "embeddings.npy"
 INDEX_ENTRIES = "entries.jsonl"
 INDEX_FORMAT = "sense-index"
 INDEX_VERSION = 1
+ENTRY_KINDS = ("text", "audio")
+DAMAGED = "a damaged index: rebuild it with `sense index`"
 
 
 class CLIError(Exception):
-    """A problem that stops a command; printed as ``sense: error: ...``."""
+    """A problem that stops a command; printed as ``sense: error: ...`` (exit 1)."""
+
+
+class UsageError(CLIError):
+    """A bad command line found after parsing; printed like argparse's errors (exit 2)."""
 
 
 # ---------------------------------------------------------------------------
@@ -103,6 +126,7 @@ def _load_model(args, source: str):
             savedir=args.savedir,
             device=args.device,
             precision=args.precision,
+            trust_remote_code=args.trust_remote_code,
         )
     except (OSError, ValueError) as err:
         raise CLIError(f"cannot load the model {source!r}: {err}") from err
@@ -114,7 +138,11 @@ def collect_inputs(inputs, force_text: bool = False):
     Folders are searched recursively for audio files. Returns
     ``(audio_files, text_files, failures)``, failures as ``(path, reason)``.
     """
-    from sense.dataio import find_audio_files
+    from sense.dataio import (
+        UNSUPPORTED_AUDIO_REASON,
+        find_audio_files,
+        find_unsupported_audio_files,
+    )
 
     audio, text, failures, seen = [], [], [], set()
 
@@ -126,6 +154,8 @@ def collect_inputs(inputs, force_text: bool = False):
 
     for item in inputs:
         if os.path.isdir(item):
+            for path in find_unsupported_audio_files(item):
+                failures.append((os.path.normpath(path), UNSUPPORTED_AUDIO_REASON))
             try:
                 found = find_audio_files(item)
             except ValueError as err:
@@ -145,13 +175,15 @@ def collect_inputs(inputs, force_text: bool = False):
 def read_sentences(path: str) -> list[tuple[int, str]]:
     """Non-blank lines of a UTF-8 text file as ``(line_number, sentence)``.
 
+    A byte-order mark at the start of the file is not part of the first sentence.
+
     Raises
     ------
     ValueError
         Unreadable, not UTF-8, or without any sentence (the message names the file).
     """
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             lines = f.read().splitlines()
     except UnicodeDecodeError as err:
         raise ValueError(f"{path}: not UTF-8 text ({err})") from err
@@ -163,13 +195,50 @@ def read_sentences(path: str) -> list[tuple[int, str]]:
     return sentences
 
 
-def _embed_inputs(args, model, windows: bool):
-    """Embed every input; returns ``(embeddings [N, D] float32, entries, failures)``."""
+def gather_inputs(args):
+    """Audio files, sentences and failures of the inputs, checked without a model.
+
+    Returns ``(audio_files, sentences, failures)``: sentences as
+    ``(path, line_number, sentence)``. Raises :class:`CLIError` (listing the
+    failures) when nothing is usable.
+    """
+    audio, text, failures = collect_inputs(args.inputs, force_text=args.text)
+    sentences = []
+    for path in text:
+        try:
+            sentences.extend((path, n, s) for n, s in read_sentences(path))
+        except ValueError as err:
+            failures.append((path, str(err).removeprefix(f"{path}: ")))
+    if not audio and not sentences:
+        _report_failures(failures)
+        raise CLIError(f"nothing to {args.command}")
+    return audio, sentences, failures
+
+
+def _window_entries(path: str, result) -> list[dict]:
+    """One entry per window; ``PATH#1``, ``PATH#2``, ... when there are several."""
+    spans = result.spans.tolist()
+    return [
+        {
+            "id": path if len(spans) == 1 else f"{path}#{j}",
+            "kind": "audio",
+            "path": path,
+            "start": round(start, 3),
+            "end": round(end, 3),
+        }
+        for j, (start, end) in enumerate(spans, 1)
+    ]
+
+
+def _embed_inputs(args, model, inputs, windows: bool):
+    """Embed the gathered inputs; returns ``(embeddings [N, D] float32, entries, failures)``."""
     import numpy as np
 
-    audio, text, failures = collect_inputs(args.inputs, force_text=args.text)
+    audio, sentences, failures = inputs
+    failures = list(failures)
     rows, entries = [], []
     if audio:
+        _check_windows(args, model)
         _log(args, f"embedding {len(audio)} audio file(s)")
         results, audio_failures = model.encode_files(
             audio,
@@ -184,26 +253,11 @@ def _embed_inputs(args, model, windows: bool):
         failures.extend(audio_failures)
         for path, result in results.items():
             if windows:
-                for emb, (start, end) in zip(result.embeddings, result.spans.tolist()):
-                    rows.append(emb.numpy())
-                    entries.append(
-                        {
-                            "id": path,
-                            "kind": "audio",
-                            "path": path,
-                            "start": round(start, 3),
-                            "end": round(end, 3),
-                        }
-                    )
+                rows.extend(emb.numpy() for emb in result.embeddings)
+                entries.extend(_window_entries(path, result))
             else:
                 rows.append(result.numpy())
                 entries.append({"id": path, "kind": "audio", "path": path})
-    sentences = []
-    for path in text:
-        try:
-            sentences.extend((path, n, s) for n, s in read_sentences(path))
-        except ValueError as err:
-            failures.append((path, str(err).removeprefix(f"{path}: ")))
     if sentences:
         _log(args, f"embedding {len(sentences)} sentence(s)")
         try:
@@ -244,8 +298,9 @@ def _ids_path(output: str) -> str:
 def cmd_embed(args) -> int:
     """``sense embed``: embeddings to a ``.npy`` file, ids to a ``.jsonl`` beside it."""
     output = args.output if args.output.endswith(".npy") else args.output + ".npy"
+    inputs = gather_inputs(args)
     model = _load_model(args, _model_source(args.model))
-    embeddings, entries, failures = _embed_inputs(args, model, windows=args.windows)
+    embeddings, entries, failures = _embed_inputs(args, model, inputs, windows=args.windows)
     if embeddings is not None:
         ids = _ids_path(output)
         _save_jsonl(ids, entries)
@@ -262,10 +317,17 @@ def cmd_index(args) -> int:
     """``sense index``: a searchable index folder over recordings and sentences."""
     import datetime
 
+    from sense.io import content_fingerprint
+
+    try:
+        check_output_folder(args.output, is_index_folder, "sense index", force=args.force)
+    except OutputExistsError as err:
+        raise UsageError(f"argument -o/--output: {err}") from err
+    inputs = gather_inputs(args)
     source = _model_source(args.model)
     model = _load_model(args, source)
     windows = not args.no_windows
-    embeddings, entries, failures = _embed_inputs(args, model, windows=windows)
+    embeddings, entries, failures = _embed_inputs(args, model, inputs, windows=windows)
     if embeddings is None:
         print("sense: error: nothing to index", file=sys.stderr)
         _report_failures(failures)
@@ -279,6 +341,7 @@ def cmd_index(args) -> int:
             "format_version": INDEX_VERSION,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "model": source,
+            "model_fingerprint": content_fingerprint(model.hparams.model_dir),
             "size": int(embeddings.shape[0]),
             "dim": int(embeddings.shape[1]),
             "metric": "inner_product",
@@ -304,28 +367,133 @@ def cmd_index(args) -> int:
     return _exit_status(args, True, failures)
 
 
-def load_index(folder: str):
-    """``(info, embeddings [N, D] float32, entries)`` of an index folder."""
+def is_index_folder(folder: str) -> bool:
+    """Whether ``folder`` holds an index written by ``sense index``."""
+    try:
+        with open(os.path.join(folder, INDEX_INFO), encoding="utf-8") as f:
+            return json.load(f).get("format") == INDEX_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _load_index_info(folder: str) -> dict:
+    path = os.path.join(folder, INDEX_INFO)
+    try:
+        with open(path, encoding="utf-8") as f:
+            info = json.load(f)
+    except (ValueError, OSError) as err:
+        raise CLIError(f"{path}: not readable JSON ({err}; {DAMAGED})") from err
+    if not isinstance(info, dict) or info.get("format") != INDEX_FORMAT:
+        raise CLIError(f"{path}: not the description of a sense index ({DAMAGED})")
+    missing = [key for key in ("model", "dim") if key not in info]
+    if missing:
+        raise CLIError(f"{path}: no {', '.join(missing)} ({DAMAGED})")
+    return info
+
+
+def _load_index_embeddings(folder: str):
     import numpy as np
 
-    info_path = os.path.join(folder, INDEX_INFO)
+    path = os.path.join(folder, INDEX_EMBEDDINGS)
+    if not os.path.isfile(path):
+        raise CLIError(f"{path}: missing ({DAMAGED})")
+    try:
+        embeddings = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise CLIError(f"{path}: not a complete .npy array ({err}; {DAMAGED})") from err
+    if embeddings.ndim != 2 or embeddings.dtype.kind != "f":
+        raise CLIError(
+            f"{path}: a {embeddings.dtype} array of shape {embeddings.shape}, not [N, D] "
+            f"floats ({DAMAGED})"
+        )
+    return embeddings.astype(np.float32, copy=False)
+
+
+def _load_index_entries(folder: str) -> list[dict]:
+    path = os.path.join(folder, INDEX_ENTRIES)
+    entries = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    entry = json.loads(line)
+                except ValueError as err:
+                    raise CLIError(f"{path}: line {number} is not JSON ({err}; {DAMAGED})") from err
+                if not isinstance(entry, dict) or "id" not in entry or "kind" not in entry:
+                    raise CLIError(f"{path}: line {number} is not an index entry ({DAMAGED})")
+                entries.append(entry)
+    except FileNotFoundError as err:
+        raise CLIError(f"{path}: missing ({DAMAGED})") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise CLIError(f"{path}: cannot read ({err}; {DAMAGED})") from err
+    return entries
+
+
+def load_index(folder: str):
+    """``(info, embeddings [N, D] float32, entries)`` of an index folder.
+
+    Raises
+    ------
+    CLIError
+        Not an index, or a damaged one (the message names the file).
+    """
     if not os.path.isdir(folder):
         raise CLIError(f"{folder}: no such index folder")
-    if not os.path.isfile(info_path):
+    if not os.path.isfile(os.path.join(folder, INDEX_INFO)):
         raise CLIError(
             f"{folder}: not a sense index (no {INDEX_INFO}); build one with `sense index`"
         )
-    with open(info_path, encoding="utf-8") as f:
-        info = json.load(f)
-    embeddings = np.load(os.path.join(folder, INDEX_EMBEDDINGS))
-    with open(os.path.join(folder, INDEX_ENTRIES), encoding="utf-8") as f:
-        entries = [json.loads(line) for line in f if line.strip()]
+    info = _load_index_info(folder)
+    embeddings = _load_index_embeddings(folder)
+    entries = _load_index_entries(folder)
     if len(entries) != embeddings.shape[0]:
         raise CLIError(
-            f"{folder}: {len(entries)} entries for {embeddings.shape[0]} embeddings "
-            "(a damaged index: rebuild it)"
+            f"{folder}: {len(entries)} entries for {embeddings.shape[0]} embeddings ({DAMAGED})"
+        )
+    if embeddings.shape[1] != info["dim"]:
+        raise CLIError(
+            f"{os.path.join(folder, INDEX_EMBEDDINGS)}: {embeddings.shape[1]}-dim embeddings, "
+            f"{INDEX_INFO} says {info['dim']} ({DAMAGED})"
         )
     return info, embeddings, entries
+
+
+def _check_index_model(args, info: dict, source: str) -> None:
+    """Refuse a model other than the one that built the index (unless ``--force``)."""
+    from sense.inference import resolve_model_dir
+    from sense.io import content_fingerprint
+
+    expected = info.get("model_fingerprint")
+    if expected is None or args.force:
+        return
+    try:
+        model_dir = resolve_model_dir(source, savedir=args.savedir)
+    except OSError as err:
+        raise CLIError(f"cannot load the model {source!r}: {err}") from err
+    if content_fingerprint(model_dir) != expected:
+        changed = source == info["model"]
+        raise UsageError(
+            (
+                f"the model {source} has changed since the index {args.index} was built"
+                if changed
+                else f"the index {args.index} was built with the model {info['model']}, "
+                f"not {source}"
+            )
+            + ": its embeddings are not comparable with this model's; rebuild the index, "
+            "search with its model, or pass --force"
+        )
+
+
+def _select_kind(embeddings, entries, only: str | None, index: str):
+    """The rows of one kind of entry (``--only``), or all of them."""
+    if only is None:
+        return embeddings, entries
+    keep = [i for i, entry in enumerate(entries) if entry.get("kind") == only]
+    if not keep:
+        raise CLIError(f"{index}: holds no {only} entries (--only {only})")
+    return embeddings[keep], [entries[i] for i in keep]
 
 
 def _format_time(seconds: float) -> str:
@@ -346,15 +514,28 @@ def cmd_search(args) -> int:
     """``sense search``: top-k entries of an index for text and audio queries."""
     import torch
 
-    from sense.dataio import AudioError
+    from sense.dataio import AudioError, audio_info
     from sense.inference import audio_error_reason
     from sense.retrieval import search
 
     if not args.queries and not args.audio:
-        raise CLIError("give a text query, or an audio file with --audio")
+        raise UsageError("give a text query, or an audio file with --audio")
     info, embeddings, entries = load_index(args.index)
-    model = _load_model(args, _model_source(args.model or info["model"]))
-    queries, labels, failures = [], [], []
+    embeddings, entries = _select_kind(embeddings, entries, args.only, args.index)
+    audio, failures = [], []
+    for path in args.audio or []:
+        try:
+            audio_info(path)
+            audio.append(path)
+        except AudioError as err:
+            failures.append((path, audio_error_reason(err)))
+    if not args.queries and not audio:
+        _report_failures(failures)
+        return EXIT_ERROR
+    source = _model_source(args.model or info["model"])
+    _check_index_model(args, info, source)
+    model = _load_model(args, source)
+    queries, labels = [], []
     if args.queries:
         try:
             text_embs = model.encode_text(args.queries, batch_size=args.batch_size)
@@ -362,7 +543,7 @@ def cmd_search(args) -> int:
             raise CLIError(f"cannot encode text with this model's teacher: {err}") from err
         queries.extend(text_embs)
         labels.extend({"text": q} for q in args.queries)
-    for path in args.audio or []:
+    for path in audio:
         try:
             queries.append(model.encode_file(path, batch_size=args.batch_size))
             labels.append({"audio": path})
@@ -405,6 +586,29 @@ def cmd_search(args) -> int:
 # ---------------------------------------------------------------------------
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default, when it has one that the help does not already give."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default in (None, False, argparse.SUPPRESS)
+            or action.option_strings == []
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """The parser of ``sense`` and of each subcommand (they inherit the class)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -419,6 +623,78 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or positive, got {text}")
+    return value
+
+
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+
+
+def _check_device(device: str | None) -> None:
+    """Refuse a device torch does not know or this machine does not have."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        parsed = None
+    if parsed is None or parsed.type not in DEVICE_TYPES:
+        raise UsageError(f"argument --device: {device!r} is not a device (cpu, cuda, cuda:1, ...)")
+    if parsed.type == "cpu":
+        return
+    backend = getattr(torch, parsed.type) if parsed.type != "mps" else torch.backends.mps
+    count = 1 if parsed.type == "mps" else 0
+    if backend.is_available() and parsed.type != "mps":
+        count = backend.device_count()
+    if not backend.is_available() or count == 0:
+        raise UsageError(
+            f"argument --device: {device}: no {parsed.type} device on this machine "
+            "(use --device cpu, or leave --device out)"
+        )
+    if parsed.index is not None and parsed.index >= count:
+        raise UsageError(
+            f"argument --device: {device}: this machine has {count} {parsed.type} device(s), "
+            f"{parsed.type}:0 to {parsed.type}:{count - 1}"
+        )
+
+
+def _check_windows(args, model=None) -> None:
+    """``--window``/``--overlap``/``--max-duration``, with the model's settings for the others."""
+    window, overlap = getattr(args, "window", None), getattr(args, "overlap", None)
+    if model is None:
+        if window is not None and overlap is not None and overlap >= window:
+            raise UsageError(
+                f"argument --overlap: must be smaller than --window ({window:g}), got {overlap:g}"
+            )
+        return
+    from sense.windows import check_durations
+
+    hp = model.hparams
+    settings = (
+        args.max_duration or hp.max_duration,
+        window or hp.window_duration,
+        hp.window_overlap if overlap is None else overlap,
+    )
+    try:
+        check_durations(*settings)
+    except ValueError as err:
+        raise UsageError(
+            f"--max-duration {settings[0]:g}, --window {settings[1]:g}, --overlap "
+            f"{settings[2]:g} (the model's settings where not given): {err}"
+        ) from err
+
+
+def check_args(args) -> None:
+    """Checks of options argparse cannot make alone; raise :class:`UsageError`."""
+    _check_device(getattr(args, "device", None))
+    _check_windows(args)
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("run options")
     group.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the best available)")
@@ -429,6 +705,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "--batch-size", type=_positive_int, default=8, help="windows or sentences per batch"
     )
     group.add_argument("--savedir", help="where a model from the hub is downloaded")
+    group.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let the model's hyperparams.yaml run any Python (only for a model you trust)",
+    )
     group.add_argument("--quiet", "-q", action="store_true", help="no progress bars or messages")
 
 
@@ -452,7 +733,9 @@ def _add_inputs(parser: argparse.ArgumentParser, what: str) -> None:
         "--max-duration", type=_positive_float, help="cut recordings longer than this (s)"
     )
     group.add_argument("--window", type=_positive_float, help="window length (s)")
-    group.add_argument("--overlap", type=float, help="minimum overlap of fixed windows (s)")
+    group.add_argument(
+        "--overlap", type=_non_negative_float, help="minimum overlap of fixed windows (s)"
+    )
     group.add_argument(
         "--split", choices=("fixed", "silence"), help="overlapping windows, or cuts at pauses"
     )
@@ -460,11 +743,12 @@ def _add_inputs(parser: argparse.ArgumentParser, what: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``sense`` command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sense",
         description="Embed, index and search speech and text of any language in one space "
         "with a SENSE model.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     embed = sub.add_parser(
@@ -490,6 +774,11 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument(
         "--no-windows", action="store_true", help="one entry per recording, pooled over windows"
     )
+    index.add_argument(
+        "--force",
+        action="store_true",
+        help="replace whatever is at OUTPUT (by default only an earlier index)",
+    )
     _add_run_options(index)
     index.set_defaults(func=cmd_index)
 
@@ -500,12 +789,22 @@ def build_parser() -> argparse.ArgumentParser:
         "(cosine similarity) and the time spans of windows.",
     )
     search.add_argument("index", help="index folder written by `sense index`")
-    search.add_argument("queries", nargs="*", metavar="QUERY", help="text queries")
+    search.add_argument(
+        "queries", nargs="*", default=[], metavar="QUERY", help="text queries (any order)"
+    )
     search.add_argument(
         "--audio", action="append", metavar="FILE", help="an audio query (repeatable)"
     )
     search.add_argument("-k", "--top-k", type=_positive_int, default=5, help="hits per query")
     search.add_argument("-m", "--model", help="model folder or hub id (default: the index's)")
+    search.add_argument(
+        "--only", choices=ENTRY_KINDS, help="search the text or the audio entries only"
+    )
+    search.add_argument(
+        "--force",
+        action="store_true",
+        help="search with -m MODEL even if it is not the model that built the index",
+    )
     search.add_argument(
         "--backend",
         choices=("auto", "faiss", "torch"),
@@ -518,13 +817,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _commands(parser: argparse.ArgumentParser) -> dict:
+    """``name -> subparser`` of ``parser``."""
+    for action in parser._actions:  # argparse has no public accessor
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None = None):
+    """Parse with options and positionals in any order (``parse_intermixed_args``).
+
+    ``args.parser`` is the subcommand's parser, for its error messages.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    commands = _commands(parser)
+    if argv and argv[0] in commands:
+        sub = commands[argv[0]]
+        try:
+            args = sub.parse_intermixed_args(argv[1:])
+        except TypeError:  # a subcommand with its own subcommands
+            args = parser.parse_args(argv)
+        args.command = argv[0]
+    else:
+        args = parser.parse_args(argv)
+    args.parser = commands.get(args.command, parser)
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sense`` console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     started = time.time()
     try:
+        check_args(args)
         status = args.func(args)
+    except UsageError as err:
+        args.parser.print_usage(sys.stderr)
+        print(f"{args.parser.prog}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     except CLIError as err:
         print(f"sense: error: {err}", file=sys.stderr)
         return EXIT_ERROR

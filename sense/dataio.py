@@ -22,7 +22,14 @@ import torchaudio
 SAMPLE_RATE = 16000
 # Relative lengths may exceed 1 by float rounding (e.g. n / max(n) in another dtype).
 LENS_TOLERANCE = 1e-6
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".aiff", ".aif", ".au")
+AUDIO_EXTENSIONS = (
+    ".wav", ".flac", ".mp3", ".ogg", ".opus", ".aiff", ".aif", ".au", ".caf", ".w64", ".rf64",
+)  # fmt: skip
+#: Audio formats soundfile (libsndfile) cannot decode: listed, never skipped silently.
+UNSUPPORTED_AUDIO_EXTENSIONS = (".m4a", ".aac", ".mp4", ".wma", ".webm", ".amr", ".3gp")
+UNSUPPORTED_AUDIO_REASON = (
+    "audio format not supported: convert it to flac or wav (ffmpeg -i IN OUT.flac)"
+)
 
 
 class AudioError(ValueError):
@@ -257,3 +264,20 @@ def find_audio_files(folder: str, extensions: Sequence[str] = AUDIO_EXTENSIONS) 
     if not found:
         raise ValueError(f"{folder}: no audio files ({', '.join(extensions)})")
     return found
+
+
+def find_unsupported_audio_files(folder: str) -> list[str]:
+    """Sorted files under ``folder`` in an audio format :func:`load_audio` cannot read.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> find_unsupported_audio_files(tempfile.mkdtemp())
+    []
+    """
+    return sorted(
+        os.path.join(root, name)
+        for root, _, names in os.walk(folder)
+        for name in names
+        if name.lower().endswith(UNSUPPORTED_AUDIO_EXTENSIONS)
+    )

@@ -43,7 +43,7 @@ from typing import Any
 
 import torch
 
-from sense.io import staged_folder
+from sense.io import check_output_folder, staged_folder
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,22 @@ def load_state_dict_strict(module: torch.nn.Module, path: str) -> None:
         module.load_state_dict(state, strict=True)
     except RuntimeError as err:
         raise RuntimeError(f"{path}: does not match {type(module).__name__}: {err}") from err
+
+
+def is_model_folder(folder: str) -> bool:
+    """Whether ``folder`` holds a model written by :func:`export_model`.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> is_model_folder(tempfile.mkdtemp())
+    False
+    """
+    try:
+        with open(os.path.join(folder, META_FILE), encoding="utf-8") as f:
+            return json.load(f).get("format") == FORMAT_NAME
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _yaml(value: Any) -> str:
@@ -227,6 +243,7 @@ def export_model(
     overlap: float = DEFAULT_OVERLAP,
     split: str = DEFAULT_SPLIT,
     overwrite: bool = True,
+    force: bool = False,
 ) -> str:
     """Write a trained encoder and pooling head as a folder that ``SENSE.from_hparams`` loads.
 
@@ -263,7 +280,11 @@ def export_model(
     split : {"fixed", "silence"}
         How long recordings are cut (see :mod:`sense.windows`).
     overwrite : bool
-        Replace an existing ``folder``; otherwise raise ``FileExistsError``.
+        Replace an earlier export at ``folder``; otherwise raise ``FileExistsError``.
+    force : bool
+        Replace ``folder`` even when it holds something else than a model
+        folder (by default :class:`sense.io.OutputExistsError`: nothing but
+        an earlier export, or an empty folder, is ever deleted).
 
     Returns
     -------
@@ -294,6 +315,7 @@ def export_model(
     folder = os.path.abspath(os.fspath(folder))
     if os.path.lexists(folder) and not overwrite:
         raise FileExistsError(f"{folder}: already exists (pass overwrite=True to replace it)")
+    check_output_folder(folder, is_model_folder, "sense model", force=force)
     teacher = teacher.to_dict() if teacher is not None else None
     output_dim = pooling.projection.out_features if pooling.projection is not None else None
     activation = _activation_name(pooling)

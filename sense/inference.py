@@ -36,6 +36,7 @@ from speechbrain.utils.fetching import FetchConfig
 
 from sense.dataio import AudioError, abs_lengths, load_audio, pad_batch
 from sense.io import looks_like_path
+from sense.trust import check_hparams
 from sense.windows import PoolAccumulator, frame_times, own_ranges, split_waveform
 
 logger = logging.getLogger(__name__)
@@ -208,6 +209,7 @@ class SENSE(Pretrained):
         precision: str | None = None,
         run_opts: dict | None = None,
         fetch_config: FetchConfig | None = None,
+        trust_remote_code: bool = False,
         **kwargs,
     ) -> SENSE:
         """Load a model from a local folder or a hub id.
@@ -234,9 +236,14 @@ class SENSE(Pretrained):
             Other SpeechBrain run options.
         fetch_config : speechbrain.utils.fetching.FetchConfig, optional
             Revision, token and cache of a hub download.
+        trust_remote_code : bool
+            Let ``hyperparams.yaml`` call any Python. By default it may only
+            build the classes our exports use (:mod:`sense.trust`); anything
+            else raises :class:`sense.trust.UntrustedCodeError` before it runs.
         """
         fetch_config = fetch_config or FetchConfig()
         model_dir = resolve_model_dir(source, savedir=savedir, fetch_config=fetch_config)
+        check_hparams(os.path.join(model_dir, hparams_file), trust_remote_code=trust_remote_code)
         overrides = {**(overrides or {}), "model_dir": model_dir}
         run_opts = dict(run_opts or {})
         if device is not None:
@@ -363,10 +370,19 @@ class SENSE(Pretrained):
         ``"attention"`` (logits and frame times).
         """
         max_duration, window, overlap, split = settings
+        min_samples = getattr(self.mods.encoder, "min_samples", 1)
         items, pieces = [], []
         for i, wav in enumerate(wavs):
+            num_samples = int(wav.shape[-1])
+            if num_samples < min_samples:
+                ms = 1000 / self.sample_rate
+                items.append(_Item(spans=[], num_samples=num_samples))
+                items[
+                    -1
+                ].error = f"too short ({num_samples * ms:g} ms; at least {min_samples * ms:g} ms)"
+                continue
             spans = split_waveform(wav, self.sample_rate, max_duration, window, overlap, split)
-            items.append(_Item(spans=spans, num_samples=int(wav.shape[-1])))
+            items.append(_Item(spans=spans, num_samples=num_samples))
             owns = own_ranges(spans)
             for j, (start, end) in enumerate(spans):
                 pieces.append((i, j, start, end, owns[j]))
@@ -661,7 +677,9 @@ class SENSE(Pretrained):
 
             path = os.path.join(self.hparams.model_dir, TEACHER_CENTER_FILE)
             self._teacher_center = (
-                torch.load(path, map_location="cpu") if os.path.isfile(path) else None
+                torch.load(path, map_location="cpu", weights_only=True)
+                if os.path.isfile(path)
+                else None
             )
         return self._teacher_center
 

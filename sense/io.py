@@ -41,13 +41,20 @@ if TYPE_CHECKING:
 #: (``<name>.<pid>.tmp`` in earlier versions); a module that cleans up after
 #: an interrupted write matches its leftovers with this pattern.
 TMP_SUFFIX = r"\.\d+(-[0-9a-f]+)?\.tmp"
+#: Files up to this size are hashed whole by :func:`content_fingerprint`; of a
+#: larger one, its size and its first and last ``FINGERPRINT_SAMPLE`` bytes.
+FINGERPRINT_WHOLE = 16 << 20
+FINGERPRINT_SAMPLE = 1 << 20
 #: A hub repository id: ``name`` or ``org/name``.
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 __all__ = [
     "HUB_ID",
     "TMP_SUFFIX",
+    "OutputExistsError",
     "atomic_write",
+    "check_output_folder",
+    "content_fingerprint",
     "fsync_tree",
     "is_hub_id",
     "is_local_source",
@@ -199,6 +206,69 @@ def replace_folder(tmp: str | os.PathLike, folder: str | os.PathLike) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+class OutputExistsError(FileExistsError):
+    """An output path holds something a command must not replace."""
+
+
+def check_output_folder(
+    folder: str | os.PathLike,
+    is_ours: Callable[[str], bool],
+    what: str,
+    force: bool = False,
+) -> None:
+    """Refuse to replace anything at ``folder`` but an earlier output of the same kind.
+
+    A command that writes a folder (an index, an exported model) replaces it
+    whole: run on the wrong path, it would delete the user's files. The path
+    may be missing, an empty folder, or a folder ``is_ours`` recognises;
+    anything else (a file, a folder of other files) is refused unless
+    ``force``.
+
+    Parameters
+    ----------
+    folder : str or PathLike
+        The output path.
+    is_ours : callable
+        ``is_ours(folder) -> bool``: the folder is an output of this kind.
+    what : str
+        The kind of output, for the message (``"sense index"``).
+    force : bool
+        Replace whatever is there.
+
+    Raises
+    ------
+    OutputExistsError
+        Naming the path and what it holds.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> check_output_folder(folder, lambda f: False, "sense index")  # empty: fine
+    >>> _ = open(os.path.join(folder, "notes.txt"), "w").write("mine")
+    >>> check_output_folder(folder, lambda f: False, "sense index")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sense.io.OutputExistsError: ...: holds other files (notes.txt), not a sense index; ...
+    """
+    folder = os.fspath(folder)
+    if force or not os.path.lexists(folder):
+        return
+    if not os.path.isdir(folder) or os.path.islink(folder):
+        kind = "a link" if os.path.islink(folder) else "a file"
+        problem = f"is {kind}, not a {what} folder"
+    else:
+        names = sorted(os.listdir(folder))
+        if not names or is_ours(folder):
+            return
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        problem = f"holds other files ({shown}), not a {what}"
+    raise OutputExistsError(
+        f"{folder}: {problem}; writing there would delete it: choose another path, or "
+        "pass --force (force=True)"
+    )
+
+
 @contextmanager
 def staged_folder(folder: str | os.PathLike) -> Iterator[str]:
     """A temporary sibling of ``folder`` to fill; published whole when the block ends.
@@ -228,6 +298,52 @@ def staged_folder(folder: str | os.PathLike) -> Iterator[str]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _hash_file(digest, path: str, size: int) -> None:
+    with open(path, "rb") as f:
+        if size <= FINGERPRINT_WHOLE:
+            digest.update(f.read())
+            return
+        digest.update(f.read(FINGERPRINT_SAMPLE))
+        f.seek(size - FINGERPRINT_SAMPLE)
+        digest.update(f.read(FINGERPRINT_SAMPLE))
+
+
+def content_fingerprint(folder: str | os.PathLike) -> str:
+    """A hash of the files of ``folder`` by content: the same for a copy, new for a retrained model.
+
+    Every file counts by its relative path, its size and its bytes (of a file
+    over :data:`FINGERPRINT_WHOLE` bytes, the first and last
+    :data:`FINGERPRINT_SAMPLE`): cheap on a multi-GB model, blind to
+    modification times. Hidden files and folders (``.cache``, ``.git``) are
+    left out.
+
+    Example
+    -------
+    >>> import os, shutil, tempfile
+    >>> a = tempfile.mkdtemp()
+    >>> write_text_atomic(os.path.join(a, "w.txt"), "weights")
+    >>> b = shutil.copytree(a, os.path.join(tempfile.mkdtemp(), "copy"))
+    >>> content_fingerprint(a) == content_fingerprint(b)
+    True
+    >>> write_text_atomic(os.path.join(b, "w.txt"), "weightz")
+    >>> content_fingerprint(a) == content_fingerprint(b)
+    False
+    """
+    import hashlib
+
+    folder = os.fspath(folder)
+    digest = hashlib.sha256()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(n for n in names if not n.startswith(".")):
+            path = os.path.join(root, name)
+            size = os.path.getsize(path)
+            rel = os.path.relpath(path, folder).replace(os.sep, "/")
+            digest.update(f"{rel}\0{size}\0".encode())
+            _hash_file(digest, path, size)
+    return digest.hexdigest()[:16]
 
 
 # ---------------------------------------------------------------------------

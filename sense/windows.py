@@ -39,7 +39,13 @@ ENERGY_FRAME = 0.025
 ENERGY_HOP = 0.010
 
 
-def _check_durations(max_duration: float, window: float, overlap: float) -> None:
+def check_durations(max_duration: float, window: float, overlap: float) -> None:
+    """Raise ``ValueError`` unless ``window, max_duration > 0`` and ``0 <= overlap < window``.
+
+    Example
+    -------
+    >>> check_durations(30.0, 20.0, 4.0)
+    """
     if window <= 0 or max_duration <= 0:
         raise ValueError(
             f"window and max_duration must be positive, got {window} and {max_duration}"
@@ -83,7 +89,7 @@ def plan_windows(
     >>> plan_windows(100, 10, max_duration=6, window=4, overlap=1)
     [(0, 40), (30, 70), (60, 100)]
     """
-    _check_durations(max_duration, window, overlap)
+    check_durations(max_duration, window, overlap)
     if num_samples <= 0:
         raise ValueError(f"cannot cut an empty recording ({num_samples} samples)")
     win = max(1, int(round(window * sample_rate)))
@@ -130,7 +136,7 @@ def plan_silence_windows(
     >>> 3.0 <= spans[0][1] / 16000 <= 4.0
     True
     """
-    _check_durations(max_duration, window, 0.0)
+    check_durations(max_duration, window, 0.0)
     num_samples = int(wav.shape[-1])
     if num_samples <= 0:
         raise ValueError("cannot cut an empty recording")

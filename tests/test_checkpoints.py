@@ -60,3 +60,12 @@ def test_keep_only_and_named_checkpoints(tmp_path):
     named = ckpt.save_checkpoint(name="final")
     again = ckpt.save_checkpoint(name="final")
     assert named.path == again.path and again.path.is_dir()
+
+
+def test_the_log_names_the_final_checkpoint_folder(tmp_path, caplog):
+    ckpt = AtomicCheckpointer(tmp_path, {"model": torch.nn.Linear(2, 2)})
+    with caplog.at_level("INFO"):
+        saved = ckpt.save_checkpoint()
+    messages = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert f"Saved an end-of-epoch checkpoint in {saved.path}" in messages
+    assert not any(TMP_PREFIX in m for m in messages)

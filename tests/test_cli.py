@@ -131,7 +131,7 @@ def test_index_then_search_finds_the_known_answer(model_dir, corpus, tmp_path, c
     first = text_block.splitlines()[1].split()
     assert first[0] == "1" and float(first[1]) == pytest.approx(1.0, abs=1e-4)
     assert first[2] == f"{corpus / 'sentences.txt'}:3"
-    assert any("talk.flac  [0:01.50-0:03.50]" in line for line in audio_block.splitlines())
+    assert any("talk.flac#2  [0:01.50-0:03.50]" in line for line in audio_block.splitlines())
 
 
 def test_faiss_and_torch_give_the_same_results(model_dir, corpus, tmp_path, capsys):
@@ -246,6 +246,7 @@ def test_bad_inputs_are_skipped_and_listed(model_dir, corpus, tmp_path, capsys):
 def test_clear_errors_for_bad_model_and_index(model_dir, tmp_path, capsys):
     status, _, err = run(capsys, "search", tmp_path, "query", "-q")
     assert status == 1 and "not a sense index" in err
+    sf.write(tmp_path / "a.wav", tone(200, 1.0, 0), SR)  # inputs are checked first
     status, _, err = run(
         capsys, "embed", "-m", tmp_path / "nope", tmp_path, "-o", tmp_path / "x", "-q"
     )

