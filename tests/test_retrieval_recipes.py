@@ -16,6 +16,8 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -41,7 +43,8 @@ from sense.evaluation import (
 from sense.prepare import PreparationReport
 from sense.results import GROUP_ROW, QUERY_ROW, SEARCH_ROW, RetrievalTable
 
-RECIPES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECIPES = os.path.join(REPO, "recipes")
 RATE = 16000
 
 
@@ -540,3 +543,58 @@ def test_a_query_without_its_target_is_never_written(tmp_path):
     with pytest.raises(ValueError, match="not in the search manifest"):
         write_pair(str(tmp_path), query, {"s": text_entry("y", "fr")}, PrepReport(name="en-fr"), {})
     assert not os.path.exists(tmp_path / "query.json")
+
+
+# ---------------------------------------------------------------------------
+# Partial downloads and layout errors
+# ---------------------------------------------------------------------------
+
+
+def test_a_partial_download_evaluates_the_pairs_that_are_there(tmp_path):
+    data = str(tmp_path / "voxpopuli")
+    build_voxpopuli(data)
+    model = "[{type: helpers.offset_encoder:OffsetEncoder, name: offset}]"
+    results = _run("VoxPopuli", data, str(tmp_path / "out"), model, "--pairs=[fr-en, pl-en]")
+    assert set(results["offset"]) == {"fr-en"}
+    with open(tmp_path / "out" / "log.txt", encoding="utf-8") as f:
+        assert "skipping pl-en: no S2S manifest for pl->en" in f.read()
+    with pytest.raises(FileNotFoundError, match="no pair has its data"):
+        _run("VoxPopuli", data, str(tmp_path / "out2"), model, "--pairs=[pl-en]")
+
+
+def test_layout_errors_name_the_fix(tmp_path):
+    model = "[{type: helpers.offset_encoder:OffsetEncoder, name: offset}]"
+    with pytest.raises(FileNotFoundError, match="--data_folder .*nowhere: no such folder"):
+        _run("FLEURS", str(tmp_path / "nowhere"), str(tmp_path / "out"), model, "--pairs=[fr-en]")
+    data = str(tmp_path / "fleurs")
+    build_fleurs(data)
+    audio = os.path.join(data, "fr_fr", "audio")
+    os.rename(os.path.join(audio, "test"), os.path.join(audio, "kept"))
+    with open(os.path.join(audio, "test.tar.gz"), "wb") as f:
+        f.write(b"\x1f\x8b")
+    with pytest.raises(ValueError, match=r"test.tar.gz: the audio is still archived; extract it"):
+        _run("FLEURS", data, str(tmp_path / "out"), model, "--pairs=[fr-en]")
+
+
+def test_a_recipe_error_is_one_line_without_a_traceback(tmp_path):
+    script = os.path.join(RECIPES, "FLEURS", "retrieval", "evaluate.py")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            script,
+            os.path.join(os.path.dirname(script), "hparams", "evaluate.yaml"),
+            f"--data_folder={tmp_path / 'nowhere'}",
+            f"--output_folder={tmp_path / 'out'}",
+            "--models=[sonar]",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().endswith(
+        "evaluate.py: error: --data_folder " + str(tmp_path / "nowhere") + ": no such folder"
+    )

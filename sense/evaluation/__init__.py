@@ -47,7 +47,7 @@ from sense.evaluation.manifests import (
     text_entry,
     write_pair,
 )
-from sense.evaluation.recipe import run_recipe
+from sense.evaluation.recipe import prepare_present_pairs, run_as_script, run_recipe
 from sense.evaluation.runner import CACHE_FLUSH_EVERY, embed_manifest, evaluate_pair, run_benchmark
 
 __all__ = [
@@ -77,6 +77,8 @@ __all__ = [
     "read_json",
     "read_tsv",
     "run_benchmark",
+    "prepare_present_pairs",
+    "run_as_script",
     "run_recipe",
     "text_entry",
     "write_pair",

@@ -7,13 +7,17 @@ takes explicit arguments.
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from sense.evaluation.cache import EmbeddingCache
 from sense.evaluation.encoders import build_encoders
 from sense.evaluation.manifests import parse_pair
 from sense.evaluation.runner import run_benchmark
+
+logger = logging.getLogger(__name__)
 
 
 def run_recipe(
@@ -39,11 +43,20 @@ def run_recipe(
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
+    data_folder = hparams.get("data_folder")
+    if data_folder is not None and not os.path.isdir(data_folder):
+        raise FileNotFoundError(f"--data_folder {data_folder}: no such folder")
     tables = _recipe_tables(hparams)
     hparams["pairs"] = list(dict.fromkeys(p for t in tables.values() for p in t["pairs"]))
     prepared: dict[str, Mapping[str, str]] = {}
     run_on_main(lambda: prepared.update(out=prepare(hparams)))
     folders = dict(prepared.get("out") or {})
+    if "out" in prepared:  # the main process knows which pairs were skipped
+        tables = {
+            name: {**t, "pairs": [p for p in t["pairs"] if p in folders]}
+            for name, t in tables.items()
+        }
+        tables = {name: t for name, t in tables.items() if t["pairs"]}
     for pair in hparams["pairs"]:
         folders.setdefault(pair, os.path.join(hparams["save_folder"], pair))
     device = run_opts.get("device") or hparams.get("device", "cpu")
@@ -68,6 +81,59 @@ def run_recipe(
         for model, per_pair in out.items():
             results.setdefault(model, {}).update(per_pair)
     return results
+
+
+def prepare_present_pairs(
+    pairs: Sequence[str], prepare_one: Callable[[str], str]
+) -> dict[str, str]:
+    """``{pair: folder}`` of the pairs whose data is there; the others are skipped, with a warning.
+
+    A partial download is the norm (a few languages of 100): ``prepare_one``
+    raising ``FileNotFoundError`` skips that pair; none left is an error.
+
+    Example
+    -------
+    >>> def one(pair):
+    ...     if pair == "pl-en":
+    ...         raise FileNotFoundError("no S2S manifest for pl->en")
+    ...     return f"out/{pair}"
+    >>> prepare_present_pairs(["fr-en", "pl-en"], one)
+    {'fr-en': 'out/fr-en'}
+    """
+    out, skipped = {}, []
+    for pair in pairs:
+        try:
+            out[pair] = prepare_one(pair)
+        except FileNotFoundError as err:
+            logger.warning("skipping %s: %s", pair, err)
+            skipped.append(f"{pair} ({err})")
+    if not out:
+        raise FileNotFoundError("no pair has its data: " + "; ".join(skipped))
+    if skipped:
+        logger.warning(
+            "evaluating %d pair(s), skipped %d: %s",
+            len(out),
+            len(skipped),
+            ", ".join(p.split(" ", 1)[0] for p in skipped),
+        )
+    return out
+
+
+def run_as_script(main: Callable[[], object]) -> None:
+    """Run a recipe's ``main``; a data or configuration error is one line, not a traceback.
+
+    Example
+    -------
+    >>> def main():
+    ...     raise FileNotFoundError("/data/fleurs: no such folder")
+    >>> run_as_script(main)  # doctest: +SKIP
+    evaluate.py: error: /data/fleurs: no such folder
+    """
+    try:
+        main()
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        sys.exit(f"{os.path.basename(sys.argv[0])}: error: {message}")
 
 
 def _recipe_tables(hparams: Mapping) -> dict[str, dict]:

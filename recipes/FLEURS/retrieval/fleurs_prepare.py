@@ -26,6 +26,7 @@ Example
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Mapping, Sequence
 
@@ -35,6 +36,7 @@ from sense.evaluation import (
     audio_entry,
     pair_is_prepared,
     parse_pair,
+    prepare_present_pairs,
     read_tsv,
     text_entry,
     write_pair,
@@ -69,6 +71,13 @@ def resolve_lang_dir(data_folder: str, lang: str, lang_dirs: Mapping[str, str] |
     path = os.path.join(data_folder, name)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"{path}: no such FLEURS language folder")
+    for archive in glob.glob(os.path.join(path, "audio", "*.tar.gz")):
+        split = os.path.join(path, "audio", os.path.basename(archive)[: -len(".tar.gz")])
+        if not os.path.isdir(split):  # a layout error, not a missing language
+            raise ValueError(
+                f"{archive}: the audio is still archived; extract it "
+                f"(tar -xzf {archive} -C {os.path.dirname(archive)})"
+            )
     return path
 
 
@@ -140,8 +149,8 @@ def prepare_fleurs(
         raise ValueError(f"recordings must be one of {RECORDINGS}, got {recordings!r}")
     if text_column not in TEXT_COLUMNS:
         raise ValueError(f"text_column must be one of {tuple(TEXT_COLUMNS)}, got {text_column!r}")
-    out = {}
-    for pair in pairs:
+
+    def prepare_pair(pair: str) -> str:
         src, tgt = parse_pair(pair)
         folder = os.path.join(save_folder, pair)
         src_dir = resolve_lang_dir(data_folder, src, lang_dirs)
@@ -153,9 +162,8 @@ def prepare_fleurs(
             "recordings": recordings,
             "text_column": text_column,
         }
-        out[pair] = folder
         if skip_prep or pair_is_prepared(folder, options):
-            continue
+            return folder
         report = PrepReport(name=pair)
         checker = AudioChecker()
         translations = _sentences(tgt_dir, tgt, text_column, report)
@@ -184,4 +192,6 @@ def prepare_fleurs(
                 r["path"], src, target=r["id"], sentence_id=r["id"], text=r["raw"]
             )
         write_pair(folder, query, search, report, options)
-    return out
+        return folder
+
+    return prepare_present_pairs(pairs, prepare_pair)

@@ -46,6 +46,7 @@ from sense.evaluation import (
     audio_entry,
     pair_is_prepared,
     parse_pair,
+    prepare_present_pairs,
     read_tsv,
     write_pair,
 )
@@ -163,12 +164,13 @@ def prepare_voxpopuli(
         ``s2s.tsv`` or ``s2s_ref.tsv`` (default: whichever exists, in that order).
 
     A pair whose query or search audio is missing or unreadable is left out
-    and listed in ``dropped.tsv``; so is a query without a translation.
+    and listed in ``dropped.tsv``; so is a query without a translation. A pair
+    whose data is not in the download is skipped with a warning.
     """
     if xy_mode not in MODES:
         raise ValueError(f"xy_mode must be one of {MODES}, got {xy_mode!r}")
-    out = {}
-    for pair in pairs:
+
+    def prepare_pair(pair: str) -> str:
         src, tgt = parse_pair(pair)
         if src == tgt:
             raise ValueError(f"{pair}: source and target languages must differ")
@@ -179,9 +181,8 @@ def prepare_voxpopuli(
             "mode": mode,
             "manifest": manifest,
         }
-        out[pair] = folder
         if skip_prep or pair_is_prepared(folder, options):
-            continue
+            return folder
         report = PrepReport(name=pair)
         checker = AudioChecker()
         build = _pairs_direct if mode == "direct" else _pairs_pivot
@@ -202,4 +203,6 @@ def prepare_voxpopuli(
             search[s_item] = audio_entry(s_path, tgt)
             query[item] = audio_entry(q_path, src, target=s_item)
         write_pair(folder, query, search, report, options)
-    return out
+        return folder
+
+    return prepare_present_pairs(pairs, prepare_pair)

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from mtedx_prepare import prepare_mtedx  # noqa: E402
 
-from sense.evaluation import run_recipe  # noqa: E402
+from sense.evaluation import run_as_script, run_recipe  # noqa: E402
 
 
 def prepare(hparams):
@@ -40,4 +40,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_as_script(main)
