@@ -6,6 +6,7 @@
     sense embed  -m MODEL --text sentences.txt -o s.npy  # one vector per line
     sense index  -m MODEL talks/ sentences.txt -o my.index
     sense search my.index "le chat dort" --audio query.wav --top-k 5
+    sense import results/SENSE/save/CKPT+checkpoint_epoch9 -o my-model  # a SpeechBrain run
 
 ``MODEL`` is a folder written by :func:`sense.export.export_model` or a hub
 id; its ``hyperparams.yaml`` may only build the classes our exports use
@@ -581,6 +582,29 @@ def cmd_search(args) -> int:
     return _exit_status(args, True, failures)
 
 
+def cmd_import(args) -> int:
+    """``sense import``: a SpeechBrain SENSE/SAMU checkpoint as a model folder."""
+    from sense.speechbrain_import import CheckpointImportError, import_speechbrain
+
+    _quiet_libraries()
+    _log(args, f"importing {' '.join(args.checkpoint)}")
+    try:
+        folder = import_speechbrain(
+            args.checkpoint,
+            args.output,
+            hparams=args.hparams,
+            base=args.base,
+            teacher=args.teacher,
+            activation=args.activation,
+            overwrite=args.overwrite,
+        )
+    except (CheckpointImportError, FileExistsError) as err:
+        print(f"sense: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    _log(args, f"wrote the model folder {folder}; use it with `sense embed -m {args.output}`")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------
 # Parser
 # ---------------------------------------------------------------------------
@@ -814,6 +838,44 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print the results as JSON")
     _add_run_options(search)
     search.set_defaults(func=cmd_search)
+
+    imp = sub.add_parser(
+        "import",
+        help="turn a SpeechBrain SENSE or SAMU checkpoint into a model folder",
+        description="Read a checkpoint of SpeechBrain's SENSE recipe (W2VBert + AttentionPooling) "
+        "or SAMU recipe (Wav2Vec2 + AttentionPooling [+ projection, tanh]) and write a model "
+        "folder for the other commands. Errors exit with status 2.",
+    )
+    imp.add_argument(
+        "checkpoint",
+        nargs="+",
+        metavar="CHECKPOINT",
+        help="a CKPT+... folder (or a save folder holding one), or its .ckpt files",
+    )
+    imp.add_argument("-o", "--output", required=True, help="model folder to write")
+    imp.add_argument(
+        "--hparams",
+        help="the recipe's hparams: the run's hyperparams.yaml or train_sense.yaml "
+        "(default: the hyperparams.yaml in or up to two folders above the checkpoint)",
+    )
+    imp.add_argument(
+        "--base",
+        help="hub id or local folder of the model the recipe fine-tuned (default: the "
+        "encoder's source in the hparams; only its config and feature extractor are read)",
+    )
+    imp.add_argument(
+        "--teacher", help="text encoder to record (default: the hparams' BGE-M3 or LaBSE)"
+    )
+    imp.add_argument(
+        "--activation",
+        choices=("recipe", "none", "tanh", "relu", "gelu"),
+        default="recipe",
+        help="activation after the pooling head, for one applied in the recipe's train.py "
+        "(default: what the hparams list)",
+    )
+    imp.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    imp.add_argument("--quiet", "-q", action="store_true", help="no messages")
+    imp.set_defaults(func=cmd_import)
     return parser
 
 
