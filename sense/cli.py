@@ -7,6 +7,7 @@
     sense index  -m MODEL talks/ sentences.txt -o my.index
     sense search my.index "le chat dort" --audio query.wav --top-k 5
     sense import results/SENSE/save/CKPT+checkpoint_epoch9 -o my-model  # a SpeechBrain run
+    sense attention -m MODEL manifest.json -o attention/ --align-model CTC_MODEL
 
 ``MODEL`` is a folder written by :func:`sense.export.export_model` or a hub
 id; its ``hyperparams.yaml`` may only build the classes our exports use
@@ -605,6 +606,63 @@ def cmd_import(args) -> int:
     return EXIT_OK
 
 
+def cmd_attention(args) -> int:
+    """``sense attention``: where the model finds the meaning (paper, section VII)."""
+    from sense.analysis.run import analyze, build_aligner, load_utterances, load_vad, read_word_list
+
+    try:
+        utterances, failures = load_utterances(args.inputs)
+        function_words = read_word_list(args.function_words) if args.function_words else None
+    except (OSError, ValueError) as err:
+        raise CLIError(str(err)) from err
+    if args.limit:
+        utterances = dict(list(utterances.items())[: args.limit])
+    if not utterances:
+        print("sense: error: no utterance to analyse", file=sys.stderr)
+        _report_failures(failures)
+        return EXIT_ERROR
+    pairs = {os.path.basename(os.path.normpath(p)): p for p in args.pair or []}
+    for folder in pairs.values():
+        if not os.path.isfile(os.path.join(folder, "query.json")):
+            raise CLIError(f"{folder}: not a prepared retrieval pair (no query.json)")
+    source = _model_source(args.model)
+    model = _load_model(args, source)
+    try:
+        aligner = build_aligner(
+            args.alignments, args.tier, args.align_model, not args.no_whisperx, str(model.device)
+        )
+    except (OSError, ValueError, ImportError) as err:
+        raise CLIError(str(err)) from err
+    sources = ", then ".join(aligner.sources) or "none"
+    _log(args, f"word boundaries: the manifest's, then {sources}")
+    _log(args, f"analysing {len(utterances)} utterance(s)")
+    try:
+        summary = analyze(
+            model,
+            utterances,
+            args.output,
+            aligner=aligner,
+            vad=load_vad(not args.no_vad),
+            examples=args.example or (),
+            pairs=pairs,
+            source=source,
+            edge_frames=args.edge_frames,
+            grid_size=args.grid,
+            top=args.top,
+            function_words=(lambda _lang: function_words) if function_words else None,
+            batch_size=args.batch_size,
+            progress=not args.quiet,
+        )
+    except ValueError as err:
+        raise CLIError(str(err)) from err
+    if not args.quiet:
+        print(summary["report"])
+    _log(args, f"wrote the figures and tables to {args.output}")
+    failures += [(s["id"], s["reason"]) for s in summary["skipped"]]
+    _report_failures(failures)
+    return _exit_status(args, True, failures)
+
+
 # ---------------------------------------------------------------------------
 # Parser
 # ---------------------------------------------------------------------------
@@ -876,6 +934,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     imp.add_argument("--quiet", "-q", action="store_true", help="no messages")
     imp.set_defaults(func=cmd_import)
+    _add_attention_parser(sub)
     return parser
 
 
@@ -905,6 +964,61 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None = None):
         args = parser.parse_args(argv)
     args.parser = commands.get(args.command, parser)
     return args
+
+
+def _add_attention_parser(sub) -> None:
+    attention = sub.add_parser(
+        "attention",
+        help="where the model finds the meaning: the attention analysis of the paper's section VII",
+        description="Mean attention logit against relative position (Figure 2), attention over "
+        "one utterance with voice activity and word boundaries (Figures 3-4), the first-frames "
+        "mass, attention-logit sums of words (Table IX), and, with --pair, retrieval with the "
+        "learned attention against uniform mean pooling. Without word boundaries the analysis "
+        "is the curve and the first-frames mass.",
+    )
+    attention.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="a JSON manifest ({id: {path, lang, text, words, parallel}}), audio files, folders",
+    )
+    attention.add_argument("-m", "--model", required=True, help="model folder or hub id")
+    attention.add_argument("-o", "--output", required=True, help="folder for figures and tables")
+    words = attention.add_argument_group("word boundaries (first that has them)")
+    words.add_argument("--alignments", help="a CTM file, a TextGrid, or a folder of them")
+    words.add_argument("--tier", help="TextGrid tier of the words (default: 'words' or the first)")
+    words.add_argument(
+        "--align-model", help="wav2vec2 CTC model (hub id or folder) to align the transcripts"
+    )
+    words.add_argument(
+        "--no-whisperx", action="store_true", help="do not align with WhisperX when installed"
+    )
+    attention.add_argument("--no-vad", action="store_true", help="no voice activity curve")
+    attention.add_argument(
+        "--example", action="append", metavar="ID", help="utterance of Figure 3, then Figure 4"
+    )
+    attention.add_argument(
+        "--pair",
+        action="append",
+        metavar="FOLDER",
+        help="prepared retrieval pair: R@1 with learned attention against mean pooling",
+    )
+    attention.add_argument(
+        "--edge-frames", type=_positive_int, default=5, help="frames at each edge (default 5)"
+    )
+    attention.add_argument(
+        "--grid", type=_positive_int, default=101, help="relative positions (default 101)"
+    )
+    attention.add_argument("--top", type=_positive_int, default=10, help="rows of Table IX")
+    attention.add_argument(
+        "--function-words", help="file of function words, one a line (default: stop-words lists)"
+    )
+    attention.add_argument("--limit", type=_positive_int, help="analyse the first N utterances")
+    attention.add_argument(
+        "--strict", action="store_true", help="exit with status 3 if any input was skipped"
+    )
+    _add_run_options(attention)
+    attention.set_defaults(func=cmd_attention)
 
 
 def main(argv: list[str] | None = None) -> int:

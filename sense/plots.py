@@ -1,9 +1,11 @@
 """Figures: training curves and where the attention pooling looks in an utterance.
 
 :func:`plot_attention` draws the per-frame attention weights of the pooling
-over one utterance with its word boundaries, like Figure 3 of the SENSE paper
-(section VII); :func:`plot_training_curve` draws the losses and validation R@1
-per epoch from a SpeechBrain ``train_log.txt``.
+over one utterance with its word boundaries and voice activity, like Figures 3
+and 4 of the SENSE paper (section VII); :func:`plot_position_curves` draws the
+mean attention logit against relative position (Figure 2);
+:func:`plot_training_curve` draws the losses and validation R@1 per epoch from
+a SpeechBrain ``train_log.txt``.
 """
 
 from __future__ import annotations
@@ -85,8 +87,9 @@ def plot_attention(
     words: Sequence[tuple[str, float, float]] = (),
     title: str = "",
     duration: float | None = None,
+    vad: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> str:
-    """Attention weight of each frame over time, with word boundaries (paper's Fig. 3).
+    """Attention weight of each frame over time, with word boundaries (paper's Figs. 3-4).
 
     Parameters
     ----------
@@ -100,6 +103,9 @@ def plot_attention(
         Figure title (e.g. the transcript).
     duration : float, optional
         Length of the recording (x-axis limit).
+    vad : (times, probabilities), optional
+        Speech probability of a voice activity detector, drawn in orange on
+        a second axis (0 to 1).
 
     Example
     -------
@@ -123,10 +129,52 @@ def plot_attention(
     ax.set_ylim(0, top * 1.25)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("attention weight")
+    if vad is not None:
+        ax_vad = ax.twinx()
+        ax_vad.plot(list(vad[0]), list(vad[1]), color="tab:orange", lw=1.2, alpha=0.8)
+        ax_vad.set_ylim(0, 1.25)
+        ax_vad.set_ylabel("speech probability (VAD)", color="tab:orange")
+        ax.plot([], [], color="tab:orange", lw=1.2, label="VAD")
     # Outside the axes, so it never hides the word labels above the curve.
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     if title:
         ax.set_title(title, fontsize=10, pad=28)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_position_curves(curves, path: str, title: str = "") -> str:
+    """Mean attention logit against relative position, one line per group (paper's Fig. 2).
+
+    Parameters
+    ----------
+    curves : dict
+        Label (e.g. a language) -> an object with ``grid``, ``mean``, ``low``,
+        ``high`` and ``count`` (:class:`sense.analysis.attention.PositionCurve`);
+        the band between ``low`` and ``high`` is shaded.
+    path : str
+        PNG file to write.
+    title : str
+        Figure title.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from types import SimpleNamespace as C
+    >>> c = C(grid=[0, 1], mean=[2.0, 1.0], low=[1.5, 0.5], high=[2.5, 1.5], count=3)
+    >>> os.path.isfile(plot_position_curves({"fr": c}, os.path.join(tempfile.mkdtemp(), "f.png")))
+    True
+    """
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for label, curve in curves.items():
+        (line,) = ax.plot(curve.grid, curve.mean, lw=1.6, label=f"{label} ({curve.count} utt.)")
+        ax.fill_between(curve.grid, curve.low, curve.high, color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("relative position i / (T - 1)")
+    ax.set_ylabel("mean attention logit")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2 if len(curves) > 3 else 1)
+    ax.set_title(title or "Average attention logit (normalised position), 95% band", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -44,6 +44,10 @@ def test_quick_demo_runs_end_to_end(tmp_path):
     for path in summary["figures"].values():
         with open(path, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    # the attention analysis of section VII, with espeak-ng's word boundaries
+    with open(summary["attention_report"], encoding="utf-8") as f:
+        report = f.read()
+    assert "Table IX (fr)" in report and "uniform mean pooling" in report
     with open(os.path.join(cfg.output, "summary.json"), encoding="utf-8") as f:
         assert json.load(f)["times_chance"] == pytest.approx(summary["times_chance"])
     assert summary["release_written"] is True

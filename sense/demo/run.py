@@ -14,6 +14,11 @@
    language pair, with the chance rate.
 5. **Pictures**: the training curve and the attention over one held-out
    utterance with its word boundaries (the paper's Figure 3).
+6. **Attention analysis** (the paper's section VII, :mod:`sense.analysis`) on
+   the held-out utterances, with espeak-ng's exact word boundaries: Figure 2,
+   Figures 3-4, the first-frames mass, Table IX, and retrieval with the learned
+   attention against uniform mean pooling (``--attention`` runs only this, on
+   the trained model already in ``--output``).
 
 Everything lands in ``--output`` (``demo_output/`` by default); a re-run reuses
 what is there (the release, the prepared data, the teacher cache, a finished
@@ -351,6 +356,71 @@ def draw(cfg: DemoConfig, model_folder: str, train_folder: str) -> dict[str, str
     return figures
 
 
+def attention_utterances(cfg: DemoConfig) -> tuple[dict[str, dict], list[str]]:
+    """The held-out utterances of every language with their exact word boundaries.
+
+    Returns the manifest of :func:`sense.analysis.run.analyze` (ids
+    ``<lang>_<sentence id>``, each linked by ``parallel`` to the same meaning in
+    the other languages) and the ids of Figures 3 and 4: the French utterance
+    :func:`draw` shows and its German version.
+    """
+    root = _path(cfg, "commonvoice")
+    heldout = load_heldout(root)
+    test_ids = set(heldout["splits"]["test"])
+    utterances: dict[str, dict] = {}
+    for lang in cfg.languages:
+        words = load_word_alignments(root, lang)
+        for clip, sid in sorted(heldout["clips"][lang].items()):
+            if sid in test_ids:
+                utterances[f"{lang}_{sid}"] = {
+                    "path": os.path.abspath(os.path.join(root, lang, "clips", clip)),
+                    "lang": lang,
+                    "text": heldout["sentences"][sid][lang],
+                    "words": [list(w) for w in words.get(clip, [])],
+                }
+    for key, entry in utterances.items():
+        sid = key.split("_", 1)[1]
+        entry["parallel"] = {
+            lang: f"{lang}_{sid}"
+            for lang in cfg.languages
+            if lang != entry["lang"] and f"{lang}_{sid}" in utterances
+        }
+    first, second = ("fr", "de") if {"fr", "de"} <= set(cfg.languages) else cfg.languages[:2]
+    sid = next(s for _, s in sorted(heldout["clips"][first].items()) if s in test_ids)
+    return utterances, [f"{first}_{sid}", f"{second}_{sid}"]
+
+
+def analyze_attention(cfg: DemoConfig, model_folder: str) -> dict:
+    """Section VII of the paper on the held-out utterances, into ``<output>/attention``."""
+    from sense.analysis.run import analyze, load_vad
+    from sense.inference import SENSE
+
+    if not os.path.isfile(os.path.join(model_folder, "hyperparams.yaml")):
+        raise FileNotFoundError(f"{model_folder}: no trained model; run the whole demo first")
+    utterances, examples = attention_utterances(cfg)
+    pairs = write_eval_pairs(cfg)["speech-text"]
+    model = SENSE.from_hparams(source=model_folder, savedir=_path(cfg, "pretrained_cache"))
+    return analyze(
+        model,
+        utterances,
+        _path(cfg, "attention"),
+        vad=load_vad(),
+        examples=examples,
+        pairs=pairs,
+        source=model_folder,
+        batch_size=16,
+        vad_scope="examples",
+        cache_folder=_path(cfg, "eval", "embeddings"),
+    )
+
+
+def attention_digest(summary: dict, lang: str = "fr") -> str:
+    """What the demo prints of the attention analysis (Table IX of one language)."""
+    from sense.analysis.run import format_report
+
+    return format_report(summary, word_langs=[lang])
+
+
 def run(cfg: DemoConfig) -> dict:
     """Run every step; returns the summary written to ``<output>/summary.json``."""
     timings: dict[str, float] = {}
@@ -372,6 +442,13 @@ def run(cfg: DemoConfig) -> dict:
     results = step("retrieval on held-out sentences", evaluate, cfg, models, pairs)
     figures = step("drawing", draw, cfg, models["trained SENSE"], train_folder)
     examples = retrieval_examples(cfg, models["trained SENSE"], pairs)
+    attention = step(
+        "attention analysis (paper's section VII)",
+        analyze_attention,
+        cfg,
+        models["trained SENSE"],
+    )
+    figures.update(attention["figures"])
 
     tables = summary_tables(results, list(cfg.languages), cfg.heldout)
     chance = 1.0 / cfg.heldout
@@ -386,6 +463,7 @@ def run(cfg: DemoConfig) -> dict:
         "times_chance": mean_r1 / chance,
         "results": results,
         "figures": figures,
+        "attention_report": os.path.join(_path(cfg, "attention"), "report.md"),
         "examples": examples,
         "timings_s": timings,
     }
@@ -396,6 +474,7 @@ def run(cfg: DemoConfig) -> dict:
     print("\n" + tables)
     print("\nHeld-out utterances, and the EN sentence the trained model retrieved for each:")
     print(format_examples(examples))
+    print("\n" + attention_digest(attention))
     print(f"\nMean X speech -> EN text R@1: {100 * mean_r1:.1f}% = {mean_r1 / chance:.1f} x chance")
     print("Figures: " + ", ".join(figures.values()))
     print("Step times (s): " + ", ".join(f"{k.split(' (')[0]}: {v}" for k, v in timings.items()))
@@ -414,6 +493,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--epochs", type=int, help="training epochs")
     parser.add_argument("--sentences", type=int, help="meanings in the corpus")
+    parser.add_argument(
+        "--attention",
+        action="store_true",
+        help="only the attention analysis (section VII) of the model trained in --output",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s - %(message)s")
     cfg = DemoConfig.quick(args.output) if args.quick else DemoConfig(output=args.output)
@@ -421,5 +505,10 @@ def main(argv=None) -> int:
         cfg.epochs = args.epochs
     if args.sentences:
         cfg.sentences = args.sentences
+    if args.attention:
+        summary = analyze_attention(cfg, os.path.join(_path(cfg, "train"), "model"))
+        print(attention_digest(summary))
+        print("Figures and tables: " + _path(cfg, "attention"))
+        return 0
     run(cfg)
     return 0

@@ -122,6 +122,40 @@ def build_tiny_w2v_bert(
     return path
 
 
+def _tiny_wav2vec2_config(hidden_size: int, num_layers: int, **extra):
+    """A tiny XLS-R style ``Wav2Vec2Config``: real strides (320 samples, 20 ms per frame)."""
+    from transformers import Wav2Vec2Config
+
+    return Wav2Vec2Config(
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=TINY_HEADS,
+        intermediate_size=TINY_FFN,
+        conv_dim=(16,) * 7,
+        conv_stride=(5, 2, 2, 2, 2, 2, 2),
+        conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        layerdrop=0.0,
+        mask_time_prob=0.05,
+        **extra,
+    )
+
+
+def _wav2vec2_feature_extractor():
+    from transformers import Wav2Vec2FeatureExtractor
+
+    return Wav2Vec2FeatureExtractor(
+        feature_size=1,
+        sampling_rate=16000,
+        padding_value=0.0,
+        do_normalize=True,
+        return_attention_mask=True,
+    )
+
+
 def build_tiny_wav2vec2(
     path: str, hidden_size: int = TINY_HIDDEN, num_layers: int = TINY_LAYERS, seed: int = SEED
 ) -> str:
@@ -138,33 +172,64 @@ def build_tiny_wav2vec2(
     >>> Wav2Vec2Model.from_pretrained(p).config.conv_stride
     [5, 2, 2, 2, 2, 2, 2]
     """
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+    from transformers import Wav2Vec2Model
 
-    config = Wav2Vec2Config(
-        hidden_size=hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=TINY_HEADS,
-        intermediate_size=TINY_FFN,
-        conv_dim=(16,) * 7,
-        conv_stride=(5, 2, 2, 2, 2, 2, 2),
-        conv_kernel=(10, 3, 3, 3, 3, 2, 2),
-        feat_extract_norm="layer",
-        do_stable_layer_norm=True,
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-        layerdrop=0.0,
-        mask_time_prob=0.05,
-        vocab_size=None,
-    )
+    config = _tiny_wav2vec2_config(hidden_size, num_layers, vocab_size=None)
     config.architectures = ["Wav2Vec2Model"]
     torch.manual_seed(seed)
     _save(Wav2Vec2Model(config), path)
-    Wav2Vec2FeatureExtractor(
-        feature_size=1,
-        sampling_rate=16000,
-        padding_value=0.0,
-        do_normalize=True,
-        return_attention_mask=True,
+    _wav2vec2_feature_extractor().save_pretrained(path)
+    return path
+
+
+#: Characters of the tiny CTC model (French letters and the apostrophe).
+CTC_CHARACTERS = "abcdefghijklmnopqrstuvwxyzàâçéèêëîïôûùüÿœ'"
+
+
+def build_tiny_wav2vec2_ctc(
+    path: str,
+    characters: str = CTC_CHARACTERS,
+    hidden_size: int = TINY_HIDDEN,
+    num_layers: int = TINY_LAYERS,
+    seed: int = SEED,
+) -> str:
+    """Save a tiny ``Wav2Vec2ForCTC`` with its processor (character vocabulary).
+
+    The layout of a fine-tuned wav2vec2 / XLS-R ASR model: ``vocab.json`` with
+    ``<pad>`` (the CTC blank), ``<unk>`` and ``|`` (the word delimiter), the
+    tokenizer and the feature extractor, loadable with
+    ``Wav2Vec2Processor.from_pretrained``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from transformers import Wav2Vec2ForCTC
+    >>> p = build_tiny_wav2vec2_ctc(tempfile.mkdtemp())
+    >>> Wav2Vec2ForCTC.from_pretrained(p).config.vocab_size
+    45
+    """
+    import json
+
+    from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2ForCTC, Wav2Vec2Processor
+
+    os.makedirs(path, exist_ok=True)
+    vocab = {"<pad>": 0, "<unk>": 1, "|": 2}
+    for char in characters:
+        vocab.setdefault(char, len(vocab))
+    vocab_file = os.path.join(path, "vocab.json")
+    with open(vocab_file, "w", encoding="utf-8") as f:
+        json.dump(vocab, f, ensure_ascii=False)
+    tokenizer = Wav2Vec2CTCTokenizer(
+        vocab_file, unk_token="<unk>", pad_token="<pad>", word_delimiter_token="|"
+    )
+    config = _tiny_wav2vec2_config(
+        hidden_size, num_layers, vocab_size=len(vocab), pad_token_id=0, ctc_loss_reduction="mean"
+    )
+    config.architectures = ["Wav2Vec2ForCTC"]
+    torch.manual_seed(seed)
+    _save(Wav2Vec2ForCTC(config), path)
+    Wav2Vec2Processor(
+        feature_extractor=_wav2vec2_feature_extractor(), tokenizer=tokenizer
     ).save_pretrained(path)
     return path
 

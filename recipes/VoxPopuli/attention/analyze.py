@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Where a SENSE model finds the meaning: the attention analysis of the paper's section VII.
+
+Prepares the French VoxPopuli utterances that have English interpretations
+(and their German interpretations), then writes Figure 2 (mean attention logit
+against relative position), Figures 3 and 4 (one utterance and its German
+interpretation, with voice activity and word boundaries), the first-frames
+mass, Table IX and, with ``compare_pooling``, R@1 with the learned attention
+against uniform mean pooling::
+
+    python analyze.py hparams/attention.yaml --data_folder=/data/voxpopuli \
+        --model=/models/sense --align_model=/models/wav2vec2-fr-ctc
+
+See README.md for the layout, the options and what the paper reports.
+"""
+
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from attention_prepare import prepare_attention  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+def main(argv=None) -> dict:
+    import speechbrain as sb
+    from hyperpyyaml import load_hyperpyyaml
+    from speechbrain.utils.distributed import run_on_main
+
+    from sense.analysis.run import analyze, build_aligner, load_utterances, load_vad
+    from sense.inference import SENSE
+
+    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:] if argv is None else argv)
+    with open(hparams_file, encoding="utf-8") as f:
+        hparams = load_hyperpyyaml(f, overrides)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    prepared: dict = {}
+    run_on_main(
+        lambda: prepared.update(
+            prepare_attention(
+                data_folder=hparams["data_folder"],
+                save_folder=hparams["save_folder"],
+                source_lang=hparams["source_lang"],
+                pivot_lang=hparams["pivot_lang"],
+                parallel_langs=hparams["parallel_langs"],
+                years=hparams["years"],
+                max_utterances=hparams["max_utterances"],
+                manifest=hparams["manifest"],
+            )
+        )
+    )
+    device = run_opts.get("device") or hparams.get("device", "cpu")
+    model = SENSE.from_hparams(
+        source=hparams["model"], device=device, precision=run_opts.get("precision")
+    )
+    utterances, _ = load_utterances([prepared["utterances"]])
+    summary = analyze(
+        model,
+        utterances,
+        hparams["output_folder"],
+        aligner=build_aligner(
+            hparams["alignments"],
+            hparams["tier"],
+            hparams["align_model"],
+            hparams["whisperx"],
+            device,
+        ),
+        vad=load_vad(hparams["vad"]),
+        examples=hparams["examples"] or (),
+        pairs=prepared["pairs"] if hparams["compare_pooling"] else None,
+        source=hparams["model"],
+        edge_frames=hparams["edge_frames"],
+        grid_size=hparams["grid_size"],
+        top=hparams["top_words"],
+        batch_size=hparams["batch_size"],
+        progress=True,
+    )
+    print(summary["report"])
+    return summary
+
+
+if __name__ == "__main__":
+    main()
