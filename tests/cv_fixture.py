@@ -129,3 +129,23 @@ def build_common_voice(root: str, n_train: int = 6, n_dev: int = 2) -> dict:
         _write_tsv(os.path.join(root, loc, "test.tsv"), [])
         _write_tsv(os.path.join(root, loc, "validated.tsv"), rows["train"] + rows["dev"])
     return {"bad": bad, "good": good}
+
+
+def recipe_args(cv, out, w2v, xlmr, *extra):
+    """Recipe arguments for the tiny models; ``extra`` replaces defaults of the same name."""
+    names = {e.split("=", 1)[0] for e in extra}
+    defaults = [
+        "hparams/train_sense.yaml",
+        f"--data_folder={cv}",
+        f"--output_folder={out}",
+        f"--student_source={w2v}",
+        f"--teacher_source={xlmr}",
+        "--encoder_dim=32",
+        "--encoder_lr=0.002",
+        "--batch_seconds=4",
+        "--prepare_workers=1",
+        "--num_workers=0",
+        "--device=cpu",
+        f"--batch_log={out}/batches",
+    ]
+    return [a for a in defaults if a.split("=", 1)[0] not in names] + list(extra)

@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 from cv_fixture import build_common_voice
+from cv_fixture import recipe_args as _args
 from helpers.ports import free_port
 
 from sense.checkpoints import KILL_AFTER_ENV
@@ -25,26 +26,6 @@ def _env():
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1")
     env["PYTHONPATH"] = os.pathsep.join([REPO, env.get("PYTHONPATH", "")])
     return env
-
-
-def _args(cv, out, w2v, xlmr, *extra):
-    """Recipe arguments for the tiny models; ``extra`` replaces defaults of the same name."""
-    names = {e.split("=", 1)[0] for e in extra}
-    defaults = [
-        "hparams/train_sense.yaml",
-        f"--data_folder={cv}",
-        f"--output_folder={out}",
-        f"--student_source={w2v}",
-        f"--teacher_source={xlmr}",
-        "--encoder_dim=32",
-        "--encoder_lr=0.002",
-        "--batch_seconds=4",
-        "--prepare_workers=1",
-        "--num_workers=0",
-        "--device=cpu",
-        f"--batch_log={out}/batches",
-    ]
-    return [a for a in defaults if a.split("=", 1)[0] not in names] + list(extra)
 
 
 def _train(args, **kw):

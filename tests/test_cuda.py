@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import torch
-from cv_fixture import build_common_voice
+from cv_fixture import build_common_voice, recipe_args
 from helpers.ports import free_port
 
 from sense.lobes.speech import HFSpeechEncoder
@@ -40,28 +40,17 @@ def cv(tmp_path_factory):
     return root
 
 
-def _recipe_args(cv, out, w2v, xlmr, *extra):
-    return [
-        "hparams/train_sense.yaml",
-        f"--data_folder={cv}",
-        f"--output_folder={out}",
-        f"--student_source={w2v}",
-        f"--teacher_source={xlmr}",
-        "--encoder_dim=32",
-        "--encoder_lr=0.002",
-        "--batch_seconds=4",
-        "--prepare_workers=1",
-        "--num_workers=0",
-        "--number_of_epochs=2",
-        *extra,
-    ]
-
-
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_recipe_trains_on_the_gpu(precision, cv, tiny_w2v_bert, tiny_xlmr, tmp_path):
     out = str(tmp_path / precision)
-    args = _recipe_args(
-        cv, out, tiny_w2v_bert, tiny_xlmr, "--device=cuda", f"--precision={precision}"
+    args = recipe_args(
+        cv,
+        out,
+        tiny_w2v_bert,
+        tiny_xlmr,
+        "--number_of_epochs=2",
+        "--device=cuda",
+        f"--precision={precision}",
     )
     proc = subprocess.run(
         [sys.executable, "train.py", *args],
@@ -87,7 +76,15 @@ def test_recipe_trains_on_the_gpu(precision, cv, tiny_w2v_bert, tiny_xlmr, tmp_p
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
 def test_recipe_on_two_gpus_with_nccl(cv, tiny_w2v_bert, tiny_xlmr, tmp_path):
     out = str(tmp_path / "nccl")
-    args = _recipe_args(cv, out, tiny_w2v_bert, tiny_xlmr, "--precision=bf16")
+    args = recipe_args(
+        cv,
+        out,
+        tiny_w2v_bert,
+        tiny_xlmr,
+        "--number_of_epochs=2",
+        "--device=cuda",
+        "--precision=bf16",
+    )
     launcher = ["-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}"]
     proc = subprocess.run(
         [sys.executable, *launcher, "train.py", *args],
