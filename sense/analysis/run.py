@@ -552,38 +552,10 @@ def analyze(
 
     all_scores: list[WordScore] = []
     for lang, rs in groups.items():
-        logits = [r.logits for r in rs]
-        info: dict = {
-            "utterances": len(rs),
-            "position_curve": {
-                f"{p:.2f}": float(np.interp(p, curves[lang].grid, curves[lang].mean))
-                for p in REPORT_POSITIONS
-            },
-            "first_frames": edge_mass(logits, edge_frames, "first").to_dict(),
-            "last_frames": edge_mass(logits, edge_frames, "last").to_dict(),
-        }
-        silence = nonspeech_mass(
-            (r.times, r.logits, r.vad[0], r.vad[1]) for r in rs if r.vad is not None
-        )
-        if silence is not None:
-            info["nonspeech"] = silence.to_dict()
-        aligned = [r for r in rs if r.words]
-        info["aligned"] = len(aligned)
-        info["word_sources"] = _count(r.word_source for r in aligned)
-        info["alignment_problems"] = _count(r.word_problem for r in rs if not r.words)
-        scores = [s for r in aligned for s in word_scores(r.times, r.logits, r.words, r.id, r.lang)]
-        if scores:
-            info["top_occurrences"] = [s.to_dict() for s in top_occurrences(scores, top)]
-            info["frequent_words"] = [w.to_dict() for w in frequent_words(scores, top)]
-            fw = _function_words_of(function_words, lang)
-            if fw:
-                info["word_classes"] = {
-                    k: v.to_dict() for k, v in word_class_stats(scores, fw).items()
-                }
-                for s in scores:
-                    s.word_class = word_class(s.word, fw)
-        all_scores.extend(scores)
+        fw = _function_words_of(function_words, lang)
+        info, scores = language_summary(rs, curves[lang], edge_frames, top, fw)
         summary["languages"][lang] = info
+        all_scores.extend(scores)
     if all_scores:
         _write_word_scores(all_scores, output_folder)
     else:
@@ -591,7 +563,6 @@ def analyze(
             "no utterance has word boundaries: the analysis is the attention curve and the "
             "first-frames mass only (give an alignment file or a CTC model for Table IX)"
         )
-
     for n, r in enumerate(choose_examples(records, examples)):
         if vad is not None and r.vad is None:
             entry = utterances[r.id]
@@ -600,11 +571,10 @@ def analyze(
             )
             r.vad = vad.speech_probabilities(wav, model.sample_rate)
         figure = "figure3" if n == 0 else "figure4"
-        path = os.path.join(output_folder, f"{figure}_{_slug(r.id)}.png")
         summary["figures"][f"{figure}_{r.id}"] = plot_attention(
             r.times.tolist(),
             r.weights.tolist(),
-            path,
+            os.path.join(output_folder, f"{figure}_{_slug(r.id)}.png"),
             r.words or (),
             title=f"[{r.lang}] {r.text}" if r.text else r.id,
             duration=r.duration,
@@ -627,21 +597,58 @@ def analyze(
     _write_json(os.path.join(output_folder, "summary.json"), summary)
     with open(os.path.join(output_folder, "report.md"), "w", encoding="utf-8") as f:
         f.write(summary["report"])
-    with open(os.path.join(output_folder, "words.json"), "w", encoding="utf-8") as f:
-        json.dump(
-            {
-                lang: {
-                    k: info[k]
-                    for k in ("top_occurrences", "frequent_words", "word_classes")
-                    if k in info
-                }
-                for lang, info in summary["languages"].items()
-            },
-            f,
-            ensure_ascii=False,
-            indent=1,
-        )
+    word_keys = ("top_occurrences", "frequent_words", "word_classes")
+    _write_json(
+        os.path.join(output_folder, "words.json"),
+        {
+            lang: {k: info[k] for k in word_keys if k in info}
+            for lang, info in summary["languages"].items()
+        },
+    )
     return summary
+
+
+def language_summary(
+    records: Sequence[UtteranceAttention],
+    curve,
+    edge_frames: int = EDGE_FRAMES,
+    top: int = TOP_WORDS,
+    function_words: Collection[str] | None = None,
+) -> tuple[dict, list[WordScore]]:
+    """The numbers of one language: curve points, edge and non-speech masses, Table IX.
+
+    Returns the summary of the language and the scores of its aligned words
+    (classified as content or function words when ``function_words`` is given).
+    """
+    logits = [r.logits for r in records]
+    info: dict = {
+        "utterances": len(records),
+        "position_curve": {
+            f"{p:.2f}": float(np.interp(p, curve.grid, curve.mean)) for p in REPORT_POSITIONS
+        },
+        "first_frames": edge_mass(logits, edge_frames, "first").to_dict(),
+        "last_frames": edge_mass(logits, edge_frames, "last").to_dict(),
+    }
+    silence = nonspeech_mass(
+        (r.times, r.logits, r.vad[0], r.vad[1]) for r in records if r.vad is not None
+    )
+    if silence is not None:
+        info["nonspeech"] = silence.to_dict()
+    aligned = [r for r in records if r.words]
+    info["aligned"] = len(aligned)
+    info["word_sources"] = _count(r.word_source for r in aligned)
+    info["alignment_problems"] = _count(r.word_problem for r in records if not r.words)
+    scores = [s for r in aligned for s in word_scores(r.times, r.logits, r.words, r.id, r.lang)]
+    if scores:
+        info["top_occurrences"] = [s.to_dict() for s in top_occurrences(scores, top)]
+        info["frequent_words"] = [w.to_dict() for w in frequent_words(scores, top)]
+        if function_words:
+            info["word_classes"] = {
+                k: v.to_dict() for k, v in word_class_stats(scores, function_words).items()
+            }
+            for s in scores:
+                s.word_class = word_class(s.word, function_words)
+    return info, scores
 
 
 def _count(values) -> dict[str, int]:
