@@ -136,7 +136,8 @@ def plot_attention(
         ax_vad.set_ylabel("speech probability (VAD)", color="tab:orange")
         ax.plot([], [], color="tab:orange", lw=1.2, label="VAD")
     # Outside the axes, so it never hides the word labels above the curve.
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    anchor = (1.08, 1.0) if vad is not None else (1.01, 1.0)  # past the VAD axis
+    ax.legend(loc="upper left", bbox_to_anchor=anchor, fontsize=8, frameon=False)
     if title:
         ax.set_title(title, fontsize=10, pad=28)
     fig.tight_layout()

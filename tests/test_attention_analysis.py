@@ -329,7 +329,7 @@ def model_dir(tmp_path_factory, tiny_w2v_bert):
 
 
 def test_uniform_attention_is_mean_pooling_over_the_same_frames(model_dir, speech):
-    from sense.analysis.run import uniform_attention
+    from sense.analysis.pooling import uniform_attention
     from sense.dataio import load_audio
     from sense.inference import SENSE
 

@@ -7,6 +7,9 @@
 - :mod:`sense.analysis.alignment`: word boundaries from a CTM or TextGrid
   file, from forced alignment with a wav2vec2 CTC model, or from WhisperX.
 - :mod:`sense.analysis.vad`: voice activity from the Silero VAD package.
+- :mod:`sense.analysis.pooling`: retrieval with the learned attention against
+  uniform mean pooling over the same frames.
 - :mod:`sense.analysis.run`: the whole analysis of a trained model over a
-  manifest of utterances, written as figures and tables (``sense attention``).
+  manifest of utterances, written as figures and tables (``sense attention``);
+  :mod:`sense.analysis.report` formats its Markdown report.
 """

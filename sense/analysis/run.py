@@ -12,8 +12,10 @@ utterances, and writes into one folder:
   word, the top occurrences and the most frequent words (Table IX), content
   against function words;
 - ``pooling.md|csv|json`` when retrieval pairs are given: R@1 with the learned
-  attention against uniform mean pooling over the same frames;
-- ``summary.json`` (every number) and ``report.md`` (the tables, also returned).
+  attention against uniform mean pooling over the same frames
+  (:mod:`sense.analysis.pooling`);
+- ``summary.json`` (every number) and ``report.md`` (the tables, also returned;
+  :mod:`sense.analysis.report`).
 
 An utterance is a manifest entry: ``{"path", "lang", "text", "start",
 "duration", "words", "parallel"}`` (all but ``path`` optional; the audio entries
@@ -33,7 +35,6 @@ Example
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import logging
@@ -62,16 +63,14 @@ from sense.analysis.attention import (
     word_class_stats,
     word_scores,
 )
+from sense.analysis.pooling import compare_pooling
+from sense.analysis.report import REPORT_POSITIONS, format_report
 from sense.dataio import AUDIO_EXTENSIONS, AudioError, find_audio_files
-from sense.evaluation import AudioItem, SENSEEncoder
+from sense.evaluation import AudioItem
 
 logger = logging.getLogger(__name__)
 
 UNKNOWN_LANG = "und"
-#: Relative positions shown in the report's Figure 2 table.
-REPORT_POSITIONS = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
-ATTENTION = "learned attention"
-UNIFORM = "uniform mean pooling"
 
 
 # ---------------------------------------------------------------------------
@@ -322,89 +321,6 @@ def extract(
 
 
 # ---------------------------------------------------------------------------
-# Learned attention against uniform mean pooling
-# ---------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def uniform_attention(model):
-    """Within the block, the model pools with equal weights: the mean of the real frames.
-
-    The attention scorer's output is replaced by zeros, so the softmax over an
-    utterance's real frames is uniform; everything else (frames, padding
-    masks, windows of long recordings, the projection) is unchanged.
-    """
-    handle = model.mods.pooling.attention.register_forward_hook(
-        lambda _module, _inputs, output: torch.zeros_like(output)
-    )
-    try:
-        yield model
-    finally:
-        handle.remove()
-
-
-class LoadedSENSEEncoder(SENSEEncoder):
-    """A benchmark encoder over an already loaded model, with learned or uniform pooling.
-
-    Parameters
-    ----------
-    model : sense.inference.SENSE
-        The loaded model (shared by both poolings: loaded once).
-    source : str
-        Its folder or hub id (the embedding cache's identity is built from it).
-    uniform : bool
-        Pool with equal weights (:func:`uniform_attention`) instead of the
-        learned attention.
-    """
-
-    def __init__(self, model, source: str, uniform: bool = False):
-        super().__init__(source, name=UNIFORM if uniform else ATTENTION)
-        self._loaded = model
-        self.uniform = uniform
-        if uniform:
-            self.identity += ":uniform-pooling"
-
-    @property
-    def model(self):
-        return self._loaded
-
-    def encode_audio(self, items):
-        if not self.uniform:
-            return super().encode_audio(items)
-        with uniform_attention(self._loaded):
-            return super().encode_audio(items)
-
-
-def compare_pooling(
-    model,
-    source: str,
-    pairs: Mapping[str, str],
-    output_folder: str,
-    cache_folder: str | None = None,
-    batch_size: int = 8,
-) -> dict[str, dict[str, dict]]:
-    """R@1 (and R@5, R@10, MRR) of the learned attention and of mean pooling on each pair.
-
-    ``pairs`` maps a column name to a prepared pair folder (``query.json``,
-    ``search.json``; :func:`sense.evaluation.write_pair`). The table is written
-    as ``<output_folder>/pooling.{md,csv,json}``.
-    """
-    from sense.evaluation import run_benchmark
-
-    encoders = [LoadedSENSEEncoder(model, source), LoadedSENSEEncoder(model, source, True)]
-    return run_benchmark(
-        encoders,
-        dict(pairs),
-        output_folder,
-        cache_folder,
-        ks=(1, 5, 10),
-        batch_size=batch_size,
-        title="Learned attention against uniform mean pooling (same model, same frames)",
-        table_name="pooling",
-    )
-
-
-# ---------------------------------------------------------------------------
 # The analysis
 # ---------------------------------------------------------------------------
 
@@ -552,38 +468,10 @@ def analyze(
 
     all_scores: list[WordScore] = []
     for lang, rs in groups.items():
-        logits = [r.logits for r in rs]
-        info: dict = {
-            "utterances": len(rs),
-            "position_curve": {
-                f"{p:.2f}": float(np.interp(p, curves[lang].grid, curves[lang].mean))
-                for p in REPORT_POSITIONS
-            },
-            "first_frames": edge_mass(logits, edge_frames, "first").to_dict(),
-            "last_frames": edge_mass(logits, edge_frames, "last").to_dict(),
-        }
-        silence = nonspeech_mass(
-            (r.times, r.logits, r.vad[0], r.vad[1]) for r in rs if r.vad is not None
-        )
-        if silence is not None:
-            info["nonspeech"] = silence.to_dict()
-        aligned = [r for r in rs if r.words]
-        info["aligned"] = len(aligned)
-        info["word_sources"] = _count(r.word_source for r in aligned)
-        info["alignment_problems"] = _count(r.word_problem for r in rs if not r.words)
-        scores = [s for r in aligned for s in word_scores(r.times, r.logits, r.words, r.id, r.lang)]
-        if scores:
-            info["top_occurrences"] = [s.to_dict() for s in top_occurrences(scores, top)]
-            info["frequent_words"] = [w.to_dict() for w in frequent_words(scores, top)]
-            fw = _function_words_of(function_words, lang)
-            if fw:
-                info["word_classes"] = {
-                    k: v.to_dict() for k, v in word_class_stats(scores, fw).items()
-                }
-                for s in scores:
-                    s.word_class = word_class(s.word, fw)
-        all_scores.extend(scores)
+        fw = _function_words_of(function_words, lang)
+        info, scores = language_summary(rs, curves[lang], edge_frames, top, fw)
         summary["languages"][lang] = info
+        all_scores.extend(scores)
     if all_scores:
         _write_word_scores(all_scores, output_folder)
     else:
@@ -591,7 +479,6 @@ def analyze(
             "no utterance has word boundaries: the analysis is the attention curve and the "
             "first-frames mass only (give an alignment file or a CTC model for Table IX)"
         )
-
     for n, r in enumerate(choose_examples(records, examples)):
         if vad is not None and r.vad is None:
             entry = utterances[r.id]
@@ -600,11 +487,10 @@ def analyze(
             )
             r.vad = vad.speech_probabilities(wav, model.sample_rate)
         figure = "figure3" if n == 0 else "figure4"
-        path = os.path.join(output_folder, f"{figure}_{_slug(r.id)}.png")
         summary["figures"][f"{figure}_{r.id}"] = plot_attention(
             r.times.tolist(),
             r.weights.tolist(),
-            path,
+            os.path.join(output_folder, f"{figure}_{_slug(r.id)}.png"),
             r.words or (),
             title=f"[{r.lang}] {r.text}" if r.text else r.id,
             duration=r.duration,
@@ -627,21 +513,58 @@ def analyze(
     _write_json(os.path.join(output_folder, "summary.json"), summary)
     with open(os.path.join(output_folder, "report.md"), "w", encoding="utf-8") as f:
         f.write(summary["report"])
-    with open(os.path.join(output_folder, "words.json"), "w", encoding="utf-8") as f:
-        json.dump(
-            {
-                lang: {
-                    k: info[k]
-                    for k in ("top_occurrences", "frequent_words", "word_classes")
-                    if k in info
-                }
-                for lang, info in summary["languages"].items()
-            },
-            f,
-            ensure_ascii=False,
-            indent=1,
-        )
+    word_keys = ("top_occurrences", "frequent_words", "word_classes")
+    _write_json(
+        os.path.join(output_folder, "words.json"),
+        {
+            lang: {k: info[k] for k in word_keys if k in info}
+            for lang, info in summary["languages"].items()
+        },
+    )
     return summary
+
+
+def language_summary(
+    records: Sequence[UtteranceAttention],
+    curve,
+    edge_frames: int = EDGE_FRAMES,
+    top: int = TOP_WORDS,
+    function_words: Collection[str] | None = None,
+) -> tuple[dict, list[WordScore]]:
+    """The numbers of one language: curve points, edge and non-speech masses, Table IX.
+
+    Returns the summary of the language and the scores of its aligned words
+    (classified as content or function words when ``function_words`` is given).
+    """
+    logits = [r.logits for r in records]
+    info: dict = {
+        "utterances": len(records),
+        "position_curve": {
+            f"{p:.2f}": float(np.interp(p, curve.grid, curve.mean)) for p in REPORT_POSITIONS
+        },
+        "first_frames": edge_mass(logits, edge_frames, "first").to_dict(),
+        "last_frames": edge_mass(logits, edge_frames, "last").to_dict(),
+    }
+    silence = nonspeech_mass(
+        (r.times, r.logits, r.vad[0], r.vad[1]) for r in records if r.vad is not None
+    )
+    if silence is not None:
+        info["nonspeech"] = silence.to_dict()
+    aligned = [r for r in records if r.words]
+    info["aligned"] = len(aligned)
+    info["word_sources"] = _count(r.word_source for r in aligned)
+    info["alignment_problems"] = _count(r.word_problem for r in records if not r.words)
+    scores = [s for r in aligned for s in word_scores(r.times, r.logits, r.words, r.id, r.lang)]
+    if scores:
+        info["top_occurrences"] = [s.to_dict() for s in top_occurrences(scores, top)]
+        info["frequent_words"] = [w.to_dict() for w in frequent_words(scores, top)]
+        if function_words:
+            info["word_classes"] = {
+                k: v.to_dict() for k, v in word_class_stats(scores, function_words).items()
+            }
+            for s in scores:
+                s.word_class = word_class(s.word, function_words)
+    return info, scores
 
 
 def _count(values) -> dict[str, int]:
@@ -689,122 +612,3 @@ def _write_word_scores(scores: Sequence[WordScore], folder: str) -> None:
                 + [f"{s.logit_sum:.6f}", f"{s.mean_logit:.6f}", f"{s.centred_logit:.6f}"]
                 + [f"{s.weight:.6f}", s.word_class]
             )
-
-
-# ---------------------------------------------------------------------------
-# Report
-# ---------------------------------------------------------------------------
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.2f}%"
-
-
-def format_report(
-    summary: Mapping, edge_frames: int = EDGE_FRAMES, word_langs: Sequence[str] | None = None
-) -> str:
-    """The Markdown report of :func:`analyze`'s summary (Table IX of ``word_langs`` only,
-    when given)."""
-    langs = summary["languages"]
-    lines = [
-        "# Where the meaning is: attention of the pooling (SENSE paper, section VII)",
-        "",
-        f"{summary['utterances']} utterance(s) analysed"
-        + (f", {len(summary['skipped'])} skipped" if summary["skipped"] else "")
-        + ".",
-        "",
-        "## Figure 2: mean attention logit against relative position",
-        "",
-        "| lang | utt. | " + " | ".join(f"{p:.2f}" for p in REPORT_POSITIONS) + " |",
-        "|---" * (len(REPORT_POSITIONS) + 2) + "|",
-    ]
-    for lang, info in langs.items():
-        cells = " | ".join(f"{v:.2f}" for v in info["position_curve"].values())
-        lines.append(f"| {lang} | {info['utterances']} | {cells} |")
-    lines += [
-        "",
-        f"## Attention on the first and last {edge_frames} frames",
-        "",
-        "| lang | mean frames | first: weight | first: share of frames | last: weight "
-        "| last: share of frames | non-speech: weight | non-speech: share of frames |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for lang, info in langs.items():
-        first, last = info["first_frames"], info["last_frames"]
-        silence = info.get("nonspeech")
-        quiet = f"{_pct(silence['mass'])} | {_pct(silence['frame_share'])}" if silence else "- | -"
-        lines.append(
-            f"| {lang} | {first['mean_frames']:.1f} | {_pct(first['mass'])} | "
-            f"{_pct(first['frame_share'])} | {_pct(last['mass'])} | {_pct(last['frame_share'])} "
-            f"| {quiet} |"
-        )
-    lines += ["", "## Word boundaries", ""]
-    for lang, info in langs.items():
-        sources = ", ".join(f"{n} from {k}" for k, n in info["word_sources"].items()) or "none"
-        line = (
-            f"- {lang}: {info['aligned']} of {info['utterances']} utterance(s) aligned ({sources})"
-        )
-        if info["alignment_problems"]:
-            why = "; ".join(f"{n} x {k}" for k, n in info["alignment_problems"].items())
-            line += f"; curve only for the others: {why}"
-        lines.append(line)
-    for lang, info in langs.items():
-        if "top_occurrences" not in info or (word_langs is not None and lang not in word_langs):
-            continue
-        lines += [
-            "",
-            f"## Table IX ({lang}): top word occurrences by attention-logit sum, "
-            "and the most frequent words",
-            "",
-            "| word | sum | utterance | | word | mean sum | count |",
-            "|---|---:|---|---|---|---:|---:|",
-        ]
-        top, frequent = info["top_occurrences"], info["frequent_words"]
-        for i in range(max(len(top), len(frequent))):
-            left = (
-                f"{top[i]['word']} | {top[i]['logit_sum']:.3f} | {top[i]['utterance']}"
-                if i < len(top)
-                else " | | "
-            )
-            right = (
-                f"{frequent[i]['word']} | {frequent[i]['mean_sum']:.3f} | {frequent[i]['count']}"
-                if i < len(frequent)
-                else " | | "
-            )
-            lines.append(f"| {left} | | {right} |")
-    classes = [
-        (lang, info["word_classes"]) for lang, info in langs.items() if "word_classes" in info
-    ]
-    if classes:
-        lines += [
-            "",
-            "## Content words against function words",
-            "",
-            "| lang | class | occurrences | mean logit sum | mean logit per frame "
-            "| mean logit minus the utterance's mean | mean frames |",
-            "|---|---|---:|---:|---:|---:|---:|",
-        ]
-        for lang, stats in classes:
-            for name, s in stats.items():
-                lines.append(
-                    f"| {lang} | {name} | {s['count']} | {s['mean_sum']:.3f} | "
-                    f"{s['mean_logit']:.3f} | {s['centred_logit']:+.3f} | {s['mean_frames']:.1f} |"
-                )
-    if summary.get("pooling"):
-        pooling = summary["pooling"]
-        pair_names = list(next(iter(pooling.values())))
-        lines += [
-            "",
-            "## Learned attention against uniform mean pooling (R@1, same model, same frames)",
-            "",
-            "| pooling | " + " | ".join(pair_names) + " | mean |",
-            "|---" * (len(pair_names) + 2) + "|",
-        ]
-        for name, per_pair in pooling.items():
-            values = [100 * per_pair[p]["R@1"] for p in pair_names]
-            cells = " | ".join(f"{v:.1f}" for v in values)
-            lines.append(f"| {name} | {cells} | **{sum(values) / len(values):.1f}** |")
-    if summary["skipped"]:
-        lines += ["", "## Skipped", ""]
-        lines += [f"- {s['id']}: {s['reason']}" for s in summary["skipped"]]
-    return "\n".join(lines) + "\n"

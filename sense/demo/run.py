@@ -416,7 +416,7 @@ def analyze_attention(cfg: DemoConfig, model_folder: str) -> dict:
 
 def attention_digest(summary: dict, lang: str = "fr") -> str:
     """What the demo prints of the attention analysis (Table IX of one language)."""
-    from sense.analysis.run import format_report
+    from sense.analysis.report import format_report
 
     return format_report(summary, word_langs=[lang])
 
