@@ -1,6 +1,8 @@
 """A tiny Common Voice release in the real layout, with real mp3 clips."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import soundfile as sf
@@ -149,3 +151,35 @@ def recipe_args(cv, out, w2v, xlmr, *extra):
         f"--batch_log={out}/batches",
     ]
     return [a for a in defaults if a.split("=", 1)[0] not in names] + list(extra)
+
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+RECIPE = os.path.join(REPO, "recipes", "CommonVoice", "SENSE")
+TIMEOUT = 600
+
+
+def run_recipe(args, nproc: int = 1, env: dict | None = None, threads: str | None = "1", **kw):
+    """``train.py`` of the Common Voice recipe in a subprocess, offline.
+
+    ``nproc > 1`` launches it with ``torch.distributed.run`` on a free port;
+    ``env`` adds variables; ``threads`` sets ``OMP_NUM_THREADS`` (None: unset).
+    """
+    from helpers.ports import free_port
+
+    full_env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **(env or {}))
+    if threads is not None:
+        full_env["OMP_NUM_THREADS"] = threads
+    full_env["PYTHONPATH"] = os.pathsep.join([REPO, full_env.get("PYTHONPATH", "")])
+    launcher = []
+    if nproc > 1:
+        launcher = ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}"]
+        launcher.append(f"--master_port={free_port()}")
+    kw.setdefault("text", True)
+    return subprocess.run(
+        [sys.executable, *launcher, "train.py", *args],
+        cwd=RECIPE,
+        env=full_env,
+        capture_output=True,
+        timeout=TIMEOUT,
+        **kw,
+    )

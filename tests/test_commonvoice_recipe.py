@@ -3,59 +3,25 @@
 import os
 import re
 import signal
-import subprocess
-import sys
 
 import pytest
 import torch
-from cv_fixture import build_common_voice
+from cv_fixture import build_common_voice, run_recipe
 from cv_fixture import recipe_args as _args
-from helpers.ports import free_port
 
 from sense.checkpoints import KILL_AFTER_ENV
 from sense.prepare import PreparationReport
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-RECIPE = os.path.join(REPO, "recipes", "CommonVoice", "SENSE")
-TIMEOUT = 600
-
 pytestmark = pytest.mark.slow
 
 
-def _env():
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join([REPO, env.get("PYTHONPATH", "")])
-    return env
-
-
 def _train(args, **kw):
-    return subprocess.run(
-        [sys.executable, "train.py", *args],
-        cwd=RECIPE,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        **kw,
-    )
+    return run_recipe(args, **kw)
 
 
 def _torchrun(args):
     """The recipe on two gloo ranks (``torch.distributed.run``), on a free port."""
-    launcher = [
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        f"--master_port={free_port()}",
-    ]
-    return subprocess.run(
-        [sys.executable, *launcher, "train.py", *args, "--distributed_backend=gloo"],
-        cwd=RECIPE,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
+    return run_recipe([*args, "--distributed_backend=gloo"], nproc=2)
 
 
 def _valid_losses(out):
@@ -168,13 +134,7 @@ def test_kill_mid_epoch_and_resume(cv_release, tiny_w2v_bert, tiny_xlmr, tmp_pat
     out = str(tmp_path / "killed")
     args = _args(cv, out, tiny_w2v_bert, tiny_xlmr, *common)
     # the run kills itself (SIGKILL) right after its first intra-epoch checkpoint
-    job = subprocess.run(
-        [sys.executable, "train.py", *args],
-        cwd=RECIPE,
-        env={**_env(), KILL_AFTER_ENV: "1"},
-        capture_output=True,
-        timeout=TIMEOUT,
-    )
+    job = run_recipe(args, env={KILL_AFTER_ENV: "1"})
     assert job.returncode == -signal.SIGKILL, job.stderr[-3000:]
     (ckpt,) = _checkpoints(out)
     with open(os.path.join(ckpt, "brain.ckpt"), encoding="utf-8") as f:

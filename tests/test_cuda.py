@@ -6,13 +6,10 @@ Marked ``cuda``: skipped where torch sees no GPU (CI), run on a GPU with
 
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
-from cv_fixture import build_common_voice, recipe_args
-from helpers.ports import free_port
+from cv_fixture import build_common_voice, recipe_args, run_recipe
 
 from sense.lobes.speech import HFSpeechEncoder
 from sense.lobes.text import TeacherSpec
@@ -21,16 +18,6 @@ from sense.retrieval import search, target_ranks
 from sense.teacher_cache import TeacherCache
 
 pytestmark = pytest.mark.cuda
-
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-RECIPE = os.path.join(REPO, "recipes", "CommonVoice", "SENSE")
-TIMEOUT = 600
-
-
-def _env():
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    env["PYTHONPATH"] = os.pathsep.join([REPO, env.get("PYTHONPATH", "")])
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +39,7 @@ def test_recipe_trains_on_the_gpu(precision, cv, tiny_w2v_bert, tiny_xlmr, tmp_p
         "--device=cuda",
         f"--precision={precision}",
     )
-    proc = subprocess.run(
-        [sys.executable, "train.py", *args],
-        cwd=RECIPE,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
+    proc = run_recipe(args, threads=None)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     assert re.search(r"Peak device memory after the first step: [0-9.]+ GiB", log), log[-3000:]
@@ -85,15 +65,7 @@ def test_recipe_on_two_gpus_with_nccl(cv, tiny_w2v_bert, tiny_xlmr, tmp_path):
         "--device=cuda",
         "--precision=bf16",
     )
-    launcher = ["-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}"]
-    proc = subprocess.run(
-        [sys.executable, *launcher, "train.py", *args],
-        cwd=RECIPE,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
+    proc = run_recipe(args, nproc=2, threads=None)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert os.path.isfile(os.path.join(out, "model", "hyperparams.yaml"))
 

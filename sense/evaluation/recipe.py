@@ -20,6 +20,26 @@ from sense.evaluation.runner import run_benchmark
 logger = logging.getLogger(__name__)
 
 
+def load_experiment(argv: Sequence[str]) -> tuple[dict, object]:
+    """``(hparams, run_opts)`` of a SpeechBrain command line; the experiment folder created.
+
+    ``argv`` is ``hparams.yaml --key=value ...``; the YAML and the overrides are
+    saved in ``output_folder``, as every SpeechBrain recipe does.
+    """
+    import speechbrain as sb
+    from hyperpyyaml import load_hyperpyyaml
+
+    hparams_file, run_opts, overrides = sb.parse_arguments(list(argv))
+    with open(hparams_file, encoding="utf-8") as f:
+        hparams = load_hyperpyyaml(f, overrides)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    return hparams, run_opts
+
+
 def run_recipe(
     argv: Sequence[str], prepare: Callable[[dict], Mapping[str, str]]
 ) -> dict[str, dict[str, dict]]:
@@ -31,18 +51,9 @@ def run_recipe(
     with every model of ``models`` (:func:`build_encoders`) and writes the
     table in ``output_folder``.
     """
-    import speechbrain as sb
-    from hyperpyyaml import load_hyperpyyaml
     from speechbrain.utils.distributed import run_on_main
 
-    hparams_file, run_opts, overrides = sb.parse_arguments(list(argv))
-    with open(hparams_file, encoding="utf-8") as f:
-        hparams = load_hyperpyyaml(f, overrides)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
+    hparams, run_opts = load_experiment(argv)
     data_folder = hparams.get("data_folder")
     if data_folder is not None and not os.path.isdir(data_folder):
         raise FileNotFoundError(f"--data_folder {data_folder}: no such folder")

@@ -26,21 +26,13 @@ logger = logging.getLogger(__name__)
 
 
 def main(argv=None) -> dict:
-    import speechbrain as sb
-    from hyperpyyaml import load_hyperpyyaml
     from speechbrain.utils.distributed import run_on_main
 
     from sense.analysis.run import analyze, build_aligner, load_utterances, load_vad
+    from sense.evaluation.recipe import load_experiment
     from sense.inference import SENSE
 
-    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:] if argv is None else argv)
-    with open(hparams_file, encoding="utf-8") as f:
-        hparams = load_hyperpyyaml(f, overrides)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
+    hparams, run_opts = load_experiment(sys.argv[1:] if argv is None else argv)
     prepared: dict = {}
     run_on_main(
         lambda: prepared.update(
