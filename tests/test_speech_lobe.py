@@ -219,3 +219,21 @@ def test_bad_inputs_raise(model_dirs, kind):
         encoder(torch.zeros(1, 0), torch.ones(1))
     with pytest.raises(ValueError, match="utterance"):
         encoder(torch.zeros(2, TWO_SECONDS), torch.tensor([1.0, 0.005]))
+
+
+def test_a_sense_model_folder_gives_its_fine_tuned_encoder(model_dirs, tmp_path):
+    """Downstream recipes swap encoders by one source: a sense export loads its own weights."""
+    from sense.export import export_model
+    from sense.nnet.pooling import AttentivePooling
+
+    tuned = HFSpeechEncoder(model_dirs["w2v_bert"])
+    with torch.no_grad():
+        for p in tuned.parameters():
+            p.add_(0.25)
+    folder = export_model(str(tmp_path / "model"), tuned, AttentivePooling(tuned.output_dim))
+    loaded = HFSpeechEncoder(folder)
+    assert loaded.source == str(tmp_path / "model" / "encoder")
+    for (name, a), b in zip(tuned.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), name
+    plain = HFSpeechEncoder(model_dirs["w2v_bert"])
+    assert any(not torch.equal(a, b) for a, b in zip(plain.parameters(), loaded.parameters()))

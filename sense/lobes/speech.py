@@ -105,6 +105,34 @@ def _load_feature_extractor_dict(source: str, cache_dir: str | None) -> dict:
     return settings
 
 
+def resolve_encoder_source(source: str | os.PathLike) -> str:
+    """Where the transformers speech model of ``source`` lives.
+
+    ``source`` is a plain speech model (hub id or folder in the hub layout,
+    e.g. ``"facebook/w2v-bert-2.0"``) or a ``sense`` model folder exported by
+    :func:`sense.export.export_model` (SENSE, SAMU-XLSR), whose fine-tuned
+    encoder is its ``encoder/`` subfolder. So one YAML line swaps the encoder
+    of a downstream task between a distilled model and its SSL starting point.
+    A hub id is taken as a plain speech model: download a ``sense`` model first
+    (``SENSE.from_hparams`` does) and pass its folder.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from sense.testing.tiny import build_tiny_wav2vec2
+    >>> folder = build_tiny_wav2vec2(tempfile.mkdtemp())
+    >>> resolve_encoder_source(folder) == folder, resolve_encoder_source("facebook/w2v-bert-2.0")
+    (True, 'facebook/w2v-bert-2.0')
+    """
+    from sense.export import ENCODER_DIR, is_model_folder
+
+    source = os.fspath(source)
+    path = os.path.expanduser(source)
+    if os.path.isdir(path) and is_model_folder(path):
+        return os.path.join(os.path.abspath(path), ENCODER_DIR)
+    return source
+
+
 class _HiddenStateRecorder:
     """Collects the input of the first encoder layer and the output of every layer.
 
@@ -160,9 +188,10 @@ class HFSpeechEncoder(nn.Module):
     Parameters
     ----------
     source : str
-        Hub id (``"facebook/w2v-bert-2.0"``, ``"facebook/wav2vec2-xls-r-300m"``)
-        or a local directory holding ``config.json``, the weights and
-        ``preprocessor_config.json``.
+        Hub id (``"facebook/w2v-bert-2.0"``, ``"facebook/wav2vec2-xls-r-300m"``),
+        a local directory holding ``config.json``, the weights and
+        ``preprocessor_config.json``, or a ``sense`` model folder (its
+        fine-tuned encoder: see :func:`resolve_encoder_source`).
     save_path : str, optional
         Cache directory for hub downloads (transformers' ``cache_dir``).
     freeze : bool
@@ -240,7 +269,7 @@ class HFSpeechEncoder(nn.Module):
         feat_proj_dropout: float | None = None,
     ):
         super().__init__()
-        self.source = os.fspath(source)
+        self.source = resolve_encoder_source(source)
         self.freeze = freeze
         self.output_all_hiddens = output_all_hiddens
 
@@ -443,4 +472,4 @@ class HFSpeechEncoder(nn.Module):
         )
 
 
-__all__ = ["HFSpeechEncoder", "load_config", "SUPPORTED_MODEL_TYPES"]
+__all__ = ["HFSpeechEncoder", "SUPPORTED_MODEL_TYPES", "load_config", "resolve_encoder_source"]
