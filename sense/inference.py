@@ -599,7 +599,8 @@ class SENSE(Pretrained):
         path : str
             The audio file.
         **kwargs
-            ``max_duration``, ``window``, ``overlap``, ``split``, ``batch_size``.
+            ``max_duration``, ``window``, ``overlap``, ``split``, ``batch_size``
+            (see :meth:`attention_waveforms`).
 
         Returns
         -------
@@ -607,28 +608,56 @@ class SENSE(Pretrained):
             ``times`` [N] (seconds), ``weights`` [N], ``logits`` [N], ``duration``.
         """
         wav = self.load_audio(path)
-        batch_size = kwargs.pop("batch_size", DEFAULT_BATCH_SIZE)
-        settings = self._window_settings(
-            kwargs.pop("max_duration", None),
-            kwargs.pop("window", None),
-            kwargs.pop("overlap", None),
-            kwargs.pop("split", None),
-        )
-        if kwargs:
-            raise TypeError(f"unexpected arguments: {sorted(kwargs)}")
-        (item,) = self._process([wav], "attention", batch_size, settings)
-        if item.error is not None:
-            raise AudioError(os.fspath(path), item.error)
-        times = torch.cat([t for t, _ in item.attention])
-        logits = torch.cat([lg for _, lg in item.attention])
-        order = torch.argsort(times, stable=True)
-        times, logits = times[order], logits[order]
-        return FrameAttention(
-            times=times,
-            weights=torch.softmax(logits, dim=0),
-            logits=logits,
-            duration=item.num_samples / self.sample_rate,
-        )
+        (att,) = self.attention_waveforms([wav], **kwargs)
+        if isinstance(att, str):
+            raise AudioError(os.fspath(path), att)
+        return att
+
+    def attention_waveforms(
+        self,
+        wavs: Sequence[torch.Tensor],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_duration: float | None = None,
+        window: float | None = None,
+        overlap: float | None = None,
+        split: str | None = None,
+    ) -> list[FrameAttention | str]:
+        """Per-frame attention over many waveforms, run in length-sorted batches.
+
+        Parameters
+        ----------
+        wavs : sequence of torch.Tensor
+            [N_i] mono waveforms at :attr:`sample_rate`.
+        batch_size : int
+            Windows per forward pass; results do not depend on it.
+        max_duration, window, overlap, split
+            Long-recording settings (the model's by default).
+
+        Returns
+        -------
+        list
+            For each waveform, its :class:`FrameAttention`, or the reason (str)
+            it could not be encoded (e.g. too short).
+        """
+        settings = self._window_settings(max_duration, window, overlap, split)
+        results: list[FrameAttention | str] = []
+        for item in self._process(list(wavs), "attention", batch_size, settings):
+            if item.error is not None:
+                results.append(item.error)
+                continue
+            times = torch.cat([t for t, _ in item.attention])
+            logits = torch.cat([lg for _, lg in item.attention])
+            order = torch.argsort(times, stable=True)
+            times, logits = times[order], logits[order]
+            results.append(
+                FrameAttention(
+                    times=times,
+                    weights=torch.softmax(logits, dim=0),
+                    logits=logits,
+                    duration=item.num_samples / self.sample_rate,
+                )
+            )
+        return results
 
     # ------------------------------------------------------------------
     # Text and similarity

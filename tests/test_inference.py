@@ -330,6 +330,14 @@ def test_pooled_long_file_is_attention_over_all_its_frames(model, tmp_path):
     torch.testing.assert_close(short.logits, logits[0])
     torch.testing.assert_close(short.weights.sum(), torch.tensor(1.0))
 
+    # batched with shorter and too-short waveforms: the same attention, failures named
+    batch = model.attention_waveforms([wav[:8000], wav, wav[:100]], batch_size=4)
+    torch.testing.assert_close(batch[1].logits, attention.logits, atol=1e-5, rtol=0)
+    torch.testing.assert_close(batch[1].times, attention.times)
+    alone = model.attention_waveforms([wav[:8000]])[0]
+    torch.testing.assert_close(batch[0].logits, alone.logits, atol=1e-5, rtol=0)
+    assert batch[2].startswith("too short")
+
 
 def test_long_file_with_a_batch_normalised_head_goes_through_the_whole_head(
     tmp_path, tiny_w2v_bert, tiny_xlmr

@@ -40,12 +40,10 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from sense.analysis.alignment import Word, WordAligner
 from sense.analysis.attention import (
@@ -71,6 +69,8 @@ from sense.evaluation import AudioItem
 logger = logging.getLogger(__name__)
 
 UNKNOWN_LANG = "und"
+#: Utterances read into memory at a time by :func:`extract`.
+EXTRACT_GROUP = 64
 
 
 # ---------------------------------------------------------------------------
@@ -245,22 +245,13 @@ class UtteranceAttention:
         return e / e.sum()
 
 
-def _attention(model, entry: Mapping, wav: torch.Tensor, tmp: str):
-    """``SENSE.attention_file`` of the whole file, or of the segment written to ``tmp``."""
-    if entry.get("start") is None and entry.get("duration") is None:
-        return model.attention_file(entry["path"])
-    import soundfile as sf
-
-    sf.write(tmp, wav.numpy(), model.sample_rate)
-    return model.attention_file(tmp)
-
-
 def extract(
     model,
     utterances: Mapping[str, Mapping],
     aligner: WordAligner | None = None,
     vad=None,
     progress: bool = False,
+    batch_size: int = 16,
 ) -> tuple[list[UtteranceAttention], list[tuple[str, str]]]:
     """Attention logits, word boundaries and voice activity of every utterance.
 
@@ -276,6 +267,8 @@ def extract(
         Voice activity detector.
     progress : bool
         Show a progress bar.
+    batch_size : int
+        Utterances (or windows) per forward pass of the model.
 
     Returns
     -------
@@ -286,20 +279,24 @@ def extract(
     aligner = aligner or WordAligner()
     records, failures = [], []
     items = list(utterances.items())
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        items = tqdm(items, desc="attention", unit="utt", leave=False)
-    with tempfile.TemporaryDirectory(prefix="sense-attention-") as folder:
-        tmp = os.path.join(folder, "segment.wav")
-        for key, entry in items:
+        bar = tqdm(total=len(items), desc="attention", unit="utt", leave=False)
+    for g in range(0, len(items), EXTRACT_GROUP):
+        group, wavs = [], []
+        for key, entry in items[g : g + EXTRACT_GROUP]:
             try:
-                wav = AudioItem(entry["path"], entry.get("start"), entry.get("duration")).load(
-                    model.sample_rate
-                )
-                att = _attention(model, entry, wav, tmp)
+                item = AudioItem(entry["path"], entry.get("start"), entry.get("duration"))
+                wavs.append(item.load(model.sample_rate))
+                group.append((key, entry))
             except (AudioError, ValueError, RuntimeError) as err:
                 failures.append((key, str(err)))
+        attentions = model.attention_waveforms(wavs, batch_size=batch_size)
+        for (key, entry), wav, att in zip(group, wavs, attentions):
+            if isinstance(att, str):
+                failures.append((key, f"{entry['path']}: {att}"))
                 continue
             words, source, problem = aligner.words(key, entry, wav)
             records.append(
@@ -317,6 +314,10 @@ def extract(
                     parallel=dict(entry.get("parallel") or {}),
                 )
             )
+        if bar is not None:
+            bar.update(len(items[g : g + EXTRACT_GROUP]))
+    if bar is not None:
+        bar.close()
     return records, failures
 
 
@@ -421,7 +422,7 @@ def analyze(
         Language -> normalised function words; default: the ``stop-words``
         package's list for the language.
     batch_size : int
-        Utterances per forward pass of the retrieval comparison.
+        Utterances per forward pass (the attention and the retrieval comparison).
     progress : bool
         Show progress bars.
     vad_scope : {"all", "examples"}
@@ -444,7 +445,7 @@ def analyze(
 
     os.makedirs(output_folder, exist_ok=True)
     records, failures = extract(
-        model, utterances, aligner, vad if vad_scope == "all" else None, progress
+        model, utterances, aligner, vad if vad_scope == "all" else None, progress, batch_size
     )
     if not records:
         raise ValueError(
