@@ -6,13 +6,18 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Under pytest-xdist (`make test`) each worker takes one core, and so do the
+# recipe runs it starts: two workers fill two cores without oversubscribing them.
+XDIST = "PYTEST_XDIST_WORKER" in os.environ
+if XDIST:
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from sense.testing import tiny  # noqa: E402
 
-torch.set_num_threads(2)
+torch.set_num_threads(1 if XDIST else 2)
 
 
 def pytest_collection_modifyitems(config, items):
