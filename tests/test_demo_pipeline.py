@@ -2,17 +2,54 @@
 
 import json
 import os
+import re
+import shlex
+from pathlib import Path
 
 import pytest
 import torch
 
+from sense.cli import main as sense_main
 from sense.demo.run import DemoConfig, run
 
 pytestmark = pytest.mark.slow
 
+README = Path(__file__).resolve().parents[1] / "README.md"
 
-def test_quick_demo_runs_end_to_end(tmp_path):
-    cfg = DemoConfig.quick(str(tmp_path / "demo"))
+
+def readme_examples() -> tuple[list[str], list[str]]:
+    """The Python blocks and the ``$ sense ...`` commands of the README's "Using a trained model"."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("\n## Using a trained model", 1)[1].split("\n## ", 1)[0]
+    python = re.findall(r"```python\n(.*?)```", section, re.S)
+    commands = [
+        line[2:]
+        for block in re.findall(r"```console\n(.*?)```", section, re.S)
+        for line in block.splitlines()
+        if line.startswith("$ sense ")
+    ]
+    return python, commands
+
+
+def run_readme_examples(folder: Path, capsys) -> None:
+    """Run the README's examples as written, in the folder that holds ``demo_output``."""
+    python, commands = readme_examples()
+    assert python and len(commands) >= 4
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        for block in python:
+            exec(compile(block, "README.md", "exec"), {})
+        for command in commands:
+            status = sense_main(shlex.split(command)[1:])
+            out = capsys.readouterr()
+            assert status == 0, f"{command}: exit {status}\n{out.err}"
+    finally:
+        os.chdir(cwd)
+
+
+def test_quick_demo_runs_end_to_end(tmp_path, capsys):
+    cfg = DemoConfig.quick(str(tmp_path / "demo_output"))
     summary = run(cfg)
     # the before/after results cover every language and pair
     for kind, expected in (
@@ -51,6 +88,8 @@ def test_quick_demo_runs_end_to_end(tmp_path):
     with open(os.path.join(cfg.output, "summary.json"), encoding="utf-8") as f:
         assert json.load(f)["times_chance"] == pytest.approx(summary["times_chance"])
     assert summary["release_written"] is True
+    # the README's examples run as written on what the demo leaves
+    run_readme_examples(tmp_path, capsys)
     # a second run reuses the release and the finished training
     again = run(cfg)
     assert again["release_written"] is False

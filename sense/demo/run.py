@@ -40,6 +40,7 @@ import torch
 
 from sense.demo.commonvoice import load_heldout, load_word_alignments, write_commonvoice_release
 from sense.demo.corpus import LANGUAGES, build_parallel_corpus, split_corpus
+from sense.demo.examples import write_examples
 
 logger = logging.getLogger("sense.demo")
 
@@ -434,6 +435,12 @@ def run(cfg: DemoConfig) -> dict:
         return out
 
     release = step("synthesizing the corpus (espeak-ng, Common Voice layout)", synthesize, cfg)
+    examples_inputs = step(
+        "writing the README examples' inputs",
+        write_examples,
+        _path(cfg, "commonvoice"),
+        _path(cfg, "examples"),
+    )
     student = step("building the random student", build_student, cfg)
     before = step("exporting the random student", export_random_student, cfg, student)
     train_folder = step("distilling (recipes/CommonVoice/SENSE/train.py)", train, cfg, student)
@@ -464,6 +471,7 @@ def run(cfg: DemoConfig) -> dict:
         "results": results,
         "figures": figures,
         "attention_report": os.path.join(_path(cfg, "attention"), "report.md"),
+        "readme_inputs": examples_inputs,
         "examples": examples,
         "timings_s": timings,
     }
@@ -477,6 +485,10 @@ def run(cfg: DemoConfig) -> dict:
     print("\n" + attention_digest(attention))
     print(f"\nMean X speech -> EN text R@1: {100 * mean_r1:.1f}% = {mean_r1 / chance:.1f} x chance")
     print("Figures: " + ", ".join(figures.values()))
+    print(
+        f"The README's examples run as written on {os.path.join(train_folder, 'model')} "
+        f"and {_path(cfg, 'examples')}"
+    )
     print("Step times (s): " + ", ".join(f"{k.split(' (')[0]}: {v}" for k, v in timings.items()))
     return summary
 
