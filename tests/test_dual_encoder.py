@@ -113,3 +113,90 @@ def test_contrastive_loss_is_symmetric():
     a, b = torch.randn(5, 8, generator=gen), torch.randn(5, 8, generator=gen)
     assert torch.allclose(info_nce(a, b), info_nce(b, a))
     assert info_nce(a, a) < info_nce(a, b)
+
+
+# -- export, loading, the sense command, the FLEURS recipe ---------------------------
+
+
+@pytest.fixture(scope="module")
+def exported(tokenizer, tiny_llm, tmp_path_factory):
+    from sense.dual_encoder.inference import export_dual_encoder
+
+    torch.manual_seed(0)
+    llm = LLMEncoder(tiny_llm, num_audio_tokens=NUM_TOKENS)
+    projection = torch.nn.Linear(llm.output_dim, 16)
+    folder = str(tmp_path_factory.mktemp("dual") / "model")
+    export_dual_encoder(folder, tokenizer, llm, projection, extra={"note": "untrained"})
+    return folder, llm.eval(), projection
+
+
+def test_exported_model_loads_with_from_hparams_and_matches(exported, tokenizer, audio_files):
+    from sense.dual_encoder.inference import DualEncoder, load_model
+
+    folder, llm, projection = exported
+    model = load_model(folder, device="cpu")  # trusted constructors only (sense.trust)
+    assert isinstance(model, DualEncoder)
+    (tokens,) = tokenizer.tokenize_waveforms([model.load_audio(audio_files[0])])
+    with torch.no_grad():
+        expected = projection(llm(*llm.collate(llm.audio_inputs([tokens]))))[0]
+        text = projection(llm(*llm.collate(llm.text_inputs(["le chat dort"]))))
+    emb = model.encode_file(audio_files[0])
+    assert emb.shape == (16,)
+    assert torch.allclose(emb, torch.nn.functional.normalize(expected, dim=-1), atol=1e-5)
+    assert torch.allclose(
+        model.encode_text(["le chat dort"]), torch.nn.functional.normalize(text, dim=-1), atol=1e-5
+    )
+    results, failures = model.encode_files([audio_files[1], "/no/such.wav"])
+    assert list(results) == [audio_files[1]] and failures[0][0] == "/no/such.wav"
+
+
+def test_sense_index_and_search_use_a_dual_encoder(exported, audio_files, tmp_path, capsys):
+    import json
+
+    from sense.cli import main
+
+    folder, _, _ = exported
+    sentences = tmp_path / "s.txt"
+    sentences.write_text("le chat dort\nil pleut\n", encoding="utf-8")
+    index = tmp_path / "idx"
+    argv = ["index", "-m", folder, *audio_files, str(sentences), "-o", str(index), "--quiet"]
+    assert main(argv) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["search", str(index), "il pleut", "--json", "--quiet", "-k", "1"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["hits"][0]["text"] == "il pleut"
+
+
+def test_fleurs_recipe_r1_matches_our_retrieval_code(exported, tmp_path):
+    import importlib.util
+    import os
+
+    from test_retrieval_recipes import build_fleurs
+
+    from sense.dual_encoder.evaluation import DualEncoderBenchmark
+    from sense.evaluation import embed_manifest, load_pair
+    from sense.retrieval import recall_at_k
+
+    folder, _, _ = exported
+    recipe = os.path.join(os.path.dirname(__file__), "..", "recipes", "FLEURS", "dual_encoder")
+    spec = importlib.util.spec_from_file_location("_dual_fleurs", f"{recipe}/evaluate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    data, out = str(tmp_path / "fleurs"), str(tmp_path / "out")
+    build_fleurs(data)
+    model = f"{{type: 'sense.dual_encoder.evaluation:DualEncoderBenchmark', source: {folder}, name: DE}}"
+    tables = "{transcripts: {pairs: [fr-fr, en-en]}, x_en: {pairs: [fr-en]}}"
+    results = module.main(
+        [f"{recipe}/hparams/evaluate.yaml", f"--data_folder={data}", f"--output_folder={out}",
+         f"--models=[{model}]", f"--tables={tables}", "--language_groups={fr: WE, en: WE}"]
+    )  # fmt: skip
+    encoder = DualEncoderBenchmark(folder)
+    for pair in ("fr-fr", "en-en", "fr-en"):
+        query, search, targets = load_pair(os.path.join(out, "manifests", pair))
+        direct = recall_at_k(
+            embed_manifest(encoder, query), embed_manifest(encoder, search), targets
+        )
+        assert results["retrieval"]["DE"][pair]["R@1"] == pytest.approx(direct)
+        assert 0.0 <= results["text"]["DE"][pair]["WER"]
+    for name in ("transcripts", "x_en", "groups"):
+        assert os.path.isfile(os.path.join(out, f"{name}.md"))

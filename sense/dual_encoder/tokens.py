@@ -264,6 +264,32 @@ class AudioTokenizer(nn.Module):
         return frames
 
 
+def fit_centroids(
+    tokenizer: AudioTokenizer,
+    paths: Sequence[str],
+    centroids_file: str,
+    max_frames: int,
+    sample_files: int | None = None,
+    seed: int = KMEANS_SEED,
+) -> None:
+    """Fit the tokenizer's k-means once and keep it in ``centroids_file``; load it when there.
+
+    ``sample_files`` files drawn at random (all by default) give up to
+    ``max_frames`` frames.
+    """
+    if os.path.isfile(centroids_file):
+        tokenizer.set_centroids(torch.load(centroids_file, map_location="cpu", weights_only=True))
+        return
+    order = torch.randperm(len(paths), generator=torch.Generator().manual_seed(seed)).tolist()
+    sample = [paths[i] for i in order[: sample_files or len(paths)]]
+    frames = tokenizer.sample_frames(sample, max_frames, seed=seed)
+    tokenizer.set_centroids(fit_kmeans(frames, tokenizer.num_tokens, seed=seed))
+    atomic_write(centroids_file, lambda tmp: torch.save(tokenizer.centroids.cpu().clone(), tmp))
+    logger.info(
+        "fitted %d centroids on %d frames: %s", tokenizer.num_tokens, len(frames), centroids_file
+    )
+
+
 def audio_key(path: str) -> str:
     """Token-cache key of an audio file: its resolved path, size and mtime."""
     return item_key({"modality": AUDIO, "path": path})
