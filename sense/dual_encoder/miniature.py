@@ -251,8 +251,13 @@ def train(cfg, heldout, tokenizer, tokens, backbone: str, bitext_ratio: float) -
     return model_folder
 
 
-def evaluate(cfg, heldout, tokens, model_folder: str) -> dict[str, dict[str, float]]:
-    """Held-out speech -> transcript (R@1, WER) and speech -> EN text R@1 of every language."""
+def evaluate(cfg, heldout, tokens, model_folder: str) -> dict[str, dict[str, dict]]:
+    """Held-out results of every language, reloading the exported model.
+
+    ``{"transcript": {lang: R@k, MRR, WER}, "en_text": {lang: R@k, MRR}}``:
+    speech -> transcript among the held-out transcripts of its language, and
+    speech -> EN text among the held-out English sentences.
+    """
     from sense.dual_encoder.evaluation import transcript_metrics
     from sense.dual_encoder.inference import DualEncoder
     from sense.retrieval import retrieval_metrics
@@ -260,42 +265,38 @@ def evaluate(cfg, heldout, tokens, model_folder: str) -> dict[str, dict[str, flo
     model = DualEncoder.from_hparams(source=model_folder, device=cfg.device)
     sentences = heldout["sentences"]
     test = _clips(cfg.release, heldout, cfg.languages, "test")
-    english = None
-    out = {}
+    out = {"transcript": {}, "en_text": {}}
     for lang in cfg.languages:
         rows = _first_clip_per_sentence(test[lang])
         speech = model.encode_tokens([tokens[p] for p, _ in rows])
         texts = [sentences[sid][lang] for _, sid in rows]
-        out[f"{lang}-{lang}"] = transcript_metrics(speech, model.encode_text(texts), texts, texts)
-        en_texts = [sentences[sid][PIVOT] for _, sid in rows]
-        if english is None or lang == PIVOT:
-            english = model.encode_text(en_texts)
+        out["transcript"][lang] = transcript_metrics(speech, model.encode_text(texts), texts, texts)
+        english = model.encode_text([sentences[sid][PIVOT] for _, sid in rows])
         ks = tuple(k for k in (1, 5, 10) if k <= len(rows))
-        out[f"{lang}-{PIVOT}"] = retrieval_metrics(speech, english, torch.arange(len(rows)), ks=ks)
+        out["en_text"][lang] = retrieval_metrics(speech, english, torch.arange(len(rows)), ks=ks)
     return out
 
 
 def report(cfg: MiniatureConfig, results: dict[str, dict]) -> str:
     """Markdown tables: R@1 (%) and WER (%) per language and model."""
     seen = set(cfg.train_languages)
-    header = (
-        "| model | " + " | ".join(f"{x}{'' if x in seen else '*'}" for x in cfg.languages) + " |"
-    )
+    names = [f"{x}{'' if x in seen else '*'}" for x in cfg.languages]
+    header = "| model | " + " | ".join(names) + " |"
     rule = "|---" * (len(cfg.languages) + 1) + "|"
-    n = next(iter(next(iter(results.values())).values()))["n_query"]
+    n = next(iter(results.values()))["transcript"][cfg.languages[0]]["n_query"]
     lines = [
         f"Held-out sentences: {n} per language (chance R@1 {100 / n:.1f}%); "
         f"* = language unseen in training (trained on {', '.join(cfg.train_languages)}).",
         "",
     ]
-    for title, suffix, metric in (
-        ("X speech -> X transcript, R@1 (%)", "{x}-{x}", "R@1"),
-        ("X speech -> X transcript, WER of the retrieved transcript (%)", "{x}-{x}", "WER"),
-        ("X speech -> EN text, R@1 (%)", "{x}-en", "R@1"),
+    for title, task, metric in (
+        ("X speech -> X transcript, R@1 (%)", "transcript", "R@1"),
+        ("X speech -> X transcript, WER of the retrieved transcript (%)", "transcript", "WER"),
+        ("X speech -> EN text, R@1 (%)", "en_text", "R@1"),
     ):
         lines += [f"**{title}**", "", header, rule]
-        for name, per_pair in results.items():
-            cells = [f"{100 * per_pair[suffix.format(x=x)][metric]:.1f}" for x in cfg.languages]
+        for name, result in results.items():
+            cells = [f"{100 * result[task][x][metric]:.1f}" for x in cfg.languages]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
