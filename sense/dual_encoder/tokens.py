@@ -14,9 +14,10 @@ Example
 >>> import tempfile
 >>> from sense.testing.tiny import build_tiny_w2v_bert
 >>> tok = AudioTokenizer(build_tiny_w2v_bert(tempfile.mkdtemp()), output_layer=1, num_tokens=4)
+>>> tok.set_centroids(torch.randn(4, 32))  # fit_kmeans on sampled frames, in practice
 >>> tokens, lens = tok(torch.randn(2, 32000), torch.tensor([1.0, 0.5]))
 >>> tokens.shape, tok.reduction  # 50 Hz frames, two per token
-(torch.Size([2, 49]), 2)
+(torch.Size([2, 50]), 2)
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def reduce_frames(
     >>> x = torch.arange(6.0).reshape(1, 6, 1)
     >>> y, lens = reduce_frames(x, torch.tensor([5 / 6]), 2)
     >>> y.flatten().tolist(), lens.tolist()
-    [[0.5, 2.5, 4.0]], [1.0]
+    ([0.5, 2.5, 4.0], [1.0])
     """
     if factor == 1:
         return frames, frame_lens
