@@ -63,23 +63,27 @@ class MiniatureConfig:
     lr: float = 1e-3
     temperature: float = 0.05
     bitext_ratios: tuple = (0.0, 0.25)
+    max_train_per_language: int | None = None  # None: every training clip
     corpus_sentences: int = 800  # size of the demo's parallel corpus (for the bitext)
     seed: int = 0
     device: str = "cpu"
 
 
-def _clips(root: str, heldout: dict, langs, split: str) -> dict[str, list[tuple[str, str]]]:
+def _clips(
+    root: str, heldout: dict, langs, split: str, limit: int | None = None
+) -> dict[str, list[tuple[str, str]]]:
     """``lang -> [(clip path, sentence key)]`` of one split.
 
     ``dev`` and ``test`` come from ``heldout.json`` (the key is the sentence id
     shared by every language); ``train`` from ``<lang>/train.tsv`` (the key is
-    the transcript).
+    the transcript), its first ``limit`` rows when given.
     """
     if split == "train":
         out = {}
         for lang in langs:
             header, rows = read_tsv(os.path.join(root, lang, "train.tsv"), header=True)
             path, text = header.index("path"), header.index("sentence")
+            rows = rows[:limit] if limit else rows
             out[lang] = [(os.path.join(root, lang, "clips", r[path]), r[text]) for r in rows]
         return out
     ids = set(heldout["splits"][split])
@@ -98,7 +102,7 @@ def _text(heldout: dict, lang: str, key: str, split: str) -> str:
 
 
 def _manifest(cfg, heldout, split: str, tokens, token_rate: float) -> dict[str, dict]:
-    clips = _clips(cfg.release, heldout, cfg.train_languages, split)
+    clips = _clips(cfg.release, heldout, cfg.train_languages, split, cfg.max_train_per_language)
     return {
         os.path.basename(path): {
             "wav": path,
@@ -156,7 +160,7 @@ def prepare_tokens(cfg: MiniatureConfig, heldout: dict):
     layer = cfg.output_layer if cfg.output_layer is not None else max(1, layers // 2)
     tokenizer = AudioTokenizer(cfg.speech_encoder, output_layer=layer, num_tokens=cfg.num_tokens)
     tokenizer.to(cfg.device)
-    train = _clips(cfg.release, heldout, cfg.train_languages, "train")
+    train = _clips(cfg.release, heldout, cfg.train_languages, "train", cfg.max_train_per_language)
     paths = [p for rows in train.values() for p, _ in rows]
     os.makedirs(cfg.output, exist_ok=True)
     fit_centroids(
@@ -167,9 +171,9 @@ def prepare_tokens(cfg: MiniatureConfig, heldout: dict):
         sample_files=max(1, len(paths) // 2),
         seed=cfg.seed,
     )
-    every = [
+    every = paths + [
         p
-        for split in ("train", "dev", "test")
+        for split in ("dev", "test")
         for rows in _clips(cfg.release, heldout, cfg.languages, split).values()
         for p, _ in rows
     ]
@@ -326,6 +330,7 @@ def main(argv=None) -> int:
     parser.add_argument("--output", required=True)
     parser.add_argument("--epochs", type=int, default=MiniatureConfig.epochs)
     parser.add_argument("--num-tokens", type=int, default=MiniatureConfig.num_tokens)
+    parser.add_argument("--max-train-per-language", type=int, default=None)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -335,6 +340,7 @@ def main(argv=None) -> int:
         output=args.output,
         epochs=args.epochs,
         num_tokens=args.num_tokens,
+        max_train_per_language=args.max_train_per_language,
         device=args.device,
     )
     results = run_miniature(cfg)
