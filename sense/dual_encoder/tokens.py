@@ -105,10 +105,10 @@ def fit_kmeans(
 
     Example
     -------
-    >>> x = np.concatenate([np.zeros((50, 2)), np.ones((50, 2))]).astype("float32")
-    >>> c = fit_kmeans(x, 2)
-    >>> sorted(c.sum(1).round().tolist())
-    [0.0, 2.0]
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.concatenate([rng.normal(0, 0.1, (100, 2)), rng.normal(5, 0.1, (100, 2))])
+    >>> sorted(fit_kmeans(x, 2).sum(1).round().tolist())  # the two cluster centres
+    [0.0, 10.0]
     """
     try:
         import faiss
