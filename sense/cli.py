@@ -118,12 +118,12 @@ def _quiet_libraries() -> None:
 
 
 def _load_model(args, source: str):
-    from sense.inference import SENSE
+    from sense.dual_encoder.inference import load_model  # a SENSE model or an LLM dual encoder
 
     _quiet_libraries()
     _log(args, f"loading model {source}")
     try:
-        return SENSE.from_hparams(
+        return load_model(
             source=source,
             savedir=args.savedir,
             device=args.device,

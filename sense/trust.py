@@ -36,6 +36,8 @@ __all__ = [
 #: Classes a model folder may build with ``!new:``.
 TRUSTED_NEW = frozenset(
     {
+        "sense.dual_encoder.model.LLMEncoder",
+        "sense.dual_encoder.tokens.AudioTokenizer",
         "sense.lobes.speech.HFSpeechEncoder",
         "sense.lobes.text.TeacherSpec",
         "sense.nnet.pooling.AttentivePooling",

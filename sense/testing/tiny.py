@@ -349,3 +349,48 @@ def build_tiny_bert(
     config.architectures = ["BertModel"]
     torch.manual_seed(seed)
     return _save(BertModel(config, add_pooling_layer=True), path)
+
+
+def build_tiny_llm(
+    path: str,
+    texts: Iterable[str] = DEFAULT_TEXTS,
+    hidden_size: int = TINY_HIDDEN,
+    num_layers: int = TINY_LAYERS,
+    max_positions: int = 512,
+    seed: int = SEED,
+) -> str:
+    """Save a tiny decoder-only LLM (``GemmaModel``) with a sentencepiece ``GemmaTokenizer``.
+
+    The backbone of the LLM dual encoder (:mod:`sense.dual_encoder`), loadable
+    with ``AutoModel`` / ``AutoTokenizer``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from transformers import AutoModel
+    >>> AutoModel.from_pretrained(build_tiny_llm(tempfile.mkdtemp())).config.model_type
+    'gemma'
+    """
+    from transformers import GemmaConfig, GemmaModel, GemmaTokenizer
+
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "tokenizer.model"), "wb") as f:
+        f.write(train_sentencepiece(texts))
+    tokenizer = GemmaTokenizer.from_pretrained(path)
+    tokenizer.save_pretrained(path)
+    config = GemmaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=TINY_HEADS,
+        num_key_value_heads=1,
+        head_dim=hidden_size // TINY_HEADS,
+        intermediate_size=TINY_FFN,
+        max_position_embeddings=max_positions,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    config.architectures = ["GemmaModel"]
+    torch.manual_seed(seed)
+    return _save(GemmaModel(config), path)

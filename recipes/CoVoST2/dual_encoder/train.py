@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Train an LLM speech-text dual encoder (seed 003) on speech with its transcripts.
+
+1. prepare the Common Voice release CoVoST 2 is built on (16 kHz FLAC, CSV
+   manifests ``ID, wav, language, transcript, duration``);
+2. fit k-means once on a sample of the speech encoder's middle-layer frames
+   (``centroids.pt``) and tokenise every utterance once into a token cache;
+3. train the LLM (its vocabulary extended by the audio tokens) and the
+   projection contrastively, language-balanced batches, optional bitext mixing;
+4. export the best checkpoint for ``DualEncoder.from_hparams`` / ``sense search``.
+
+One process::
+
+    python train.py hparams/train.yaml --data_folder=/data/cv-corpus-4 \\
+        --llm_source=google/gemma-2-2b --speech_source=facebook/w2v-bert-2.0
+
+Several GPUs (prepare and tokenise once, then launch)::
+
+    python train.py hparams/train.yaml --data_folder=... --prepare_only
+    torchrun --nproc_per_node=8 train.py hparams/train.yaml --data_folder=... \\
+        --skip_prep=True --precision=bf16
+"""
+
+import csv
+import os
+import sys
+
+import speechbrain as sb
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.utils.distributed import if_main_process, run_on_main
+
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "CommonVoice", "SENSE")
+)
+
+from commonvoice_prepare import prepare_common_voice  # noqa: E402
+
+from sense.distill import TRAIN_LOADER_KEY, make_train_loader  # noqa: E402
+from sense.dual_encoder.brain import DualEncoderBrain, make_datasets  # noqa: E402
+from sense.dual_encoder.tokens import TokenCache, fit_centroids, tokenize_files  # noqa: E402
+from sense.finetune import resolve_device  # noqa: E402
+from sense.prepare import read_manifest  # noqa: E402
+from sense.samplers import BatchBudget  # noqa: E402
+
+PREPARE_ONLY = "--prepare_only"
+TEXT_KEY = "transcript"
+
+
+def read_bitext(path: str | None) -> list[tuple[str, str, str]]:
+    """``(x_text, x_lang, en_text)`` rows of a TSV ``lang<TAB>x_text<TAB>en_text`` (none: ``[]``)."""
+    if not path:
+        return []
+    rows = []
+    with open(path, encoding="utf-8", newline="") as f:
+        for n, row in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
+            if len(row) != 3 or not all(c.strip() for c in row):
+                raise ValueError(f"{path}:{n}: expected lang<TAB>text<TAB>English text")
+            rows.append((row[1], row[0], row[2]))
+    return rows
+
+
+def load_manifests(paths: dict[str, str]) -> dict[str, dict[str, dict]]:
+    return {split: {row["ID"]: row for row in read_manifest(path)} for split, path in paths.items()}
+
+
+def main(argv):
+    prepare_only = PREPARE_ONLY in argv
+    argv = [a for a in argv if a != PREPARE_ONLY]
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    run_opts = resolve_device(run_opts)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    if not hparams["skip_prep"]:
+        run_on_main(
+            prepare_common_voice,
+            kwargs={
+                "data_folder": hparams["data_folder"],
+                "save_folder": hparams["prepared_folder"],
+                "languages": hparams["languages"],
+                "splits": ["train", "dev"],
+                "workers": hparams["prepare_workers"],
+                "min_duration": hparams["min_duration"],
+            },
+        )
+    manifests = load_manifests({"train": hparams["train_csv"], "valid": hparams["valid_csv"]})
+    tokenizer = hparams["audio_tokenizer"].to(run_opts["device"])
+    paths = [row["wav"] for rows in manifests.values() for row in rows.values()]
+    train_paths = [row["wav"] for row in manifests["train"].values()]
+    cache = TokenCache(hparams["token_cache_folder"])
+
+    def fit_and_tokenise():
+        fit_centroids(
+            tokenizer,
+            train_paths,
+            hparams["centroids_file"],
+            hparams["kmeans_frames"],
+            sample_files=hparams["kmeans_files"],
+            seed=hparams["seed"],
+        )
+        tokenize_files(tokenizer, paths, cache, batch_size=hparams["tokenize_batch_size"])
+
+    run_on_main(fit_and_tokenise)  # once, on the main process; the other ranks read the results
+    fit_centroids(tokenizer, train_paths, hparams["centroids_file"], hparams["kmeans_frames"])
+    tokens = tokenize_files(tokenizer, paths, TokenCache(hparams["token_cache_folder"]))
+    if prepare_only:
+        if if_main_process():
+            print(f"prepared {hparams['prepared_folder']}; {len(tokens)} utterances tokenised")
+        return
+
+    datasets = make_datasets(manifests, tokens, hparams["llm"], text_key=TEXT_KEY)
+    budget = BatchBudget(
+        hparams["batch_seconds"],
+        hparams["batch_seconds_scope"],
+        world_size=int(os.environ.get("WORLD_SIZE", "1")),
+        grad_accumulation=hparams["grad_accumulation_factor"],
+    )
+    train_loader, sampler = make_train_loader(
+        datasets["train"],
+        max_batch_duration=budget.per_gpu_seconds,
+        balancing_alpha=hparams["balancing_alpha"],
+        max_batch_size=hparams["max_batch_size"],
+        seed=hparams["seed"],
+        num_workers=hparams["num_workers"],
+        ratios_file=os.path.join(hparams["output_folder"], "language_ratios.json"),
+    )
+    brain = DualEncoderBrain(
+        modules=hparams["modules"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    brain.bitext = read_bitext(hparams["bitext_file"])
+    brain.train_sampler = sampler
+    brain.checkpointer.add_recoverable(TRAIN_LOADER_KEY, train_loader)
+    brain.fit(
+        hparams["epoch_counter"],
+        train_loader,
+        datasets["valid"],
+        valid_loader_kwargs={"batch_size": hparams["valid_batch_size"]},
+    )
+    brain.export(
+        hparams["export_folder"],
+        tokenizer,
+        extra={"recipe": "CoVoST2/dual_encoder", "hparams": os.path.abspath(hparams_file)},
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,9 @@
+"""The LLM speech-text dual encoder (seed 003): audio tokens, an extended LLM, contrastive training.
+
+- :mod:`~sense.dual_encoder.tokens`: a speech encoder layer at 25 Hz, k-means, the token cache;
+- :mod:`~sense.dual_encoder.model`: the LLM with its vocabulary extended by the audio tokens;
+- :mod:`~sense.dual_encoder.brain`: contrastive training (SpeechBrain), bitext mixing;
+- :mod:`~sense.dual_encoder.evaluation`: speech -> transcript R@1 and WER, benchmark adapter;
+- :mod:`~sense.dual_encoder.inference`: export and ``from_hparams`` loading;
+- :mod:`~sense.dual_encoder.miniature`: the no-download run on the demo corpus.
+"""
