@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.sense-installed
-EXTRAS ?= dev,demo,faiss,analysis
+EXTRAS ?= dev,demo,faiss,analysis,summarization
 
 .PHONY: install test demo lint bench clean
 
