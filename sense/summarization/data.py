@@ -80,3 +80,18 @@ def make_dataset(manifest_path: str, cache: TeacherCache, max_units: int | None 
     dataset.add_dynamic_item(embeddings)
     dataset.set_output_keys(["id", "embs", SUMMARY, "num_units"])
     return dataset
+
+
+def write_manifest(path: str, documents: Mapping) -> None:
+    """Write a manifest ``{doc id: {"units": [...], "summary": ..., ...}}`` atomically."""
+    from sense.io import write_json_atomic
+
+    write_json_atomic(path, dict(documents), ensure_ascii=False, indent=1)
+
+
+def write_report(path: str, skipped: list[tuple[str, str]], kept: Mapping[str, int]) -> None:
+    """A preparation report: documents kept per split, and each one left out with why."""
+    from sense.io import write_json_atomic
+
+    report = {"kept": dict(kept), "skipped": [{"id": i, "reason": r} for i, r in skipped]}
+    write_json_atomic(path, report, ensure_ascii=False, indent=1)
