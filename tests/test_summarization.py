@@ -10,6 +10,18 @@ from summarization_fixture import SUMMARY_WORDS, build_mlsum, load_recipe
 from sense.summarization.metrics import FrenchTokenizer, bertscore_f1, rouge_l, rouge_l_scores
 from sense.testing.tiny import DEFAULT_TEXTS, build_tiny_bart
 
+# Overrides of both recipes for the tiny models: one epoch of 2 steps, short beams.
+TINY_RUN = [
+    "--seq2seq_width=32",
+    "--embedding_dim=32",
+    "--number_of_epochs=1",
+    "--batch_size=2",
+    "--num_beams=2",
+    "--max_new_tokens=6",
+    "--bertscore=null",
+    "--device=cpu",
+]
+
 
 @pytest.fixture(scope="module")
 def tiny_bart(tmp_path_factory):
@@ -94,15 +106,8 @@ def mlsum_run(tmp_path_factory, tiny_bart, tiny_xlmr):
         f"--output_folder={out}",
         f"--teacher_source={tiny_xlmr}",
         f"--seq2seq_source={tiny_bart}",
-        "--seq2seq_width=32",
-        "--embedding_dim=32",
-        "--number_of_epochs=1",
-        "--batch_size=2",
-        "--num_beams=2",
-        "--max_new_tokens=6",
-        "--bertscore=null",
+        *TINY_RUN,
         "--valid_generate=True",
-        "--device=cpu",
     ]
     main(args)
     return {"out": out, "args": args, "main": main, "counts": counts}
@@ -162,3 +167,107 @@ def test_mlsum_resume_continues_without_reencoding(mlsum_run, caplog):
     assert log.count("epoch: 1,") == 1  # epoch 1 was not trained again
     assert "start_optimizer_step: 2" in log  # both optimizers resumed after epoch 1's 2 steps
     assert matrix.stat().st_mtime_ns == before
+
+
+# -- stage 2 recipe (DECODA) ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_sense(tmp_path_factory, tiny_w2v_bert, tiny_xlmr):
+    from sense.export import export_model
+    from sense.lobes.speech import HFSpeechEncoder
+    from sense.nnet.pooling import AttentivePooling
+
+    encoder = HFSpeechEncoder(tiny_w2v_bert)
+    folder = str(tmp_path_factory.mktemp("sense") / "model")
+    return export_model(folder, encoder, AttentivePooling(32), teacher_source=tiny_xlmr)
+
+
+@pytest.fixture(scope="module")
+def decoda_run(tmp_path_factory, mlsum_run, tiny_sense):
+    from summarization_fixture import build_decoda
+
+    root = tmp_path_factory.mktemp("decoda")
+    bad = build_decoda(str(root / "release"))
+    main, folder = load_recipe("DECODA/summarization")
+    out = root / "out"
+    main(
+        [
+            os.path.join(folder, "hparams/train_sense.yaml"),
+            f"--data_folder={root / 'release'}",
+            f"--output_folder={out}",
+            f"--speech_model={tiny_sense}",
+            f"--init_from={mlsum_run['out'] / 'model'}",
+            "--utterance_seconds=1.5",
+            *TINY_RUN,
+        ]
+    )
+    return {"out": out, "bad": bad, "release": root / "release"}
+
+
+def test_decoda_prepare_reads_turns_silence_and_synopses(decoda_run):
+    data = decoda_run["out"] / "data"
+    manifests = {
+        s: json.loads((data / f"{s}.json").read_text()) for s in ("train", "valid", "test")
+    }
+    assert [len(m) for m in manifests.values()] == [3, 2, 2]
+    test = manifests["test"]
+    by_kind = {d["segmentation"]: d for d in test.values()}
+    assert [u[1:] for u in by_kind["turns"]["units"]] == [[0.0, 1.0], [1.4, 2.4]]
+    cut = [u[2] for u in by_kind["silence"]["units"]]
+    assert len(cut) == 2 and 1.0 <= cut[0] <= 1.5  # cut in the pause
+    assert by_kind["turns"]["summary"] in {
+        "Le client demande un horaire.",
+        "Le client a perdu un objet.",
+    }
+    report = json.loads((data / "report.json").read_text())
+    assert {s["id"] for s in report["skipped"]} == set(decoda_run["bad"])
+
+
+def test_decoda_starts_from_stage_one_and_adds_its_row(decoda_run):
+    out = decoda_run["out"]
+    log = (out / "log.txt").read_text(encoding="utf-8")
+    table = json.loads((out / "table_viii.json").read_text(encoding="utf-8"))
+    assert "SENSE" in table["rows"] and "SENSE (paper)" in table["rows"]
+    (cache,) = (out / "data" / "embeddings").iterdir()
+    assert cache.name.startswith("sense-")
+    meta = json.loads((out / "model" / "meta.json").read_text())
+    assert meta["seq2seq"]["trained_from"].endswith(os.path.join("model", "seq2seq"))
+    assert "Traceback" not in log
+
+
+def test_summarizer_from_speech_and_bad_audio(decoda_run, tmp_path):
+    from sense.dataio import AudioError
+    from sense.summarization.inference import Summarizer
+
+    model = Summarizer.from_hparams(source=str(decoda_run["out"] / "model"), device="cpu")
+    wav = next((decoda_run["release"] / "audio").glob("*.wav"))
+    assert isinstance(model.summarize_file(wav), str)
+    assert isinstance(model.summarize_file(wav, segments=[(0.0, 1.0), (1.4, 2.4)]), str)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all")
+    with pytest.raises(AudioError, match="bad.wav"):
+        model.summarize_file(bad)
+
+
+def test_cli_summarize(decoda_run, tmp_path, capsys):
+    from sense.cli import main
+
+    model = str(decoda_run["out"] / "model")
+    wav = str(next((decoda_run["release"] / "audio").glob("*.wav")))
+    text = tmp_path / "doc.txt"
+    text.write_text("Le chat dort.\nIl pleut.\n", encoding="utf-8")
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"")
+    out = tmp_path / "s.jsonl"
+    status = main(["summarize", "-m", model, wav, str(text), str(bad), "-o", str(out), "-q"])
+    assert status == 0
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert {r["input"] for r in rows} == {wav, str(text)}
+    assert "bad.wav" in capsys.readouterr().err
+    assert main(["summarize", "-m", model, str(bad), "--strict", "-q"]) == 1
+    assert main(["summarize", "-m", str(tmp_path), wav, "-q"]) == 1
+    assert "cannot load the summarizer" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["summarize", wav])
+    assert exit_info.value.code == 2

@@ -45,9 +45,7 @@ def embedder_factory(hparams: dict, device: str):
         spec = hparams["teacher"]
         center_file = hparams.get("teacher_center_file")
         center = (
-            torch.load(center_file, map_location="cpu", weights_only=True)
-            if center_file
-            else None
+            torch.load(center_file, map_location="cpu", weights_only=True) if center_file else None
         )
         name = spec.key + ("-centred" if center is not None else "")
         return (lambda: TextEmbedder(spec, center=center, device=device)), name
@@ -126,4 +124,42 @@ def run(hparams: dict, run_opts: dict, manifests: dict, hparams_file: str) -> di
             extra={"hparams": os.path.abspath(hparams_file), "test": stats},
         )
         add_table_row(hparams["table_file"], hparams["table_row"], stats)
+    return stats
+
+
+def main(argv: list[str], prepare, prepare_args: dict[str, str]) -> dict:
+    """A summarization recipe's ``train.py``: parse, prepare on the main process, :func:`run`.
+
+    Parameters
+    ----------
+    argv : list of str
+        ``hparams.yaml`` and SpeechBrain options / overrides.
+    prepare : callable
+        The recipe's prepare function; returns ``{split: manifest path}`` and
+        is cheap once its stamp says it is done.
+    prepare_args : dict
+        ``{keyword of prepare: hparams key}``.
+    """
+    import speechbrain as sb
+    from hyperpyyaml import load_hyperpyyaml
+    from speechbrain.utils.distributed import run_on_main
+
+    from sense.finetune import resolve_device
+
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    run_opts = resolve_device(run_opts)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    kwargs = {name: hparams[key] for name, key in prepare_args.items()}
+    if not hparams["skip_prep"]:
+        run_on_main(prepare, kwargs=kwargs)
+    manifests = prepare(**kwargs)  # every rank: the paths (prepared already)
+    stats = run(hparams, run_opts, manifests, hparams_file)
+    print({k: round(v, 2) for k, v in stats.items()}, flush=True)
     return stats
