@@ -123,7 +123,8 @@ def run(hparams: dict, run_opts: dict, manifests: dict, hparams_file: str) -> di
             max_units=hparams["max_units"],
             extra={"hparams": os.path.abspath(hparams_file), "test": stats},
         )
-        add_table_row(hparams["table_file"], hparams["table_row"], stats)
+        if hparams.get("table_file"):
+            add_table_row(hparams["table_file"], hparams["table_row"], stats)
     return stats
 
 
