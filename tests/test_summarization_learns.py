@@ -20,6 +20,14 @@ def test_stage1_learns_the_subjects_of_held_out_documents(tmp_path):
             "30",
             "--epochs",
             "8",
+            "--hidden",
+            "32",
+            "--layers",
+            "1",
+            "--batch-size",
+            "8",
+            "--lr",
+            "0.003",
         ]
     )["stage1"]
     baseline = stats["first-sentence ROUGE-L"]

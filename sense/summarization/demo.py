@@ -213,6 +213,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--stage2-epochs", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--hidden", type=int, default=64, help="width of the BART model")
+    parser.add_argument("--layers", type=int, default=2, help="encoder and decoder layers")
+    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
@@ -230,10 +233,14 @@ def main(argv=None) -> dict:
         "test": text_documents(n_test, seed=args.seed + 2, prefix="te"),
     }
     summaries = [d["summary"] for docs in stage1_docs.values() for d in docs.values()]
-    seq2seq_source = build_seq2seq(os.path.join(out, "bart-init"), summaries)
+    seq2seq_source = build_seq2seq(
+        os.path.join(out, "bart-init"), summaries, hidden=args.hidden, layers=args.layers
+    )
     text = {"embedder": "text", "teacher": TeacherSpec("usem3"), "teacher_center_file": center_file}
     stage1 = os.path.join(out, "stage1")
-    hparams = stage_hparams(stage1, text, seq2seq_source, 512, args.epochs, args.lr)
+    hparams = stage_hparams(
+        stage1, text, seq2seq_source, 512, args.epochs, args.lr, batch_size=args.batch_size
+    )
     stats = {"stage1": run_stage(stage1, stage1_docs, hparams)}
     stats["stage1"]["first-sentence ROUGE-L"] = first_sentence_baseline(stage1_docs["test"])
     table = SummaryTable("Summaries of held-out demo documents (ROUGE-L, percent)", paper=False)
@@ -244,10 +251,10 @@ def main(argv=None) -> dict:
     table.add("stage 1, French text, summarizer", stats["stage1"])
     if args.student and args.commonvoice:
         clips = read_clips(args.commonvoice, "train")
-        held = read_clips(args.commonvoice, "test")
+        dev, held = read_clips(args.commonvoice, "dev"), read_clips(args.commonvoice, "test")
         stage2_docs = {
             "train": speech_documents(clips, n_train, seed=args.seed, prefix="tr"),
-            "valid": speech_documents(held, n_test // 2, seed=args.seed + 1, prefix="va"),
+            "valid": speech_documents(dev, n_test // 2, seed=args.seed + 1, prefix="va"),
             "test": speech_documents(held, n_test, seed=args.seed + 2, prefix="te"),
         }
         speech = {"embedder": "speech", "speech_model": os.path.abspath(args.student)}
@@ -260,6 +267,7 @@ def main(argv=None) -> dict:
             512,
             args.stage2_epochs,
             args.lr,
+            batch_size=args.batch_size,
             init_from=first,
         )
         stats["stage2"] = run_stage(stage2, stage2_docs, hparams)
