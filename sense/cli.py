@@ -8,6 +8,7 @@
     sense search my.index "le chat dort" --audio query.wav --top-k 5
     sense import results/SENSE/save/CKPT+checkpoint_epoch9 -o my-model  # a SpeechBrain run
     sense attention -m MODEL manifest.json -o attention/ --align-model CTC_MODEL
+    sense summarize -m SUMMARIZER call.wav article.txt     # sense.summarization.cli
 
 ``MODEL`` is a folder written by :func:`sense.export.export_model` or a hub
 id; its ``hyperparams.yaml`` may only build the classes our exports use
@@ -117,13 +118,20 @@ def _quiet_libraries() -> None:
         pass
 
 
-def _load_model(args, source: str):
-    from sense.dual_encoder.inference import load_model  # a SENSE model or an LLM dual encoder
+def _load_model(args, source: str, interface=None, what: str = "model"):
+    """Load ``source`` with ``interface.from_hparams``.
 
+    By default, the embedding model the folder holds: a SENSE model or an LLM
+    dual encoder (:func:`sense.dual_encoder.inference.load_model`).
+    """
+    if interface is None:
+        from sense.dual_encoder.inference import load_model as load
+    else:
+        load = interface.from_hparams
     _quiet_libraries()
-    _log(args, f"loading model {source}")
+    _log(args, f"loading {what} {source}")
     try:
-        return load_model(
+        return load(
             source=source,
             savedir=args.savedir,
             device=args.device,
@@ -131,7 +139,7 @@ def _load_model(args, source: str):
             trust_remote_code=args.trust_remote_code,
         )
     except (OSError, ValueError) as err:
-        raise CLIError(f"cannot load the model {source!r}: {err}") from err
+        raise CLIError(f"cannot load the {what} {source!r}: {err}") from err
 
 
 def collect_inputs(inputs, force_text: bool = False):
@@ -935,6 +943,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--quiet", "-q", action="store_true", help="no messages")
     imp.set_defaults(func=cmd_import)
     _add_attention_parser(sub)
+    from sense.summarization.cli import add_parser as _add_summarize_parser
+
+    _add_summarize_parser(sub)
     return parser
 
 

@@ -133,8 +133,10 @@ class FineTuneBrain(sb.Brain):
             self.optimizers_dict[ENCODER] = self.hparams.encoder_opt_class(encoder_params)
         else:
             logger.info("The encoder is frozen: only the %s is trained", self.HEAD)
-        opt_class = getattr(self.hparams, f"{self.HEAD}_opt_class")
-        self.optimizers_dict[self.HEAD] = opt_class(self.head_parameters())
+        head_params = self.head_parameters()
+        if head_params:  # a head may have no weights (e.g. an activation alone)
+            opt_class = getattr(self.hparams, f"{self.HEAD}_opt_class")
+            self.optimizers_dict[self.HEAD] = opt_class(head_params)
         if self.checkpointer is not None:
             for name, opt in self.optimizers_dict.items():
                 self.checkpointer.add_recoverable(f"{name}_optimizer", opt)

@@ -105,6 +105,48 @@ def resolve_model_dir(
         ) from err
 
 
+def load_pretrained(
+    cls,
+    source,
+    hparams_file: str = HPARAMS_FILE,
+    savedir: str | None = None,
+    overrides: dict | None = None,
+    device: str | None = None,
+    precision: str | None = None,
+    run_opts: dict | None = None,
+    fetch_config: FetchConfig | None = None,
+    trust_remote_code: bool = False,
+    **kwargs,
+):
+    """``cls.from_hparams`` of a SpeechBrain ``Pretrained`` subclass, for a sense folder.
+
+    The folder (local, or a hub id's snapshot) is resolved once, its
+    ``hyperparams.yaml`` is checked against :mod:`sense.trust` before anything
+    in it runs, ``model_dir`` is set to the folder, and ``device`` /
+    ``precision`` become run options. Every sense interface (:class:`SENSE`,
+    the task interfaces) loads through this.
+    """
+    fetch_config = fetch_config or FetchConfig()
+    model_dir = resolve_model_dir(source, savedir=savedir, fetch_config=fetch_config)
+    check_hparams(os.path.join(model_dir, hparams_file), trust_remote_code=trust_remote_code)
+    overrides = {**(overrides or {}), "model_dir": model_dir}
+    run_opts = dict(run_opts or {})
+    if device is not None:
+        run_opts["device"] = device
+    if precision is not None:
+        run_opts["precision"] = precision
+    return Pretrained.from_hparams.__func__(
+        cls,
+        source=model_dir,
+        hparams_file=hparams_file,
+        savedir=savedir,
+        overrides=overrides,
+        fetch_config=fetch_config,
+        run_opts=run_opts,
+        **kwargs,
+    )
+
+
 def audio_error_reason(err: AudioError) -> str:
     """The problem of an :class:`AudioError` with its detail, without the path."""
     text = str(err)
@@ -241,22 +283,17 @@ class SENSE(Pretrained):
             build the classes our exports use (:mod:`sense.trust`); anything
             else raises :class:`sense.trust.UntrustedCodeError` before it runs.
         """
-        fetch_config = fetch_config or FetchConfig()
-        model_dir = resolve_model_dir(source, savedir=savedir, fetch_config=fetch_config)
-        check_hparams(os.path.join(model_dir, hparams_file), trust_remote_code=trust_remote_code)
-        overrides = {**(overrides or {}), "model_dir": model_dir}
-        run_opts = dict(run_opts or {})
-        if device is not None:
-            run_opts["device"] = device
-        if precision is not None:
-            run_opts["precision"] = precision
-        return super().from_hparams(
-            source=model_dir,
+        return load_pretrained(
+            cls,
+            source,
             hparams_file=hparams_file,
             savedir=savedir,
             overrides=overrides,
-            fetch_config=fetch_config,
+            device=device,
+            precision=precision,
             run_opts=run_opts,
+            fetch_config=fetch_config,
+            trust_remote_code=trust_remote_code,
             **kwargs,
         )
 

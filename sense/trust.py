@@ -41,6 +41,8 @@ TRUSTED_NEW = frozenset(
         "sense.lobes.speech.HFSpeechEncoder",
         "sense.lobes.text.TeacherSpec",
         "sense.nnet.pooling.AttentivePooling",
+        "sense.summarization.model.EmbeddingProjection",
+        "sense.summarization.model.Seq2SeqSummarizer",
         "speechbrain.utils.parameter_transfer.Pretrainer",
     }
 )

