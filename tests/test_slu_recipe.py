@@ -38,7 +38,7 @@ def trained(slu_data, tiny_w2v_bert, tmp_path_factory):
         "--number_of_epochs=1",
         "--skip_prep=True",
         "--device=cpu",
-        "--probe_block[hidden_dim]=16",
+        "--probe_hidden_dim=16",
     ]
     results = run(argv)
     return out, results
