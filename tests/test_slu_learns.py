@@ -1,10 +1,7 @@
 """The CTC probe learns: held-out COER falls well below its value at initialisation."""
 
-import os
 
 import pytest
-import speechbrain as sb
-import torch
 from hyperpyyaml import load_hyperpyyaml
 
 from sense.demo.slu import HPARAMS, prepare_demo_slu
