@@ -40,6 +40,7 @@ TRUSTED_NEW = frozenset(
         "sense.dual_encoder.tokens.AudioTokenizer",
         "sense.lobes.speech.HFSpeechEncoder",
         "sense.lobes.text.TeacherSpec",
+        "sense.nnet.heads.CTCProbe",
         "sense.nnet.pooling.AttentivePooling",
         "sense.summarization.model.EmbeddingProjection",
         "sense.summarization.model.Seq2SeqSummarizer",
