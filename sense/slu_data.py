@@ -1,0 +1,275 @@
+"""SLU manifests: transcripts with labelled character spans.
+
+Every spoken language understanding recipe (SLURP, Speech-MASSIVE, MSNER,
+TARIC-SLU) writes the same SpeechBrain CSV manifests: the preparation
+columns of :mod:`sense.prepare` plus ``spans``, a JSON list of
+``[label, begin, end]`` character offsets into ``transcript`` (end
+exclusive, sorted, non-overlapping; ``transcript[begin:end]`` is the value).
+This module holds what is shared and dataset-free: the span column's
+encoding and checks, the SLURP / MASSIVE bracket markup
+``"[type : filler]"``, and spans from token positions.
+
+Example
+-------
+>>> text, spans = parse_bracket_markup("wake me up at [time : five am] please")
+>>> text, spans
+('wake me up at five am please', [('time', 14, 21)])
+>>> encode_spans(spans)
+'[["time", 14, 21]]'
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+
+from sense.prepare import MANIFEST_FIELDS, PreparationReport, write_manifest
+
+logger = logging.getLogger(__name__)
+
+SLU_FIELDS = (*MANIFEST_FIELDS, "spans")
+# the three manifests every SLU preparation writes
+SPLITS = ("train", "dev", "test")
+REPORT_NAME = "dropped.tsv"
+
+OPEN, CLOSE, SEPARATOR = "[", "]", ":"
+
+Span = tuple[str, int, int]
+
+
+class MarkupError(ValueError):
+    """An annotation that cannot be turned into a transcript and spans."""
+
+
+def check_spans(transcript: str, spans: Iterable[Sequence]) -> list[Span]:
+    """Validate ``spans`` against ``transcript``; return them sorted as tuples.
+
+    Raises
+    ------
+    MarkupError
+        When a span has an empty label, lies outside the transcript, is
+        empty or starts or ends with a space, or overlaps another.
+
+    Example
+    -------
+    >>> check_spans("call mom now", [["person", 5, 8]])
+    [('person', 5, 8)]
+    """
+    out: list[Span] = []
+    for span in spans:
+        if len(span) != 3:
+            raise MarkupError(f"a span is [label, begin, end], got {list(span)}")
+        label, begin, end = span
+        if not isinstance(label, str) or not label.strip():
+            raise MarkupError(f"empty label in span {list(span)}")
+        if not (isinstance(begin, int) and isinstance(end, int)):
+            raise MarkupError(f"span offsets must be integers, got {list(span)}")
+        if not 0 <= begin < end <= len(transcript):
+            raise MarkupError(
+                f"span {list(span)} is empty or outside the transcript ({len(transcript)} characters)"
+            )
+        value = transcript[begin:end]
+        if value != value.strip():
+            raise MarkupError(f"span {list(span)} starts or ends with a space: {value!r}")
+        out.append((label, begin, end))
+    out.sort(key=lambda s: (s[1], s[2]))
+    for prev, cur in zip(out, out[1:]):
+        if cur[1] < prev[2]:
+            raise MarkupError(f"spans {list(prev)} and {list(cur)} overlap")
+    return out
+
+
+def encode_spans(spans: Iterable[Sequence]) -> str:
+    """The ``spans`` column: a JSON list of ``[label, begin, end]``."""
+    return json.dumps([[label, begin, end] for label, begin, end in spans], ensure_ascii=False)
+
+
+def decode_spans(text: str, transcript: str | None = None) -> list[Span]:
+    """Read a ``spans`` column; checked against ``transcript`` when given.
+
+    Example
+    -------
+    >>> decode_spans('[["person", 5, 8]]', "call mom now")
+    [('person', 5, 8)]
+    """
+    try:
+        spans = json.loads(text) if text.strip() else []
+    except json.JSONDecodeError as err:
+        raise MarkupError(f"spans column is not JSON: {err}") from None
+    if not isinstance(spans, list):
+        raise MarkupError(f"spans column must be a JSON list, got {text!r}")
+    if transcript is None:
+        return [tuple(s) for s in spans]
+    return check_spans(transcript, spans)
+
+
+class _Builder:
+    """A transcript built piece by piece, whitespace runs collapsed to one space."""
+
+    def __init__(self):
+        self.chars: list[str] = []
+
+    def add(self, text: str) -> None:
+        for ch in text:
+            if ch.isspace():
+                if self.chars and self.chars[-1] != " ":
+                    self.chars.append(" ")
+            else:
+                self.chars.append(ch)
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def text(self) -> str:
+        return "".join(self.chars).rstrip()
+
+
+def parse_bracket_markup(annotation: str) -> tuple[str, list[Span]]:
+    """Transcript and spans of the SLURP / Speech-MASSIVE markup ``[type : filler]``.
+
+    Brackets are removed and each filler becomes a span labelled with its
+    type; runs of white space become one space (inside fillers too) and the
+    transcript is stripped.
+
+    Raises
+    ------
+    MarkupError
+        On an unbalanced or nested bracket, a slot without ``:``, or an
+        empty type or filler.
+
+    Example
+    -------
+    >>> parse_bracket_markup("[date : tomorrow]  at [time : ten]")
+    ('tomorrow at ten', [('date', 0, 8), ('time', 12, 15)])
+    """
+    out = _Builder()
+    spans: list[Span] = []
+    pos = 0
+    while pos < len(annotation):
+        start = annotation.find(OPEN, pos)
+        stray = annotation.find(CLOSE, pos, None if start < 0 else start)
+        if stray >= 0:
+            raise MarkupError(f"unmatched {CLOSE!r} at character {stray}")
+        if start < 0:
+            out.add(annotation[pos:])
+            break
+        out.add(annotation[pos:start])
+        end = annotation.find(CLOSE, start + 1)
+        if end < 0:
+            raise MarkupError(f"unclosed {OPEN!r} at character {start}")
+        inner = annotation[start + 1 : end]
+        if OPEN in inner:
+            raise MarkupError(f"nested {OPEN!r} in the slot at character {start}")
+        if SEPARATOR not in inner:
+            raise MarkupError(f"slot {inner!r} has no {SEPARATOR!r} between type and filler")
+        label, filler = (part.strip() for part in inner.split(SEPARATOR, 1))
+        if not label:
+            raise MarkupError(f"slot {inner!r} has an empty type")
+        if not filler:
+            raise MarkupError(f"slot {label!r} has an empty filler")
+        begin = len(out)
+        out.add(filler)
+        spans.append((" ".join(label.split()), begin, len(out)))
+        pos = end + 1
+    return out.text(), check_spans(out.text(), spans)
+
+
+def spans_from_tokens(
+    tokens: Sequence[str], entities: Iterable[tuple[str, Sequence[int]]]
+) -> tuple[str, list[Span]]:
+    """Transcript and spans from tokens that join into the text (MSNER's ``input``).
+
+    ``tokens`` carry their own leading spaces (``["Je", " vois", " Paris"]``);
+    each entity is ``(label, token positions)``, positions consecutive. A
+    span covers its tokens, without their outer spaces.
+
+    Raises
+    ------
+    MarkupError
+        When positions are empty, out of range or not consecutive.
+
+    Example
+    -------
+    >>> spans_from_tokens(["Je", " vois", " Paris", "."], [("place", [2])])
+    ('Je vois Paris.', [('place', 8, 13)])
+    """
+    starts = []
+    offset = 0
+    for tok in tokens:
+        starts.append(offset)
+        offset += len(tok)
+    raw = "".join(tokens)
+    lead = len(raw) - len(raw.lstrip())
+    text = raw.strip()
+    spans: list[Span] = []
+    for label, positions in entities:
+        positions = list(positions)
+        if not positions:
+            raise MarkupError(f"entity {label!r} has no token positions")
+        if any(not isinstance(p, int) or not 0 <= p < len(tokens) for p in positions):
+            raise MarkupError(
+                f"entity {label!r}: positions {positions} outside {len(tokens)} tokens"
+            )
+        if positions != list(range(positions[0], positions[0] + len(positions))):
+            raise MarkupError(f"entity {label!r}: positions {positions} are not consecutive")
+        first, last = positions[0], positions[-1]
+        begin, end = starts[first], starts[last] + len(tokens[last])
+        value = raw[begin:end]
+        begin += len(value) - len(value.lstrip())
+        end -= len(value) - len(value.rstrip())
+        if begin >= end:
+            raise MarkupError(f"entity {label!r}: its tokens {positions} are blank")
+        spans.append((label, begin - lead, end - lead))
+    return text, check_spans(text, spans)
+
+
+def slu_row(
+    item: str, duration: float, wav: str, language: str, transcript: str, spans: Iterable[Span]
+) -> dict:
+    """One manifest row (spans checked and encoded)."""
+    return {
+        "ID": item,
+        "duration": f"{duration:.3f}",
+        "wav": wav,
+        "language": language,
+        "transcript": transcript,
+        "spans": encode_spans(check_spans(transcript, spans)),
+    }
+
+
+def write_slu_manifests(
+    folder: str, rows: Mapping[str, Sequence[dict]], report: PreparationReport, name: str = ""
+) -> dict[str, str]:
+    """Write ``<folder>/<split>.csv`` for each split and ``dropped.tsv``; returns the paths.
+
+    A second row with an ID already written in the same split is left out and
+    reported: SpeechBrain's datasets key rows by ID. The counts, and the
+    reasons rows were left out, are logged under ``name``.
+    """
+    os.makedirs(folder, exist_ok=True)
+    paths = {}
+    for split, split_rows in rows.items():
+        seen: set[str] = set()
+        kept = []
+        for row in split_rows:
+            if row["ID"] in seen:
+                report.add(row["language"], split, row["ID"], "duplicate ID")
+                continue
+            seen.add(row["ID"])
+            kept.append(row)
+        paths[split] = os.path.join(folder, f"{split}.csv")
+        write_manifest(paths[split], kept, SLU_FIELDS)
+        logger.info("%s %s: %d rows -> %s", name, split, len(kept), paths[split])
+    report.write(os.path.join(folder, REPORT_NAME))
+    if len(report):
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(report.reasons().items()))
+        logger.warning(
+            "%s: %d items left out (%s), listed in %s",
+            name,
+            len(report),
+            reasons,
+            os.path.join(folder, REPORT_NAME),
+        )
+    return paths
