@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from sense.prepare import MANIFEST_FIELDS, PreparationReport, write_manifest
 
@@ -41,6 +41,17 @@ Span = tuple[str, int, int]
 
 class MarkupError(ValueError):
     """An annotation that cannot be turned into a transcript and spans."""
+
+
+def label_name(label: str) -> str:
+    """A label as the manifests spell it: words joined by ``_``.
+
+    Example
+    -------
+    >>> label_name(" geopolitical  area ")
+    'geopolitical_area'
+    """
+    return "_".join(label.split())
 
 
 def check_spans(transcript: str, spans: Iterable[Sequence]) -> list[Span]:
@@ -64,6 +75,8 @@ def check_spans(transcript: str, spans: Iterable[Sequence]) -> list[Span]:
         label, begin, end = span
         if not isinstance(label, str) or not label.strip():
             raise MarkupError(f"empty label in span {list(span)}")
+        if label != label_name(label):
+            raise MarkupError(f"label {label!r} has white space (use {label_name(label)!r})")
         if not (isinstance(begin, int) and isinstance(end, int)):
             raise MarkupError(f"span offsets must be integers, got {list(span)}")
         if not 0 <= begin < end <= len(transcript):
@@ -130,7 +143,7 @@ def parse_bracket_markup(annotation: str) -> tuple[str, list[Span]]:
     """Transcript and spans of the SLURP / Speech-MASSIVE markup ``[type : filler]``.
 
     Brackets are removed and each filler becomes a span labelled with its
-    type; runs of white space become one space (inside fillers too) and the
+    type (words joined by ``_``); runs of white space become one space (inside fillers too) and the
     transcript is stripped.
 
     Raises
@@ -171,7 +184,7 @@ def parse_bracket_markup(annotation: str) -> tuple[str, list[Span]]:
             raise MarkupError(f"slot {label!r} has an empty filler")
         begin = len(out)
         out.add(filler)
-        spans.append((" ".join(label.split()), begin, len(out)))
+        spans.append((label_name(label), begin, len(out)))
         pos = end + 1
     return out.text(), check_spans(out.text(), spans)
 
@@ -183,7 +196,8 @@ def spans_from_tokens(
 
     ``tokens`` carry their own leading spaces (``["Je", " vois", " Paris"]``);
     each entity is ``(label, token positions)``, positions consecutive. A
-    span covers its tokens, without their outer spaces.
+    span covers its tokens, without their outer spaces; a label's words are
+    joined by ``_`` (:func:`label_name`).
 
     Raises
     ------
@@ -221,8 +235,36 @@ def spans_from_tokens(
         end -= len(value) - len(value.rstrip())
         if begin >= end:
             raise MarkupError(f"entity {label!r}: its tokens {positions} are blank")
-        spans.append((label, begin - lead, end - lead))
+        spans.append((label_name(label), begin - lead, end - lead))
     return text, check_spans(text, spans)
+
+
+def read_jsonl(
+    path: str, language: str, split: str, report: PreparationReport
+) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` of a JSON-lines file; a malformed line is reported, not raised.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = tempfile.mktemp(suffix=".jsonl")
+    >>> _ = open(path, "w").write('{"a": 1}\\n{oops\\n')
+    >>> report = PreparationReport()
+    >>> list(read_jsonl(path, "en", "train", report)), report.reasons()
+    ([(1, {'a': 1})], {'malformed line': 1})
+    """
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                entry = None
+            if not isinstance(entry, dict):
+                report.add(language, split, f"{path}:{n}", "malformed line")
+                continue
+            yield n, entry
 
 
 def slu_row(

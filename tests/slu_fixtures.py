@@ -115,3 +115,125 @@ def build_slurp(root: str) -> dict:
         },
         "example": ("train", "olly play the beatles", [["artist_name", 10, 21]]),
     }
+
+
+# ---------------------------------------------------------------- MSNER
+
+MSNER_SENTENCES = {
+    "nl": [" Ik ben in Nederland", " De Europese Commissie werkt", " Het is vrijdag", "Dag Weber"],
+    "es": [" Yo estoy en Madrid", " La Comisión Europea trabaja", " Hoy es viernes", "Hola Weber"],
+    "fr": [
+        " Je suis à Paris",
+        " La Commission européenne travaille",
+        " Nous sommes vendredi",
+        "Salut Weber",
+    ],
+    "de": [
+        " Ich bin in Berlin",
+        " Die Europäische Kommission arbeitet",
+        " Es ist Freitag",
+        "Hallo Weber",
+    ],
+}
+# (18-type label, 8-type label, first token, number of tokens) of each sentence's entity
+MSNER_ENTITIES = [
+    ("geopolitical area", "place", 3, 1),
+    ("organization", "organization", 1, 2),
+    ("date", "when", 2, 1),
+    ("person", "person", 1, 1),
+]
+
+
+def _msner_entry(item: str, sentence: str, label: str, first: int, count: int) -> dict:
+    tokens = [
+        w if i == 0 and not sentence.startswith(" ") else " " + w
+        for i, w in enumerate(sentence.split())
+    ]
+    positions = list(range(first, first + count))
+    return {
+        "id": item,
+        "input": tokens,
+        "annotation": [
+            {"type": label, "entity": [tokens[p] for p in positions], "position": positions}
+        ],
+    }
+
+
+def build_msner(root: str) -> dict:
+    """``msner/transcript-<lang>-*.jsonl`` and VoxPopuli's ``transcribed_data/<lang>/<year>/<id>.ogg``.
+
+    Per language: train (2 utterances, ``transcript-<lang>-train.jsonl``), dev
+    (1, ``transcript-<lang>-validation-ann.jsonl``), test (1, in both the
+    ``-ann-ontonotes-v1`` and ``-ann-combined-v1`` files). Bad, all in ``fr``
+    train: an entity that does not match its tokens, non-consecutive
+    positions, an empty ``input``, a missing clip, a corrupt clip and a
+    malformed line.
+    """
+    msner = os.path.join(root, "msner")
+    vox = os.path.join(root, "voxpopuli")
+    seed = iter(range(2000, 3000))
+
+    def audio(lang: str, item: str) -> None:
+        write_audio(
+            os.path.join(vox, "transcribed_data", lang, item[:4], item + ".ogg"), next(seed), "OGG"
+        )
+
+    for li, (lang, sentences) in enumerate(MSNER_SENTENCES.items()):
+        files: dict[str, list] = {
+            "train": [],
+            "validation-ann": [],
+            "test-ann-ontonotes-v1": [],
+            "test-ann-combined-v1": [],
+        }
+        for i, sentence in enumerate(sentences):
+            item = f"20{10 + i}0312-0900-PLENARY-{li}-{lang}_20{10 + i}0312-16:53:3{i}_{i}"
+            audio(lang, item)
+            label, short, first, count = MSNER_ENTITIES[i]
+            entry = _msner_entry(item, sentence, label, first, count)
+            if i < 2:
+                files["train"].append(entry)
+            elif i == 2:
+                files["validation-ann"].append(entry)
+            else:
+                files["test-ann-ontonotes-v1"].append(entry)
+                files["test-ann-combined-v1"].append(
+                    _msner_entry(item, sentence, short, first, count)
+                )
+        if lang == "fr":
+            bad = [
+                _msner_entry(
+                    f"20170101-0900-PLENARY-9-fr_x_{k}", " Je vois Paris", "location", 2, 1
+                )
+                for k in range(6)
+            ]
+            bad[0]["annotation"][0]["entity"] = [" Lyon"]  # does not match its token
+            bad[1]["annotation"][0]["position"] = [0, 2]  # not consecutive
+            bad[1]["annotation"][0].pop("entity")
+            bad[2]["input"] = []  # empty transcript
+            bad[2]["annotation"] = []
+            audio("fr", bad[0]["id"])
+            audio("fr", bad[1]["id"])
+            audio("fr", bad[2]["id"])
+            # bad[3]: no audio at all
+            corrupt = os.path.join(vox, "transcribed_data", "fr", "2017", bad[4]["id"] + ".ogg")
+            with open(corrupt, "wb") as f:
+                f.write(b"OggS not really a vorbis stream" * 3)
+            audio("fr", bad[5]["id"])  # a good one among the bad
+            files["train"] += bad + ["{oops"]
+        for name, entries in files.items():
+            write_jsonl(os.path.join(msner, f"transcript-{lang}-{name}.jsonl"), entries)
+    return {
+        "languages": list(MSNER_SENTENCES),
+        "rows": {"train": 2, "dev": 1, "test": 1},
+        "rows_fr": {"train": 3, "dev": 1, "test": 1},
+        "bad": {
+            "fr_x_0": "does not match tokens",
+            "fr_x_1": "not consecutive",
+            "fr_x_2": "empty transcript",
+            "fr_x_3": "audio file missing",
+            "fr_x_4": "unreadable",
+            "train.jsonl:9": "malformed line",
+        },
+        "example": ("dev", "Nous sommes vendredi", [["date", 12, 20]]),
+        "example_test_combined": ("test", "Salut Weber", [["person", 6, 11]]),
+    }

@@ -123,3 +123,45 @@ def test_prepare_slurp(tmp_path):
     assert counts == expected["rows_with_synthetic"]
     with pytest.raises(ValueError, match="recordings"):
         prep.prepare_slurp(str(tmp_path / "slurp"), out, recordings="lapel")
+
+
+# ---------------------------------------------------------------- MSNER
+
+
+def test_prepare_msner(tmp_path):
+    expected = slu_fixtures.build_msner(str(tmp_path))
+    prep = _load(os.path.join("MSNER", "NER"), "prepare_msner")
+    msner, vox, out = str(tmp_path / "msner"), str(tmp_path / "voxpopuli"), str(tmp_path / "prep")
+    paths = prep.prepare_msner(msner, vox, out)
+    assert sorted(paths) == sorted(expected["languages"])
+    _check_prepared(paths["fr"], expected, "rows_fr")
+    for lang in ("nl", "es", "de"):
+        manifests = _check_prepared(
+            paths[lang], dict(expected, bad={}, example=("dev",) + _any(paths[lang]))
+        )
+        assert {r["language"] for rows in manifests.values() for r in rows} == {lang}
+        labels = {s[0] for r in manifests["train"] for s in decode_spans(r["spans"])}
+        assert labels == {"geopolitical_area", "organization"}  # "geopolitical area" normalised
+    # the 8-type variant reads the -combined files (test only in this release)
+    combined = prep.prepare_msner(
+        msner, vox, str(tmp_path / "prep8"), languages=["fr"], variant="combined", splits=["test"]
+    )
+    rows = read_manifest(combined["fr"]["test"])
+    _, transcript, spans = expected["example_test_combined"]
+    assert [(r["transcript"], decode_spans(r["spans"])) for r in rows] == [
+        (transcript, [tuple(s) for s in spans])
+    ]
+    with pytest.raises(FileNotFoundError, match="combined annotation of fr train"):
+        prep.prepare_msner(
+            msner, vox, str(tmp_path / "prep8"), languages=["fr"], variant="combined"
+        )
+    # resumable
+    stamp = os.path.getmtime(paths["nl"]["train"])
+    assert prep.prepare_msner(msner, vox, out) == paths
+    assert os.path.getmtime(paths["nl"]["train"]) == stamp
+
+
+def _any(paths: dict) -> tuple:
+    """(transcript, spans) of the first dev row: a self-consistency example."""
+    row = read_manifest(paths["dev"])[0]
+    return row["transcript"], [list(s) for s in decode_spans(row["spans"])]

@@ -34,13 +34,18 @@ Example
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from sense.evaluation import AudioChecker
 from sense.prepare import PreparationReport, done_stamp
-from sense.slu_data import MarkupError, parse_bracket_markup, slu_row, write_slu_manifests
+from sense.slu_data import (
+    MarkupError,
+    parse_bracket_markup,
+    read_jsonl,
+    slu_row,
+    write_slu_manifests,
+)
 
 LANGUAGE = "en"
 ANNOTATION_DIR = os.path.join("dataset", "slurp")
@@ -75,23 +80,6 @@ def keep_recording(name: str, recordings: str, synthetic: bool) -> bool:
     return headset == (recordings == "headset")
 
 
-def read_jsonl(path: str, split: str, report: PreparationReport) -> Iterator[tuple[int, dict]]:
-    """``(line number, entry)`` of a JSON-lines file; a malformed line is reported."""
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError as err:
-                report.add(LANGUAGE, split, f"{path}:{n}", f"malformed line: {err.msg}")
-                continue
-            if not isinstance(entry, dict):
-                report.add(LANGUAGE, split, f"{path}:{n}", "malformed line: not a JSON object")
-                continue
-            yield n, entry
-
-
 def split_rows(
     path: str,
     release_split: str,
@@ -103,7 +91,7 @@ def split_rows(
     """Manifest rows of one release file, one per kept recording."""
     synthetic = release_split == "train_synthetic"
     rows = []
-    for n, entry in read_jsonl(path, release_split, report):
+    for n, entry in read_jsonl(path, LANGUAGE, release_split, report):
         where = f"{release_split}.jsonl:{n} (slurp_id {entry.get('slurp_id')})"
         annotation = entry.get("sentence_annotation")
         if not isinstance(annotation, str):
