@@ -237,3 +237,96 @@ def build_msner(root: str) -> dict:
         "example": ("dev", "Nous sommes vendredi", [["date", 12, 20]]),
         "example_test_combined": ("test", "Salut Weber", [["person", 6, 11]]),
     }
+
+
+# ---------------------------------------------------------------- Speech-MASSIVE
+
+
+def _wav_bytes(seed: int, rate: int = RATE) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    sf.write(buf, clip(seed, rate=rate), rate, format="WAV")
+    return buf.getvalue()
+
+
+def _massive_parquet(path: str, rows: list[dict]) -> None:
+    """One shard as the release writes it: ``datasets`` parquet with an Audio column."""
+    from datasets import Audio, Dataset
+
+    columns = {k: [r.get(k) for r in rows] for k in rows[0]}
+    ds = Dataset.from_dict(columns).cast_column("audio", Audio(sampling_rate=RATE))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    ds.to_parquet(path)
+
+
+def _massive_row(utt: str, annot: str, audio: bytes | None, name: str, reported=False) -> dict:
+    plain = annot
+    for ch in "[]":
+        plain = plain.replace(ch, "")
+    return {
+        "id": utt,
+        "locale": "fr-FR",
+        "utt": plain,
+        "annot_utt": annot,
+        "intent_str": "alarm_set",
+        "audio": None if audio is None else {"bytes": audio, "path": name},
+        "path": name,
+        "is_transcript_reported": reported,
+        "is_validated": True,
+        "speaker_id": "spk1",
+    }
+
+
+def build_speech_massive(root: str) -> dict:
+    """``Speech-MASSIVE/fr-FR/{train,validation,train_115}-*.parquet`` and
+    ``Speech-MASSIVE-test/fr-FR/test-*.parquet``.
+
+    Bad (train): unclosed markup, an empty transcript, undecodable audio bytes,
+    no audio bytes. One good train row is 22.05 kHz (resampled). One test row
+    is flagged ``is_transcript_reported`` (kept unless ``skip_reported``).
+    """
+    data = os.path.join(root, "Speech-MASSIVE", "fr-FR")
+    test = os.path.join(root, "Speech-MASSIVE-test", "fr-FR")
+    train = [
+        _massive_row("1", "réveille-moi à [time : cinq heures]", _wav_bytes(1), "a1.wav"),
+        _massive_row("2", "mets  [artist_name : les beatles]", _wav_bytes(2, 22050), "a2.wav"),
+        _massive_row("3", "quel temps fait-il", _wav_bytes(3), "a3.wav"),
+        _massive_row("4", "alarme à [time : sept heures", _wav_bytes(4), "a4.wav"),
+        _massive_row("5", "   ", _wav_bytes(5), "a5.wav"),
+        _massive_row("6", "allume la [house_place : cuisine]", b"RIFF not a wave file", "a6.wav"),
+        _massive_row("7", "éteins la [house_place : salle]", None, "a7.wav"),
+    ]
+    _massive_parquet(os.path.join(data, "train-00000-of-00002.parquet"), train[:4])
+    _massive_parquet(os.path.join(data, "train-00001-of-00002.parquet"), train[4:])
+    _massive_parquet(
+        os.path.join(data, "train_115-00000-of-00001.parquet"),
+        [_massive_row("1", "réveille-moi à [time : cinq heures]", _wav_bytes(1), "a1.wav")],
+    )
+    _massive_parquet(
+        os.path.join(data, "validation-00000-of-00001.parquet"),
+        [
+            _massive_row("8", "[date : demain] à [time : midi]", _wav_bytes(8), "a8.wav"),
+            _massive_row("9", "bonjour", _wav_bytes(9), "a9.wav"),
+        ],
+    )
+    _massive_parquet(
+        os.path.join(test, "test-00000-of-00001.parquet"),
+        [
+            _massive_row("10", "appelle [person : marie]", _wav_bytes(10), "a10.wav"),
+            _massive_row("11", "appelle [person : paul]", _wav_bytes(11), "a11.wav", reported=True),
+        ],
+    )
+    return {
+        "data": os.path.dirname(data),
+        "test": os.path.dirname(test),
+        "rows": {"train": 3, "dev": 2, "test": 2},
+        "rows_few_shot": {"train": 1, "dev": 2, "test": 1},
+        "bad": {
+            "4-a4": "unclosed",
+            "5-a5": "empty transcript",
+            "6-a6": "unreadable",
+            "7": "no audio bytes",
+        },
+        "example": ("train", "mets les beatles", [["artist_name", 5, 16]]),
+    }

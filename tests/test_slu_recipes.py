@@ -13,6 +13,7 @@ import os
 
 import pytest
 import slu_fixtures
+import soundfile as sf
 
 from sense.prepare import PreparationReport, read_manifest
 from sense.slu_data import (
@@ -165,3 +166,37 @@ def _any(paths: dict) -> tuple:
     """(transcript, spans) of the first dev row: a self-consistency example."""
     row = read_manifest(paths["dev"])[0]
     return row["transcript"], [list(s) for s in decode_spans(row["spans"])]
+
+
+# ---------------------------------------------------------------- Speech-MASSIVE
+
+
+def test_prepare_speech_massive(tmp_path):
+    expected = slu_fixtures.build_speech_massive(str(tmp_path))
+    prep = _load(os.path.join("SpeechMASSIVE", "SLU"), "prepare_speech_massive")
+    out = str(tmp_path / "prep")
+    paths = prep.prepare_speech_massive(expected["data"], out, test_folder=expected["test"])
+    manifests = _check_prepared(paths, expected)
+    for rows in manifests.values():
+        for row in rows:  # converted to 16 kHz mono FLAC
+            info = sf.info(row["wav"])
+            assert (info.format, info.samplerate, info.channels) == ("FLAC", 16000, 1)
+    assert not os.listdir(os.path.join(out, ".raw", "train"))  # staging emptied
+    stamp = os.path.getmtime(paths["train"])
+    assert prep.prepare_speech_massive(expected["data"], out, test_folder=expected["test"]) == paths
+    assert os.path.getmtime(paths["train"]) == stamp
+    # few-shot train split, reported prompts left out
+    few = prep.prepare_speech_massive(
+        expected["data"],
+        str(tmp_path / "few"),
+        test_folder=expected["test"],
+        train_split="train_115",
+        skip_reported=True,
+    )
+    assert {s: len(read_manifest(p)) for s, p in few.items()} == expected["rows_few_shot"]
+    report = PreparationReport.read(str(tmp_path / "few" / "dropped.tsv"))
+    assert [r["reason"] for r in report] == ["transcript reported by the speaker"]
+    with pytest.raises(FileNotFoundError, match="test-"):
+        prep.prepare_speech_massive(
+            expected["data"], str(tmp_path / "x"), test_folder=str(tmp_path)
+        )
