@@ -189,6 +189,70 @@ def parse_bracket_markup(annotation: str) -> tuple[str, list[Span]]:
     return out.text(), check_spans(out.text(), spans)
 
 
+CONCEPT_OPEN, CONCEPT_CLOSE = "<", ">"
+
+
+def parse_concept_markup(
+    annotation: str, tag_in: str = CONCEPT_OPEN, tag_out: str = CONCEPT_CLOSE
+) -> tuple[str, list[Span]]:
+    """Transcript and spans of the concept notation ``<concept> words >``.
+
+    The notation of SpeechBrain's SLU recipes (MEDIA) and of its
+    ``ErrorRateStats(extract_concepts_values=True, tag_in="<", tag_out=">")``:
+    a word ``<label>`` opens a concept, the words up to the next ``>`` (a
+    word of its own, or the end of the last word) are its value.
+
+    Raises
+    ------
+    MarkupError
+        On a concept opened inside another, never closed, closed without
+        being opened, or with no words.
+
+    Example
+    -------
+    >>> parse_concept_markup("je pars <ville> de tunis > <jour> demain>")
+    ('je pars de tunis demain', [('ville', 8, 16), ('jour', 17, 23)])
+    """
+    words: list[str] = []
+    spans: list[Span] = []
+    label, first = None, 0
+    length = -1  # characters of " ".join(words), kept as words are added
+
+    def add(word: str) -> None:
+        nonlocal length
+        words.append(word)
+        length += len(word) + 1
+
+    for token in annotation.split():
+        if (
+            len(token) > len(tag_in) + len(tag_out)
+            and token.startswith(tag_in)
+            and token.endswith(tag_out)
+        ):
+            if label is not None:
+                raise MarkupError(f"concept {token!r} opened inside {label!r}")
+            label, first = label_name(token[len(tag_in) : -len(tag_out)]), len(words)
+            continue
+        closes = token.endswith(tag_out)
+        word = token[: -len(tag_out)] if closes else token
+        if tag_in in word or tag_out in word:
+            raise MarkupError(f"stray tag in {token!r}")
+        if word:
+            add(word)
+        if closes:
+            if label is None:
+                raise MarkupError(f"{tag_out!r} closes no concept (in {token!r})")
+            if first == len(words):
+                raise MarkupError(f"concept {label!r} has no words")
+            begin = sum(len(w) + 1 for w in words[:first])
+            spans.append((label, begin, length))
+            label = None
+    if label is not None:
+        raise MarkupError(f"concept {label!r} is never closed")
+    text = " ".join(words)
+    return text, check_spans(text, spans)
+
+
 def spans_from_tokens(
     tokens: Sequence[str], entities: Iterable[tuple[str, Sequence[int]]]
 ) -> tuple[str, list[Span]]:

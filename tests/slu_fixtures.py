@@ -330,3 +330,56 @@ def build_speech_massive(root: str) -> dict:
         },
         "example": ("train", "mets les beatles", [["artist_name", 5, 16]]),
     }
+
+
+# ---------------------------------------------------------------- TARIC-SLU
+
+
+def build_taric(root: str) -> dict:
+    """``{train,dev,test}.csv`` with ``ID, wav, semantics`` and ``wav/*.wav`` (8 kHz).
+
+    Bad (train): an unclosed concept, a missing clip, an empty annotation, a
+    line with too many fields.
+    """
+    import csv
+
+    def table(name: str, rows: list[list[str]]) -> None:
+        with open(os.path.join(root, name), "w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["ID", "wav", "duration", "semantics"])
+            writer.writerows(rows)
+
+    seed = iter(range(3000, 4000))
+
+    def row(item: str, semantics: str, write: bool = True) -> list[str]:
+        if write:
+            write_audio(os.path.join(root, "wav", f"{item}.wav"), next(seed), "WAV", rate=8000)
+        return [item, f"wav/{item}.wav", "0.3", semantics]
+
+    os.makedirs(root, exist_ok=True)
+    train = [
+        row("t1", "نحب <command-tache> نقطع > تسكرة لـ <ville-arrivee> تونس >"),
+        row("t2", "<jour> غدوة> الصباح"),
+        row("t3", "بقداش التسكرة"),
+        row("t4", "نحب <ville-arrivee> سوسة"),  # never closed
+        row("t5", "<ville-depart> صفاقس >", write=False),  # no audio
+        row("t6", "   "),
+        ["t7", "wav/t7.wav", "0.3", "x", "extra field"],
+    ]
+    table("train.csv", train)
+    table("dev.csv", [row("d1", "<ville-arrivee> بنزرت >")])
+    table("test.csv", [row("s1", "وقتاش <train> التران > الجاي")])
+    return {
+        "rows": {"train": 3, "dev": 1, "test": 1},
+        "bad": {
+            "t4": "never closed",
+            "t5.wav": "audio file missing",
+            "t6": "empty transcript",
+            "train.csv:8": "malformed line",
+        },
+        "example": (
+            "train",
+            "نحب نقطع تسكرة لـ تونس",
+            [["command-tache", 4, 8], ["ville-arrivee", 18, 22]],
+        ),
+    }

@@ -22,6 +22,7 @@ from sense.slu_data import (
     check_spans,
     decode_spans,
     parse_bracket_markup,
+    parse_concept_markup,
     spans_from_tokens,
 )
 
@@ -199,4 +200,39 @@ def test_prepare_speech_massive(tmp_path):
     with pytest.raises(FileNotFoundError, match="test-"):
         prep.prepare_speech_massive(
             expected["data"], str(tmp_path / "x"), test_folder=str(tmp_path)
+        )
+
+
+# ---------------------------------------------------------------- TARIC-SLU
+
+
+def test_concept_markup():
+    text, spans = parse_concept_markup("a <x> b c > d <y> e>")
+    assert text == "a b c d e" and [(lab, text[b:e]) for lab, b, e in spans] == [
+        ("x", "b c"),
+        ("y", "e"),
+    ]
+    for bad, why in [
+        ("<x> a <y> b > >", "opened inside"),
+        ("a >", "closes no concept"),
+        ("<x> >", "no words"),
+        ("<x> a", "never closed"),
+    ]:
+        with pytest.raises(MarkupError, match=why):
+            parse_concept_markup(bad)
+
+
+def test_prepare_taric(tmp_path):
+    expected = slu_fixtures.build_taric(str(tmp_path / "taric"))
+    prep = _load(os.path.join("TARIC", "SLU"), "prepare_taric")
+    out = str(tmp_path / "prep")
+    paths = prep.prepare_taric(str(tmp_path / "taric"), out)
+    manifests = _check_prepared(paths, expected)
+    assert {r["language"] for r in manifests["train"]} == {"aeb"}
+    stamp = os.path.getmtime(paths["train"])
+    assert prep.prepare_taric(str(tmp_path / "taric"), out) == paths
+    assert os.path.getmtime(paths["train"]) == stamp
+    with pytest.raises(ValueError, match="lacks annotation"):
+        prep.prepare_taric(
+            str(tmp_path / "taric"), str(tmp_path / "p2"), annotation_column="annotation"
         )
