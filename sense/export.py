@@ -95,7 +95,7 @@ def is_model_folder(folder: str) -> bool:
         return False
 
 
-def _yaml(value: Any) -> str:
+def yaml_scalar(value: Any) -> str:
     """A scalar as YAML text (JSON strings are valid YAML double-quoted scalars)."""
     if value is None:
         return "null"
@@ -120,7 +120,7 @@ def _activation_name(pooling) -> str | None:
     )
 
 
-def _save_feature_extractor(encoder, path: str) -> None:
+def save_feature_extractor(encoder, path: str) -> None:
     """Save the encoder's feature-extractor config next to its weights."""
     from transformers import AutoFeatureExtractor
 
@@ -173,7 +173,7 @@ def render_hparams(
     if teacher is None:
         teacher_block = "teacher_source: null\nteacher: null\n"
     else:
-        fields = "".join(f"teacher_{k}: {_yaml(v)}\n" for k, v in teacher.items())
+        fields = "".join(f"teacher_{k}: {yaml_scalar(v)}\n" for k, v in teacher.items())
         refs = "".join(f"    {k}: !ref <teacher_{k}>\n" for k in teacher)
         teacher_block = f"{fields}\nteacher: !new:sense.lobes.text.TeacherSpec\n{refs}"
     return f"""\
@@ -186,17 +186,17 @@ def render_hparams(
 model_dir: !PLACEHOLDER
 
 # Audio is read as mono at this rate.
-sample_rate: {_yaml(int(sample_rate))}
+sample_rate: {yaml_scalar(int(sample_rate))}
 # L2-normalise the speech embeddings (the teacher's are).
-normalize: {_yaml(bool(normalize))}
+normalize: {yaml_scalar(bool(normalize))}
 
 # Recordings longer than max_duration seconds are cut into windows of
 # window_duration seconds: "fixed" windows overlap by at least window_overlap
 # seconds, "silence" windows are cut at the quietest point of each stretch.
-max_duration: {_yaml(float(max_duration))}
-window_duration: {_yaml(float(window))}
-window_overlap: {_yaml(float(overlap))}
-window_split: {_yaml(split)}
+max_duration: {yaml_scalar(float(max_duration))}
+window_duration: {yaml_scalar(float(window))}
+window_overlap: {yaml_scalar(float(overlap))}
+window_split: {yaml_scalar(split)}
 
 # The text encoder whose space the model was trained into, as the training
 # recipe defined it (sense.lobes.text.TeacherSpec); loaded on the first call of
@@ -208,10 +208,10 @@ encoder: !new:sense.lobes.speech.HFSpeechEncoder
     freeze: True
 
 pooling: !new:sense.nnet.pooling.AttentivePooling
-    input_dim: {_yaml(int(input_dim))}
-    output_dim: {_yaml(output_dim)}
-    activation: {_yaml(activation)}
-    batch_norm: {_yaml(batch_norm)}
+    input_dim: {yaml_scalar(int(input_dim))}
+    output_dim: {yaml_scalar(output_dim)}
+    activation: {yaml_scalar(activation)}
+    batch_norm: {yaml_scalar(batch_norm)}
 
 modules:
     encoder: !ref <encoder>
@@ -323,7 +323,7 @@ def export_model(
     with staged_folder(folder) as tmp:
         encoder_dir = os.path.join(tmp, ENCODER_DIR)
         encoder.model.save_pretrained(encoder_dir)
-        _save_feature_extractor(encoder, encoder_dir)
+        save_feature_extractor(encoder, encoder_dir)
         state = {k: v.detach().cpu().clone() for k, v in pooling.state_dict().items()}
         torch.save(state, os.path.join(tmp, POOLING_FILE))
         if teacher_center is not None:

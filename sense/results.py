@@ -33,7 +33,7 @@ from pathlib import Path
 
 from sense.io import write_text_atomic
 
-__all__ = ["RetrievalTable", "format_db_size"]
+__all__ = ["ErrorRateTable", "RetrievalTable", "format_db_size"]
 
 #: Written in every JSON file so that a wrong file is recognised on load.
 TABLE_FORMAT = "sense.retrieval_table"
@@ -86,12 +86,13 @@ def _check_size(value, what: str) -> int | None:
     return value
 
 
-def _check_metric_value(value, name: str) -> float:
+def _check_metric_value(value, name: str, upper: float = 1.0) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"metric {name!r} must be a number, got {value!r}")
     value = float(value)
-    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"metric {name!r} must be a fraction in [0, 1], got {value}")
+    if not math.isfinite(value) or not 0.0 <= value <= upper:
+        bound = "a fraction in [0, 1]" if upper == 1.0 else f"a fraction in [0, {upper}]"
+        raise ValueError(f"metric {name!r} must be {bound}, got {value}")
     return value
 
 
@@ -115,6 +116,11 @@ class RetrievalTable:
     >>> t.models, t.pairs, t.shape
     (['SENSE'], ['en-de'], (1, 1))
     """
+
+    #: Largest value a metric may take (a fraction).
+    MAX_VALUE = 1.0
+    #: Rows giving the sizes of each column: (label, key).
+    SIZE_ROWS = ((QUERY_ROW, "n_query"), (SEARCH_ROW, "n_search"))
 
     def __init__(self, title: str = "", metric: str = "R@1", compact_sizes: bool = True):
         self.title = title
@@ -168,7 +174,8 @@ class RetrievalTable:
         if not metrics:
             raise ValueError(f"no metric given for {model!r} on {pair!r}")
         metrics = {
-            _check_name(k, "metric name"): _check_metric_value(v, k) for k, v in metrics.items()
+            _check_name(k, "metric name"): _check_metric_value(v, k, self.MAX_VALUE)
+            for k, v in metrics.items()
         }
         sizes = {
             "n_query": _check_size(n_query, "n_query"),
@@ -237,7 +244,7 @@ class RetrievalTable:
                 cells.append(MISSING if v is None else f"{100.0 * v:.{PERCENT_DECIMALS}f}")
             rows.append([model, *cells])
         compact = self.compact_sizes and not for_csv
-        for label, key in ((QUERY_ROW, "n_query"), (SEARCH_ROW, "n_search")):
+        for label, key in self.SIZE_ROWS:
             rows.append(
                 [label, *(format_db_size(self._pairs[p][key], compact) for p in self.pairs)]
             )
@@ -309,7 +316,7 @@ class RetrievalTable:
                 if pair not in table._pairs:
                     raise ValueError(f"result of {model!r} on unknown pair {pair!r}")
                 table._results.setdefault(_check_name(model, "model"), {})[pair] = {
-                    k: _check_metric_value(v, k) for k, v in metrics.items()
+                    k: _check_metric_value(v, k, cls.MAX_VALUE) for k, v in metrics.items()
                 }
         return table
 
@@ -355,6 +362,36 @@ class RetrievalTable:
         """
         file = _stem(path).with_name(_stem(path).name + ".json")
         return cls.load(path) if file.is_file() else cls(title, metric)
+
+
+#: Row of an error-rate table giving the utterances evaluated in each column.
+UTTERANCES_ROW = "# utterances"
+
+
+class ErrorRateTable(RetrievalTable):
+    """Models x columns grid of error rates (COER, CVER, NEER), in percent.
+
+    Laid out like Tables V and VII of the SENSE paper: a column is a data
+    set or a ``"<train language>-<test language>"`` pair, a row a model.
+    Values are fractions (0.25 is shown as 25.00); an error rate may exceed
+    1 (insertions). ``n_query`` is the number of utterances evaluated.
+
+    Example
+    -------
+    >>> t = ErrorRateTable(metric="NEER")
+    >>> t.add("SENSE", "nl-fr", {"NEER": 0.4255, "CVER": 1.2}, n_query=120)
+    >>> print(t.to_markdown(title=False), end="")
+    | NEER         | nl-fr |
+    |--------------|------:|
+    | SENSE        | 42.55 |
+    | # utterances |   120 |
+    """
+
+    MAX_VALUE = math.inf
+    SIZE_ROWS = ((UTTERANCES_ROW, "n_query"),)
+
+    def __init__(self, title: str = "", metric: str = "COER", compact_sizes: bool = False):
+        super().__init__(title, metric, compact_sizes)
 
 
 def _stem(path: str | os.PathLike) -> Path:

@@ -38,6 +38,7 @@ TRUSTED_NEW = frozenset(
     {
         "sense.lobes.speech.HFSpeechEncoder",
         "sense.lobes.text.TeacherSpec",
+        "sense.nnet.heads.CTCProbe",
         "sense.nnet.pooling.AttentivePooling",
         "speechbrain.utils.parameter_transfer.Pretrainer",
     }

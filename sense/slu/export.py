@@ -1,0 +1,170 @@
+"""Export a trained SLU model (encoder + CTC probe + label markup) for :class:`sense.slu.SLU`.
+
+The folder::
+
+    <folder>/
+      hyperparams.yaml    HyperPyYAML: encoder, probe, sample rate, pretrainer
+      encoder/            the fine-tuned transformers model and its preprocessor config
+      probe.ckpt          state dict of the CTC probe
+      markup.json         label -> opener map and output alphabet (LabelMarkup)
+      meta.json           format, sizes, labels, training info (``extra``)
+
+Like :func:`sense.export.export_model`, the folder is written under a
+temporary name and renamed into place, and ``model_dir`` in
+``hyperparams.yaml`` is a ``!PLACEHOLDER`` filled at load time.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+
+import torch
+
+from sense.export import ENCODER_DIR, HPARAMS_FILE, META_FILE, save_feature_extractor, yaml_scalar
+from sense.io import check_output_folder, staged_folder
+from sense.slu.markup import LabelMarkup
+
+logger = logging.getLogger(__name__)
+
+FORMAT_NAME = "sense-slu-model"
+FORMAT_VERSION = 1
+PROBE_FILE = "probe.ckpt"
+MARKUP_FILE = "markup.json"
+#: Seconds of audio per CTC frame when the encoder does not say (50 Hz encoders).
+DEFAULT_FRAME_SECONDS = 0.02
+
+
+def is_slu_folder(folder: str) -> bool:
+    """Whether ``folder`` holds a model written by :func:`export_slu_model`.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> is_slu_folder(tempfile.mkdtemp())
+    False
+    """
+    try:
+        with open(os.path.join(folder, META_FILE), encoding="utf-8") as f:
+            return json.load(f).get("format") == FORMAT_NAME
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def render_slu_hparams(probe, sample_rate: int) -> str:
+    """The text of an exported SLU model's ``hyperparams.yaml``."""
+    return f"""\
+# An SLU model (speech encoder + CTC probe) exported by sense.slu.export (format {FORMAT_VERSION}).
+# Load it with:
+#   from sense.slu import SLU
+#   model = SLU.from_hparams(source="<this folder or its hub id>")
+# The output alphabet and the label openers are in {MARKUP_FILE}.
+
+model_dir: !PLACEHOLDER
+
+# Audio is read as mono at this rate.
+sample_rate: {yaml_scalar(int(sample_rate))}
+
+encoder: !new:sense.lobes.speech.HFSpeechEncoder
+    source: !ref <model_dir>/{ENCODER_DIR}
+    freeze: True
+
+probe: !new:sense.nnet.heads.CTCProbe
+    input_dim: {yaml_scalar(int(probe.input_dim))}
+    num_symbols: {yaml_scalar(int(probe.num_symbols))}
+    hidden_dim: {yaml_scalar(int(probe.hidden_dim))}
+    dropout: {yaml_scalar(float(probe.dropout))}
+
+modules:
+    encoder: !ref <encoder>
+    probe: !ref <probe>
+
+pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+    loadables:
+        probe: !ref <probe>
+    paths:
+        probe: !ref <model_dir>/{PROBE_FILE}
+    custom_hooks:
+        probe: !name:sense.export.load_state_dict_strict
+"""
+
+
+def export_slu_model(
+    folder: str,
+    encoder,
+    probe,
+    markup: LabelMarkup,
+    extra: dict | None = None,
+    force: bool = False,
+) -> str:
+    """Write a fine-tuned encoder, its CTC probe and the markup as a loadable folder.
+
+    Parameters
+    ----------
+    folder : str
+        Destination (an earlier SLU export there is replaced; anything else
+        is refused unless ``force``).
+    encoder : sense.lobes.speech.HFSpeechEncoder
+        The fine-tuned encoder.
+    probe : sense.nnet.heads.CTCProbe
+        The trained probe.
+    markup : LabelMarkup
+        The probe's output alphabet and label openers.
+    extra : dict, optional
+        Training information for ``meta.json``.
+
+    Returns
+    -------
+    str
+        ``folder`` (absolute).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from sense.lobes.speech import HFSpeechEncoder
+    >>> from sense.nnet.heads import CTCProbe
+    >>> from sense.testing.tiny import build_tiny_w2v_bert
+    >>> encoder = HFSpeechEncoder(build_tiny_w2v_bert(tempfile.mkdtemp()))
+    >>> markup = LabelMarkup.build([("at seven", [["time", 3, 8]])])
+    >>> probe = CTCProbe(encoder.output_dim, len(markup), hidden_dim=8)
+    >>> folder = export_slu_model(os.path.join(tempfile.mkdtemp(), "m"), encoder, probe, markup)
+    >>> sorted(os.listdir(folder))
+    ['encoder', 'hyperparams.yaml', 'markup.json', 'meta.json', 'probe.ckpt']
+    """
+    if probe.input_dim != encoder.output_dim:
+        raise ValueError(
+            f"the probe takes {probe.input_dim}-dim frames, the encoder gives {encoder.output_dim}"
+        )
+    if probe.num_symbols != len(markup):
+        raise ValueError(f"the probe has {probe.num_symbols} outputs, the markup {len(markup)}")
+    folder = os.path.abspath(os.fspath(folder))
+    check_output_folder(folder, is_slu_folder, "sense SLU model", force=force)
+    with staged_folder(folder) as tmp:
+        encoder_dir = os.path.join(tmp, ENCODER_DIR)
+        encoder.model.save_pretrained(encoder_dir)
+        save_feature_extractor(encoder, encoder_dir)
+        state = {k: v.detach().cpu().clone() for k, v in probe.state_dict().items()}
+        torch.save(state, os.path.join(tmp, PROBE_FILE))
+        markup.save(os.path.join(tmp, MARKUP_FILE))
+        with open(os.path.join(tmp, HPARAMS_FILE), "w", encoding="utf-8") as f:
+            f.write(render_slu_hparams(probe, getattr(encoder, "sample_rate", 16000)))
+        meta = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "encoder": {
+                "model_type": getattr(encoder, "model_type", None),
+                "trained_from": getattr(encoder, "source", None),
+                "frame_dim": int(encoder.output_dim),
+            },
+            "labels": sorted(markup.openers),
+            "num_symbols": len(markup),
+            "extra": extra or {},
+        }
+        with open(os.path.join(tmp, META_FILE), "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=2, ensure_ascii=False, default=str)
+            f.write("\n")
+    logger.info("exported SLU model to %s", folder)
+    return folder

@@ -1,0 +1,193 @@
+"""The training entry point every SLU recipe's ``train.py`` calls.
+
+A dataset recipe keeps only its preparation (release format -> SLU manifests,
+:mod:`sense.slu.data`) and its hparams; :func:`run` does the rest: the label
+markup, the CTC probe on the chosen encoder, fine-tuning with
+:class:`~sense.slu.brain.SLUBrain`, evaluation of every test set with the best
+checkpoint, Table V / VII-shaped result tables and the export::
+
+    # recipes/<Dataset>/SLU/train.py
+    import sys
+    from sense.slu.recipe import run
+    from mydata_prepare import prepare_mydata
+
+    def prepare(hparams):
+        prepare_mydata(hparams["data_folder"], hparams["prepared_folder"])
+
+    if __name__ == "__main__":
+        run(sys.argv[1:], prepare=prepare)
+
+``python train.py hparams/x.yaml [--overrides] [--prepare_only]``; SpeechBrain's
+run options (``--device``, ``--precision``, ``--debug``, ``torchrun``) work.
+
+Hparams the YAML must set (see ``recipes/DemoCorpus/SLU/hparams/train.yaml``):
+
+* ``output_folder``, ``save_folder``, ``train_log``, ``export_folder``;
+* ``skip_prep``; ``train_csv``, ``valid_csv``; ``test_csvs`` (a mapping
+  column name -> manifest: a test set, or ``<train lang>-<test lang>`` for
+  Table V); optional ``markup_csvs`` (manifests whose characters and labels
+  make the alphabet; default ``[train_csv]``);
+* ``sample_rate``; ``encoder`` (``sense.lobes.speech.HFSpeechEncoder``);
+  ``probe`` (a ``!name:sense.nnet.heads.CTCProbe`` partial: ``input_dim`` and
+  ``num_symbols`` are filled here; ``hparams/models/ctc_probe.yaml``);
+* ``encoder_opt_class``, ``probe_opt_class`` (partials taking parameters),
+  optional ``encoder_lr_annealing``, ``probe_lr_annealing``,
+  ``encoder_freeze_steps``;
+* ``epoch_counter``, ``checkpointer`` (its recoverables: the encoder, the
+  counter, the schedulers; the probe is added here), ``train_logger``;
+* ``train_dataloader_opts``, ``valid_dataloader_opts``, ``test_dataloader_opts``;
+* optional ``model_name`` (row of the result tables, default ``"model"``),
+  ``label_metric`` (``COER`` or ``NEER``), ``select_metric`` (default
+  ``CVER``), ``compute_slu_f1``, ``results_folder`` (default
+  ``<output_folder>/results``), ``results_table`` (a table several runs fill,
+  default ``<results_folder>/table``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+
+import speechbrain as sb
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.utils.distributed import if_main_process, run_on_main
+
+from sense.finetune import resolve_device
+from sense.io import write_json_atomic
+from sense.prepare import read_manifest
+from sense.results import ErrorRateTable
+from sense.slu.brain import HEAD, SLUBrain, check_probe
+from sense.slu.data import make_slu_datasets, markup_from_manifests
+from sense.slu.markup import LabelMarkup
+
+logger = logging.getLogger(__name__)
+
+PREPARE_ONLY = "--prepare_only"
+MARKUP_FILE = "markup.json"
+SECONDS_PER_HOUR = 3600.0
+
+
+def prepare_markup(path: str, manifests: list[str]) -> None:
+    """Build the markup of ``manifests`` into ``path``, unless a run already saved one there.
+
+    A resumed run keeps the markup its checkpoints were trained with.
+    """
+    if os.path.isfile(path):
+        return
+    markup = markup_from_manifests(manifests)
+    markup.save(path)
+    logger.info("label markup: %s, saved to %s", markup, path)
+
+
+def manifest_hours(path: str) -> float:
+    """Hours of audio listed in a manifest."""
+    return sum(float(row["duration"]) for row in read_manifest(path)) / SECONDS_PER_HOUR
+
+
+def write_tables(hparams: dict, results: dict[str, dict], label_metric: str) -> dict[str, str]:
+    """Add this run's row to the label-metric and CVER tables; their paths (stems)."""
+    stem = hparams.get("results_table") or os.path.join(_results_folder(hparams), "table")
+    model = hparams.get("model_name", "model")
+    paths = {}
+    for metric in (label_metric, "CVER"):
+        path = f"{stem}_{metric}"
+        table = ErrorRateTable.open(path, title=f"{metric} (%)", metric=metric)
+        for column, result in results.items():
+            values = {k: v / 100.0 for k, v in result["metrics"].items() if k != "loss"}
+            table.add(model, column, values, n_query=result["num_utterances"] or None)
+        table.save(path)
+        paths[metric] = path
+    return paths
+
+
+def _results_folder(hparams: dict) -> str:
+    return hparams.get("results_folder") or os.path.join(hparams["output_folder"], "results")
+
+
+def run(argv: list[str], prepare: Callable[[dict], None] | None = None) -> dict | None:
+    """Prepare, fine-tune, evaluate and export an SLU model from a recipe's hparams.
+
+    Parameters
+    ----------
+    argv : list of str
+        ``[hparams_file, --overrides..., run options...]``; ``--prepare_only``
+        stops after the preparation and the markup.
+    prepare : callable, optional
+        ``prepare(hparams)`` writes the manifests; run on the main process
+        unless ``skip_prep``.
+
+    Returns
+    -------
+    dict or None
+        ``{test column: {"metrics": ..., "num_utterances": N}}`` (``None``
+        with ``--prepare_only``).
+    """
+    prepare_only = PREPARE_ONLY in argv
+    argv = [a for a in argv if a != PREPARE_ONLY]
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    run_opts = resolve_device(run_opts)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    if prepare is not None and not hparams.get("skip_prep", False):
+        run_on_main(prepare, args=[hparams])
+    markup_path = os.path.join(hparams["save_folder"], MARKUP_FILE)
+    markup_csvs = list(hparams.get("markup_csvs") or [hparams["train_csv"]])
+    run_on_main(prepare_markup, args=[markup_path, markup_csvs])
+    markup = LabelMarkup.load(markup_path)
+    if prepare_only:
+        if if_main_process():
+            print(f"prepared; label markup {markup} in {markup_path}")
+        return None
+
+    encoder = hparams["encoder"]
+    probe = hparams["probe"](input_dim=encoder.output_dim, num_symbols=len(markup))
+    check_probe(encoder, probe, markup)
+    checkpointer = hparams["checkpointer"]
+    checkpointer.add_recoverable(HEAD, probe)
+    test_csvs = dict(hparams.get("test_csvs") or {})
+    datasets = make_slu_datasets(
+        {"train": hparams["train_csv"], "valid": hparams["valid_csv"], **test_csvs},
+        markup,
+        hparams["sample_rate"],
+    )
+    brain = SLUBrain(
+        modules={"encoder": encoder, HEAD: probe},
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=checkpointer,
+        markup=markup,
+    )
+    brain.fit(
+        hparams["epoch_counter"],
+        datasets["train"],
+        datasets["valid"],
+        train_loader_kwargs=hparams["train_dataloader_opts"],
+        valid_loader_kwargs=hparams["valid_dataloader_opts"],
+    )
+    folder = _results_folder(hparams)
+    results = {
+        name: brain.evaluate_split(name, datasets[name], folder, **hparams["test_dataloader_opts"])
+        for name in test_csvs
+    }
+    if if_main_process() and results:
+        summary = {
+            "model": hparams.get("model_name", "model"),
+            "train_hours": manifest_hours(hparams["train_csv"]),
+            "results": results,
+        }
+        write_json_atomic(os.path.join(folder, "summary.json"), summary, indent=2)
+        for path in write_tables(hparams, results, brain.label_metric).values():
+            with open(f"{path}.md", encoding="utf-8") as f:
+                print(f.read())
+    brain.export(
+        hparams["export_folder"],
+        extra={"hparams": os.path.abspath(hparams_file), "test": results},
+    )
+    return results
