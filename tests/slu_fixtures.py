@@ -16,7 +16,7 @@ import soundfile as sf
 RATE = 16000
 
 
-def clip(seed: int, seconds: float = 0.3, rate: int = RATE) -> np.ndarray:
+def clip(seed: int, seconds: float = 1.2, rate: int = RATE) -> np.ndarray:
     """A short two-tone clip, different for each seed."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * rate)) / rate
