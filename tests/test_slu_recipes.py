@@ -9,7 +9,9 @@ with the same settings does nothing.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import sys
 
 import pytest
 import slu_fixtures
@@ -25,6 +27,7 @@ from sense.slu_data import (
     parse_concept_markup,
     spans_from_tokens,
 )
+from sense.testing.tiny import build_tiny_w2v_bert
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPES = os.path.join(REPO, "recipes")
@@ -236,3 +239,47 @@ def test_prepare_taric(tmp_path):
         prep.prepare_taric(
             str(tmp_path / "taric"), str(tmp_path / "p2"), annotation_column="annotation"
         )
+
+
+# ---------------------------------------------------------------- end to end
+
+
+def _recipe_main(folder: str):
+    """A recipe's train.py as a module, its folder importable (its prepare script)."""
+    path = os.path.join(RECIPES, folder)
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    return _load(folder, "train")
+
+
+@pytest.mark.slow
+def test_slurp_recipe_end_to_end(tmp_path):
+    """Release -> manifests -> one epoch with a tiny encoder -> Table VII-shaped tables, export."""
+    expected = slu_fixtures.build_slurp(str(tmp_path / "slurp"))
+    encoder = build_tiny_w2v_bert(str(tmp_path / "w2v"))
+    train = _recipe_main(os.path.join("SLURP", "SLU"))
+    out, table = tmp_path / "out", tmp_path / "tables" / "table"
+    argv = [
+        os.path.join(RECIPES, "SLURP", "SLU", "hparams", "train.yaml"),
+        f"--data_folder={tmp_path / 'slurp'}",
+        f"--output_folder={out}",
+        f"--prepared_folder={out / 'data'}",
+        f"--results_table={table}",
+        f"--encoder_source={encoder}",
+        "--model_name=tiny",
+        "--number_of_epochs=1",
+        "--slu={probe_hidden: 16, num_workers: 0}",
+        "--device=cpu",
+    ]
+    results = train.run(argv, prepare=train.prepare)
+    assert results["SLURP"]["num_utterances"] == expected["rows"]["test"]
+    assert set(results["SLURP"]["metrics"]) >= {"COER", "CVER", "slu_f1"}
+    for metric in ("COER", "CVER"):
+        rows = json.loads((tmp_path / "tables" / f"table_{metric}.json").read_text())
+        assert "tiny" in json.dumps(rows) and "SLURP" in json.dumps(rows)
+    summary = json.loads((out / "results" / "summary.json").read_text())
+    assert summary["train_hours"] == pytest.approx(
+        sum(float(r["duration"]) for r in read_manifest(str(out / "data" / "train.csv"))) / 3600
+    )
+    assert os.path.isfile(out / "data" / "dropped.tsv")
+    assert os.path.isdir(out / "model")
