@@ -8,6 +8,7 @@
     sense search my.index "le chat dort" --audio query.wav --top-k 5
     sense import results/SENSE/save/CKPT+checkpoint_epoch9 -o my-model  # a SpeechBrain run
     sense attention -m MODEL manifest.json -o attention/ --align-model CTC_MODEL
+    sense slu -m SLU_MODEL clips/ > spans.jsonl          # labelled transcripts (sense.slu)
 
 ``MODEL`` is a folder written by :func:`sense.export.export_model` or a hub
 id; its ``hyperparams.yaml`` may only build the classes our exports use
@@ -117,13 +118,15 @@ def _quiet_libraries() -> None:
         pass
 
 
-def _load_model(args, source: str):
-    from sense.inference import SENSE
+def _load_model(args, source: str, model_class=None):
+    """A model of ``model_class`` (default :class:`sense.inference.SENSE`) from a folder or hub id."""
+    if model_class is None:
+        from sense.inference import SENSE as model_class
 
     _quiet_libraries()
     _log(args, f"loading model {source}")
     try:
-        return SENSE.from_hparams(
+        return model_class.from_hparams(
             source=source,
             savedir=args.savedir,
             device=args.device,
@@ -313,6 +316,30 @@ def cmd_embed(args) -> int:
         print("sense: error: nothing to embed", file=sys.stderr)
     _report_failures(failures)
     return _exit_status(args, embeddings is not None, failures)
+
+
+def cmd_slu(args) -> int:
+    """``sense slu``: annotated transcript and labelled spans of each file, as JSON lines."""
+    from sense.slu.inference import SLU
+
+    audio, text, failures = collect_inputs(args.inputs)
+    failures += [(path, "not an audio file") for path in text]
+    if not audio:
+        _report_failures(failures)
+        raise CLIError("nothing to decode")
+    model = _load_model(args, _model_source(args.model), SLU)
+    _log(args, f"decoding {len(audio)} audio file(s)")
+    results, audio_failures = model.predict_files(audio, batch_size=args.batch_size)
+    failures += audio_failures
+    lines = [json.dumps({"path": p, **r.to_dict()}, ensure_ascii=False) for p, r in results.items()]
+    if args.output:
+        write_text_atomic(args.output, "".join(line + "\n" for line in lines))
+        _log(args, f"wrote {len(lines)} result(s) to {args.output}")
+    else:
+        for line in lines:
+            print(line)
+    _report_failures(failures)
+    return _exit_status(args, bool(results), failures)
 
 
 def cmd_index(args) -> int:
@@ -935,6 +962,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--quiet", "-q", action="store_true", help="no messages")
     imp.set_defaults(func=cmd_import)
     _add_attention_parser(sub)
+    _add_slu_parser(sub)
     return parser
 
 
@@ -964,6 +992,26 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None = None):
         args = parser.parse_args(argv)
     args.parser = commands.get(args.command, parser)
     return args
+
+
+def _add_slu_parser(sub) -> None:
+    slu = sub.add_parser(
+        "slu",
+        help="transcribe audio with entity or slot labels (an SLU model)",
+        description="Print, for each audio file, one JSON line with the annotated transcript, "
+        "the plain transcript and the labelled spans with their times (seconds), decoded by an "
+        "SLU model (sense.slu: encoder + CTC probe).",
+    )
+    slu.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="audio files or folders of audio (recursive)"
+    )
+    slu.add_argument("-m", "--model", required=True, help="SLU model folder or hub id")
+    slu.add_argument("-o", "--output", help="write the JSON lines to this file (default: stdout)")
+    slu.add_argument(
+        "--strict", action="store_true", help="exit with status 3 if any input was skipped"
+    )
+    _add_run_options(slu)
+    slu.set_defaults(func=cmd_slu)
 
 
 def _add_attention_parser(sub) -> None:

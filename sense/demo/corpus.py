@@ -236,52 +236,56 @@ class Meaning(NamedTuple):
 # ---------------------------------------------------------------------------
 
 
-def _object_text(lang: str, phrase: ObjectPhrase) -> str:
-    """Render an object phrase (accusative where the language marks it)."""
+def _object_parts(lang: str, phrase: ObjectPhrase) -> list[tuple[str, str]]:
+    """Render an object phrase as ``(slot, text)`` parts: ``("number", "three"), ("object",
+    "books")`` for a number, one ``("object", ...)`` part otherwise (accusative where the
+    language marks it)."""
     noun = NOUNS[phrase.noun]
     colour = None if phrase.colour is None else COLOURS[phrase.colour]
     n = phrase.number
     if lang == "en":
         article, singular, plural = noun.en
         if n is not None:
-            return f"{NUMBER_WORDS['en'][n]} {plural}"
+            return [("number", NUMBER_WORDS["en"][n]), ("object", plural)]
         if colour is not None:
-            return f"a {colour.en} {singular}"
-        return f"{article} {singular}"
+            return [("object", f"a {colour.en} {singular}")]
+        return [("object", f"{article} {singular}")]
     if lang in ("fr", "es"):
         gender, singular, plural = getattr(noun, lang)
         if n is not None:
-            return f"{NUMBER_WORDS[lang][n]} {plural}"
+            return [("number", NUMBER_WORDS[lang][n]), ("object", plural)]
         article = (_FR_ARTICLE if lang == "fr" else _ES_ARTICLE)[gender]
         if colour is not None:
             adjective = getattr(colour, lang)[_GENDER_INDEX[gender]]
-            return f"{article} {singular} {adjective}"
-        return f"{article} {singular}"
+            return [("object", f"{article} {singular} {adjective}")]
+        return [("object", f"{article} {singular}")]
     if lang == "de":
         gender, singular, plural = noun.de
         if n is not None:
-            return f"{NUMBER_WORDS['de'][n]} {plural}"
+            return [("number", NUMBER_WORDS["de"][n]), ("object", plural)]
         if colour is not None:
-            return f"{_DE_ARTICLE[gender]} {colour.de}{_DE_ADJ_ENDING[gender]} {singular}"
-        return f"{_DE_ARTICLE[gender]} {singular}"
+            return [
+                ("object", f"{_DE_ARTICLE[gender]} {colour.de}{_DE_ADJ_ENDING[gender]} {singular}")
+            ]
+        return [("object", f"{_DE_ARTICLE[gender]} {singular}")]
     if lang == "it":
         gender, article, singular, plural = noun.it
         if n is not None:
-            return f"{NUMBER_WORDS['it'][n]} {plural}"
+            return [("number", NUMBER_WORDS["it"][n]), ("object", plural)]
         head = f"{article}{singular}" if article.endswith("'") else f"{article} {singular}"
         if colour is not None:
-            return f"{head} {colour.it[_GENDER_INDEX[gender]]}"
-        return head
+            return [("object", f"{head} {colour.it[_GENDER_INDEX[gender]]}")]
+        return [("object", head)]
     if lang == "ru":
         gender, accusative, genitive_sg, genitive_pl = noun.ru
         if n is not None:
             numeral = NUMBER_WORDS["ru"][n]
             if isinstance(numeral, dict):
                 numeral = numeral[gender]
-            return f"{numeral} {genitive_sg if n <= 4 else genitive_pl}"
+            return [("number", numeral), ("object", genitive_sg if n <= 4 else genitive_pl)]
         if colour is not None:
-            return f"{colour.ru[_GENDER_INDEX[gender]]} {accusative}"
-        return accusative
+            return [("object", f"{colour.ru[_GENDER_INDEX[gender]]} {accusative}")]
+        return [("object", accusative)]
     raise ValueError(f"unknown language {lang!r}; expected one of {LANGUAGES}")
 
 
@@ -312,24 +316,58 @@ def render(meaning: Meaning, lang: str) -> str:
     >>> render(m, "ru")
     'Каждое утро учитель читает красную книгу в парке.'
     """
+    text, _ = render_with_slots(meaning, lang)
+    return text
+
+
+#: Slots of a sentence: who acts, what on, how many, where, when (the verb is no slot).
+SLOTS = ("person", "object", "number", "place", "time")
+
+
+def _parts(meaning: Meaning, lang: str) -> list[tuple[str | None, str]]:
+    """The sentence's ``(slot, text)`` parts in word order (slot ``None``: the verb)."""
     if lang not in LANGUAGES:
         raise ValueError(f"unknown language {lang!r}; expected one of {LANGUAGES}")
     column = LANGUAGES.index(lang)
-    subject = SUBJECTS[meaning.subject][column]
-    verb = VERBS[meaning.verb][0][column]
-    obj = _object_text(lang, meaning.obj)
-    place = None if meaning.place is None else PLACES[meaning.place][column]
-    time = None if meaning.time is None else TIMES[meaning.time][column]
+    subject = [("person", SUBJECTS[meaning.subject][column])]
+    verb = [(None, VERBS[meaning.verb][0][column])]
+    obj = _object_parts(lang, meaning.obj)
+    place = [] if meaning.place is None else [("place", PLACES[meaning.place][column])]
+    time = [] if meaning.time is None else [("time", TIMES[meaning.time][column])]
 
     if lang == "de":
         # Verb second: a fronted time adverbial moves the subject after the verb.
-        words = [time, verb, subject, obj, place] if time else [subject, verb, obj, place]
+        order = [time, verb, subject, obj, place] if time else [subject, verb, obj, place]
     elif lang == "ru":
         # Neutral Russian order puts the time adverbial first.
-        words = [time, subject, verb, obj, place]
+        order = [time, subject, verb, obj, place]
     else:
-        words = [subject, verb, obj, place, time]
-    return _capitalise(" ".join(w for w in words if w is not None)) + "."
+        order = [subject, verb, obj, place, time]
+    return [part for group in order for part in group]
+
+
+def render_with_slots(meaning: Meaning, lang: str) -> tuple[str, list[list]]:
+    """A sentence and its slots as ``[slot, begin, end]`` character offsets (end exclusive).
+
+    The slots are :data:`SLOTS`: the subject (person), the object phrase
+    (object; its numeral is the separate slot number), the place and the time.
+
+    Example
+    -------
+    >>> m = Meaning(4, 0, ObjectPhrase("book", number=3), place=0, time=None)
+    >>> text, slots = render_with_slots(m, "en")
+    >>> text, [(label, text[b:e]) for label, b, e in slots]
+    ('The teacher reads three books in the park.', [('person', 'The teacher'), ('number', 'three'), ('object', 'books'), ('place', 'in the park')])
+    """
+    pieces, slots, offset = [], [], 0
+    for slot, text in _parts(meaning, lang):
+        if pieces:
+            offset += 1  # the space before this part
+        if slot is not None:
+            slots.append([slot, offset, offset + len(text)])
+        pieces.append(text)
+        offset += len(text)
+    return _capitalise(" ".join(pieces)) + ".", slots
 
 
 # ---------------------------------------------------------------------------
@@ -391,6 +429,22 @@ def meaning_from_index(index: int) -> Meaning:
     )
 
 
+def draw_meanings(n_sentences: int, seed: int = 0) -> list[Meaning]:
+    """The ``n_sentences`` distinct meanings of :func:`build_parallel_corpus` (same seed, same order).
+
+    Example
+    -------
+    >>> draw_meanings(2, seed=0) == draw_meanings(2, seed=0)
+    True
+    """
+    total = meaning_space_size()
+    if not 0 < n_sentences <= total:
+        raise ValueError(f"n_sentences must be in [1, {total}], got {n_sentences}")
+    rng = np.random.default_rng(seed)
+    indices = rng.choice(total, size=n_sentences, replace=False)
+    return [meaning_from_index(index) for index in indices.tolist()]
+
+
 def build_parallel_corpus(n_sentences: int, seed: int = 0) -> list[dict[str, str]]:
     """Draw ``n_sentences`` distinct meanings and write each in every language.
 
@@ -414,15 +468,9 @@ def build_parallel_corpus(n_sentences: int, seed: int = 0) -> list[dict[str, str
     >>> len(corpus), sorted(corpus[0]) == sorted(("id",) + LANGUAGES)
     (3, True)
     """
-    total = meaning_space_size()
-    if not 0 < n_sentences <= total:
-        raise ValueError(f"n_sentences must be in [1, {total}], got {n_sentences}")
-    rng = np.random.default_rng(seed)
-    indices = rng.choice(total, size=n_sentences, replace=False)
     width = max(5, len(str(n_sentences - 1)))
     corpus = []
-    for i, index in enumerate(indices.tolist()):
-        meaning = meaning_from_index(index)
+    for i, meaning in enumerate(draw_meanings(n_sentences, seed)):
         row = {"id": f"s{i:0{width}d}"}
         row.update({lang: render(meaning, lang) for lang in LANGUAGES})
         corpus.append(row)

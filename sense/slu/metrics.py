@@ -5,9 +5,10 @@ error rate over the sequence of labels of each utterance, **CVER** over the
 sequence of ``(label, value)`` pairs, summed over a data set and given in
 percent. They follow SpeechBrain's ``ErrorRateStats(extract_concepts_values=
 True)`` (the MEDIA evaluation) exactly, including its convention that an
-utterance without any concept counts as one empty token (so a concept-free
-reference predicted as concept-free counts one correct token, and one
-predicted with concepts counts a substitution and insertions).
+utterance without any concept is aligned as one empty token that does not
+count in the reference length: a concept-free reference predicted
+concept-free adds nothing, one predicted with concepts adds a substitution
+(and insertions) over zero reference tokens.
 
 **SLU-F1** is SLURP's span F-measure (Bastianelli et al., 2020): each
 predicted span whose label is in the reference is matched to the reference
@@ -28,10 +29,14 @@ Example
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Sequence
 
-from speechbrain.utils.edit_distance import accumulatable_wer_stats, count_ops, op_table
+from speechbrain.utils.edit_distance import (
+    count_ops,
+    op_table,
+    wer_details_for_batch,
+    wer_summary,
+)
 
 Pairs = Sequence[tuple[str, str]]
 
@@ -57,15 +62,18 @@ def concept_tokens(pairs: Pairs, keep_values: bool) -> list[str]:
 
 
 def error_rate(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]]) -> dict:
-    """Word error rate (percent) and its counts over token sequences.
+    """Word error rate (percent) and its counts over token sequences, as SpeechBrain's.
 
     Example
     -------
     >>> error_rate([["a", "b"]], [["a", "c", "d"]])["WER"]
     100.0
     """
-    stats = accumulatable_wer_stats(refs, hyps, collections.Counter())
-    return dict(stats)
+    ids = [str(i) for i in range(len(refs))]
+    details = wer_details_for_batch(ids, refs, hyps, compute_alignments=False)
+    summary = wer_summary(details)
+    summary["num_ref_tokens"] = summary["num_scored_tokens"]
+    return summary
 
 
 class ConceptErrorStats:
