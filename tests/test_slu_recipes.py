@@ -18,11 +18,10 @@ import slu_fixtures
 import soundfile as sf
 
 from sense.prepare import PreparationReport, read_manifest
-from sense.slu_data import (
-    SLU_FIELDS,
+from sense.slu.data import SLU_FIELDS, parse_spans
+from sense.slu.prepare import (
     MarkupError,
-    check_spans,
-    decode_spans,
+    clean_spans,
     parse_bracket_markup,
     parse_concept_markup,
     spans_from_tokens,
@@ -50,11 +49,11 @@ def _check_prepared(paths: dict, expected: dict, rows_key: str = "rows") -> dict
             assert tuple(row) == SLU_FIELDS
             assert row["transcript"] and float(row["duration"]) > 0
             assert os.path.isfile(row["wav"])
-            decode_spans(row["spans"], row["transcript"])  # raises when invalid
+            clean_spans(row["transcript"], parse_spans(row["spans"], row["transcript"], row["ID"]))
     split, transcript, spans = expected["example"]
     found = [r for r in manifests[split] if r["transcript"] == transcript]
     assert found, f"{transcript!r} not in {split}"
-    assert [list(s) for s in decode_spans(found[0]["spans"], transcript)] == spans
+    assert parse_spans(found[0]["spans"], transcript, split) == spans
     report = PreparationReport.read(os.path.join(os.path.dirname(paths["train"]), "dropped.tsv"))
     for item, reason in expected["bad"].items():
         hits = [r for r in report if item in r["item"]]
@@ -86,11 +85,11 @@ def test_bracket_markup():
 
 def test_spans_checks_and_tokens():
     with pytest.raises(MarkupError, match="overlap"):
-        check_spans("abcdef", [["x", 0, 3], ["y", 2, 4]])
+        clean_spans("abcdef", [["x", 0, 3], ["y", 2, 4]])
     with pytest.raises(MarkupError, match="space"):
-        check_spans("ab cd", [["x", 1, 3]])
+        clean_spans("ab cd", [["x", 1, 3]])
     with pytest.raises(MarkupError, match="outside"):
-        check_spans("ab", [["x", 1, 3]])
+        clean_spans("ab", [["x", 1, 3]])
     tokens = [" Je", " vois", " l", "'", "Union", " européenne", "."]
     text, spans = spans_from_tokens(tokens, [("org", [4, 5]), ("x", [1])])
     assert text == "Je vois l'Union européenne."
@@ -145,7 +144,7 @@ def test_prepare_msner(tmp_path):
             paths[lang], dict(expected, bad={}, example=("dev",) + _any(paths[lang]))
         )
         assert {r["language"] for rows in manifests.values() for r in rows} == {lang}
-        labels = {s[0] for r in manifests["train"] for s in decode_spans(r["spans"])}
+        labels = {s[0] for r in manifests["train"] for s in json.loads(r["spans"])}
         assert labels == {"geopolitical_area", "organization"}  # "geopolitical area" normalised
     # the 8-type variant reads the -combined files (test only in this release)
     combined = prep.prepare_msner(
@@ -153,9 +152,7 @@ def test_prepare_msner(tmp_path):
     )
     rows = read_manifest(combined["fr"]["test"])
     _, transcript, spans = expected["example_test_combined"]
-    assert [(r["transcript"], decode_spans(r["spans"])) for r in rows] == [
-        (transcript, [tuple(s) for s in spans])
-    ]
+    assert [(r["transcript"], json.loads(r["spans"])) for r in rows] == [(transcript, spans)]
     with pytest.raises(FileNotFoundError, match="combined annotation of fr train"):
         prep.prepare_msner(
             msner, vox, str(tmp_path / "prep8"), languages=["fr"], variant="combined"
@@ -169,7 +166,7 @@ def test_prepare_msner(tmp_path):
 def _any(paths: dict) -> tuple:
     """(transcript, spans) of the first dev row: a self-consistency example."""
     row = read_manifest(paths["dev"])[0]
-    return row["transcript"], [list(s) for s in decode_spans(row["spans"])]
+    return row["transcript"], json.loads(row["spans"])
 
 
 # ---------------------------------------------------------------- Speech-MASSIVE
@@ -283,3 +280,35 @@ def test_slurp_recipe_end_to_end(tmp_path):
     )
     assert os.path.isfile(out / "data" / "dropped.tsv")
     assert os.path.isdir(out / "model")
+
+
+# ---------------------------------------------------------------- Tables V and VII
+
+
+def test_paper_tables_and_writer(tmp_path):
+    """The paper's numbers kept by the recipes, and our tables merged beside them."""
+    from sense.results import ErrorRateTable
+    from sense.slu.tables import main, paper_rows
+
+    table_v = paper_rows([os.path.join(RECIPES, "MSNER", "NER", "paper_table_v.json")], "SENSE")
+    assert {k: len(v) for k, v in table_v.items()} == {"nl": 4, "es": 4, "fr": 4, "de": 4}
+    assert table_v["es"]["fr"] == 35.94 and table_v["de"]["fr"] == 42.55  # quoted in the text
+    papers = [
+        os.path.join(RECIPES, *folder, "paper_table_vii.json")
+        for folder in (("SpeechMASSIVE", "SLU"), ("SLURP", "SLU"), ("TARIC", "SLU"))
+    ]
+    cver = paper_rows(papers, "CVER")
+    assert cver["SENSE"] == {"Speech-MASSIVE": 59.46, "SLURP": 38.98, "TARIC": 45.78}
+    # two runs' tables (as sense.slu.recipe.run writes them), merged with the paper's rows
+    stems = []
+    for column, value in (("SLURP", 0.5), ("TARIC", 0.25)):
+        table = ErrorRateTable(metric="CVER")
+        table.add("SENSE", column, {"CVER": value}, n_query=3)
+        stems.append(str(tmp_path / column / "table"))
+        table.save(stems[-1] + "_CVER")
+    merged = main(["--metric", "CVER", "--paper", *papers, "--out", str(tmp_path / "vii"), *stems])
+    assert merged.value("SENSE", "TARIC") == 0.25
+    assert merged.value("SENSE (paper)", "SLURP") == pytest.approx(0.3898)
+    text = (tmp_path / "vii.md").read_text()
+    assert "SONAR (paper)" in text and "Speech-MASSIVE" in text
+    assert os.path.isfile(tmp_path / "vii.csv") and os.path.isfile(tmp_path / "vii.json")

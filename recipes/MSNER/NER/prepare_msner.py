@@ -49,7 +49,7 @@ from voxpopuli_prepare import source_audio  # noqa: E402
 
 from sense.evaluation import AudioChecker  # noqa: E402
 from sense.prepare import PreparationReport, done_stamp  # noqa: E402
-from sense.slu_data import (  # noqa: E402
+from sense.slu.prepare import (  # noqa: E402
     MarkupError,
     read_jsonl,
     slu_row,

@@ -17,7 +17,7 @@ names any other place.) Each JSON line is one sentence::
      "recordings": [{"file": "audio-1434542201-headset.flac", ...}, ...], ...}
 
 and each of its recordings becomes one manifest row: the transcript and
-spans come from ``sentence_annotation`` (:func:`sense.slu_data.parse_bracket_markup`),
+spans come from ``sentence_annotation`` (:func:`sense.slu.prepare.parse_bracket_markup`),
 the audio is the release's FLAC, read in place. ``-headset`` files are the
 close-talk microphone, the others far-field; ``recordings`` keeps both
 (the default), or one of them.
@@ -39,7 +39,7 @@ from collections.abc import Sequence
 
 from sense.evaluation import AudioChecker
 from sense.prepare import PreparationReport, done_stamp
-from sense.slu_data import (
+from sense.slu.prepare import (
     MarkupError,
     parse_bracket_markup,
     read_jsonl,

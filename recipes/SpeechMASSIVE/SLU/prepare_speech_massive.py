@@ -14,7 +14,7 @@ Each row holds one recording: ``id``, ``annot_utt`` (the MASSIVE markup,
 its original name) and ``is_transcript_reported`` (the speaker flagged the
 prompt), among others. The parquet files are read with ``datasets``
 (streamed: nothing is copied into a cache), the transcript and spans come
-from ``annot_utt`` (:func:`sense.slu_data.parse_bracket_markup`, the
+from ``annot_utt`` (:func:`sense.slu.prepare.parse_bracket_markup`, the
 SLURP markup), and the audio is written as 16 kHz mono FLAC under
 ``<save_folder>/audio/<split>/``.
 
@@ -36,7 +36,7 @@ from collections.abc import Iterator
 
 from sense.io import atomic_write
 from sense.prepare import PreparationReport, convert_many, done_stamp
-from sense.slu_data import MarkupError, parse_bracket_markup, slu_row, write_slu_manifests
+from sense.slu.prepare import MarkupError, parse_bracket_markup, slu_row, write_slu_manifests
 
 TRAIN_SPLITS = ("train", "train_115")
 AUDIO_DIR = "audio"

@@ -16,7 +16,7 @@ with a header holding at least
   soundfile reads; it is used in place);
 - ``semantics`` (``annotation_column``): the transcript in SpeechBrain's SLU
   concept notation, ``<concept> words >``
-  (:func:`sense.slu_data.parse_concept_markup`), e.g. (concept names
+  (:func:`sense.slu.prepare.parse_concept_markup`), e.g. (concept names
   illustrative) ``"نحب <command-tache> نقطع > تسكرة لـ <ville-arrivee> تونس >"``.
 
 Writes ``<save_folder>/{train,dev,test}.csv`` and ``dropped.tsv``.
@@ -34,7 +34,7 @@ import os
 
 from sense.evaluation import AudioChecker
 from sense.prepare import PreparationReport, done_stamp
-from sense.slu_data import MarkupError, parse_concept_markup, slu_row, write_slu_manifests
+from sense.slu.prepare import MarkupError, parse_concept_markup, slu_row, write_slu_manifests
 
 LANGUAGE = "aeb"  # ISO 639-3: Tunisian Arabic
 # manifest split -> file stems looked for, in this order

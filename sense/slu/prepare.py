@@ -1,21 +1,20 @@
-"""SLU manifests: transcripts with labelled character spans.
+"""Preparation side of the SLU manifests: release annotations -> transcript and spans.
 
 Every spoken language understanding recipe (SLURP, Speech-MASSIVE, MSNER,
-TARIC-SLU) writes the same SpeechBrain CSV manifests: the preparation
-columns of :mod:`sense.prepare` plus ``spans``, a JSON list of
-``[label, begin, end]`` character offsets into ``transcript`` (end
-exclusive, sorted, non-overlapping; ``transcript[begin:end]`` is the value).
-This module holds what is shared and dataset-free: the span column's
-encoding and checks, the SLURP / MASSIVE bracket markup
-``"[type : filler]"``, and spans from token positions.
+TARIC-SLU) writes the SLU manifests of :mod:`sense.slu.data` (``spans``: a
+JSON list of ``[label, begin, end]`` character offsets into ``transcript``).
+This module holds what those preparations share and what is dataset-free:
+the three annotation notations they read (SLURP / MASSIVE bracket markup
+``"[type : filler]"``, SpeechBrain's concept notation ``"<concept> words >"``,
+spans given as token positions), the stricter span checks a prepared row
+passes (values non-empty, without outer spaces; labels one word), and the
+writing of a split's manifests with the report of the rows left out.
 
 Example
 -------
 >>> text, spans = parse_bracket_markup("wake me up at [time : five am] please")
 >>> text, spans
 ('wake me up at five am please', [('time', 14, 21)])
->>> encode_spans(spans)
-'[["time", 14, 21]]'
 """
 
 from __future__ import annotations
@@ -25,15 +24,13 @@ import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from sense.prepare import MANIFEST_FIELDS, PreparationReport, write_manifest
+from sense.prepare import PreparationReport
+from sense.slu.data import write_slu_manifest
+from sense.slu.markup import check_spans
 
 logger = logging.getLogger(__name__)
 
-SLU_FIELDS = (*MANIFEST_FIELDS, "spans")
-# the three manifests every SLU preparation writes
-SPLITS = ("train", "dev", "test")
 REPORT_NAME = "dropped.tsv"
-
 OPEN, CLOSE, SEPARATOR = "[", "]", ":"
 
 Span = tuple[str, int, int]
@@ -54,68 +51,38 @@ def label_name(label: str) -> str:
     return "_".join(label.split())
 
 
-def check_spans(transcript: str, spans: Iterable[Sequence]) -> list[Span]:
-    """Validate ``spans`` against ``transcript``; return them sorted as tuples.
+def clean_spans(transcript: str, spans: Iterable[Sequence]) -> list[Span]:
+    """``spans`` sorted and checked for a prepared row; as tuples.
+
+    On top of :func:`sense.slu.markup.check_spans` (labels one word, offsets
+    in range, no overlap), a prepared span has a value: not empty, without
+    outer white space.
 
     Raises
     ------
     MarkupError
-        When a span has an empty label, lies outside the transcript, is
-        empty or starts or ends with a space, or overlaps another.
+        Naming the span and the problem.
 
     Example
     -------
-    >>> check_spans("call mom now", [["person", 5, 8]])
+    >>> clean_spans("call mom now", [["person", 5, 8]])
     [('person', 5, 8)]
+    >>> clean_spans("call mom now", [["person", 4, 8]])
+    Traceback (most recent call last):
+    ...
+    sense.slu.prepare.MarkupError: span ['person', 4, 8] starts or ends with a space: ' mom'
     """
-    out: list[Span] = []
-    for span in spans:
-        if len(span) != 3:
-            raise MarkupError(f"a span is [label, begin, end], got {list(span)}")
-        label, begin, end = span
-        if not isinstance(label, str) or not label.strip():
-            raise MarkupError(f"empty label in span {list(span)}")
-        if label != label_name(label):
-            raise MarkupError(f"label {label!r} has white space (use {label_name(label)!r})")
-        if not (isinstance(begin, int) and isinstance(end, int)):
-            raise MarkupError(f"span offsets must be integers, got {list(span)}")
-        if not 0 <= begin < end <= len(transcript):
-            raise MarkupError(
-                f"span {list(span)} is empty or outside the transcript ({len(transcript)} characters)"
-            )
-        value = transcript[begin:end]
-        if value != value.strip():
-            raise MarkupError(f"span {list(span)} starts or ends with a space: {value!r}")
-        out.append((label, begin, end))
-    out.sort(key=lambda s: (s[1], s[2]))
-    for prev, cur in zip(out, out[1:]):
-        if cur[1] < prev[2]:
-            raise MarkupError(f"spans {list(prev)} and {list(cur)} overlap")
-    return out
-
-
-def encode_spans(spans: Iterable[Sequence]) -> str:
-    """The ``spans`` column: a JSON list of ``[label, begin, end]``."""
-    return json.dumps([[label, begin, end] for label, begin, end in spans], ensure_ascii=False)
-
-
-def decode_spans(text: str, transcript: str | None = None) -> list[Span]:
-    """Read a ``spans`` column; checked against ``transcript`` when given.
-
-    Example
-    -------
-    >>> decode_spans('[["person", 5, 8]]', "call mom now")
-    [('person', 5, 8)]
-    """
+    out = sorted((tuple(s) for s in spans), key=lambda s: tuple(s[1:]))
     try:
-        spans = json.loads(text) if text.strip() else []
-    except json.JSONDecodeError as err:
-        raise MarkupError(f"spans column is not JSON: {err}") from None
-    if not isinstance(spans, list):
-        raise MarkupError(f"spans column must be a JSON list, got {text!r}")
-    if transcript is None:
-        return [tuple(s) for s in spans]
-    return check_spans(transcript, spans)
+        check_spans(transcript, [list(s) for s in out])
+    except ValueError as err:
+        raise MarkupError(str(err)) from None
+    for label, begin, end in out:
+        value = transcript[begin:end]
+        if not value.strip() or value != value.strip():
+            what = "is empty" if not value.strip() else f"starts or ends with a space: {value!r}"
+            raise MarkupError(f"span {[label, begin, end]} {what}")
+    return out
 
 
 class _Builder:
@@ -186,7 +153,7 @@ def parse_bracket_markup(annotation: str) -> tuple[str, list[Span]]:
         out.add(filler)
         spans.append((label_name(label), begin, len(out)))
         pos = end + 1
-    return out.text(), check_spans(out.text(), spans)
+    return out.text(), clean_spans(out.text(), spans)
 
 
 CONCEPT_OPEN, CONCEPT_CLOSE = "<", ">"
@@ -250,7 +217,7 @@ def parse_concept_markup(
     if label is not None:
         raise MarkupError(f"concept {label!r} is never closed")
     text = " ".join(words)
-    return text, check_spans(text, spans)
+    return text, clean_spans(text, spans)
 
 
 def spans_from_tokens(
@@ -300,7 +267,7 @@ def spans_from_tokens(
         if begin >= end:
             raise MarkupError(f"entity {label!r}: its tokens {positions} are blank")
         spans.append((label_name(label), begin - lead, end - lead))
-    return text, check_spans(text, spans)
+    return text, clean_spans(text, spans)
 
 
 def read_jsonl(
@@ -334,14 +301,14 @@ def read_jsonl(
 def slu_row(
     item: str, duration: float, wav: str, language: str, transcript: str, spans: Iterable[Span]
 ) -> dict:
-    """One manifest row (spans checked and encoded)."""
+    """One manifest row (spans checked with :func:`clean_spans`)."""
     return {
         "ID": item,
         "duration": f"{duration:.3f}",
         "wav": wav,
         "language": language,
         "transcript": transcript,
-        "spans": encode_spans(check_spans(transcript, spans)),
+        "spans": [list(s) for s in clean_spans(transcript, spans)],
     }
 
 
@@ -366,7 +333,7 @@ def write_slu_manifests(
             seen.add(row["ID"])
             kept.append(row)
         paths[split] = os.path.join(folder, f"{split}.csv")
-        write_manifest(paths[split], kept, SLU_FIELDS)
+        write_slu_manifest(paths[split], kept)
         logger.info("%s %s: %d rows -> %s", name, split, len(kept), paths[split])
     report.write(os.path.join(folder, REPORT_NAME))
     if len(report):
