@@ -22,9 +22,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
-from sense.prepare import PreparationReport
+from sense.prepare import PreparationReport, done_stamp
 from sense.slu.data import write_slu_manifest
 from sense.slu.markup import check_spans
 
@@ -345,4 +345,57 @@ def write_slu_manifests(
             reasons,
             os.path.join(folder, REPORT_NAME),
         )
+    return paths
+
+
+def parse_or_report(
+    parse: Callable[[], tuple[str, list[Span]]],
+    report: PreparationReport,
+    language: str,
+    split: str,
+    item: str,
+) -> tuple[str, list[Span]] | None:
+    """``parse()``'s transcript and spans; ``None``, reported, when it fails or is empty.
+
+    Example
+    -------
+    >>> from functools import partial
+    >>> report = PreparationReport()
+    >>> parse_or_report(partial(parse_bracket_markup, "[a : "), report, "en", "train", "u1")
+    >>> report.rows[0]["reason"]
+    "markup does not parse: unclosed '[' at character 0"
+    """
+    try:
+        transcript, spans = parse()
+    except MarkupError as err:
+        report.add(language, split, item, f"markup does not parse: {err}")
+        return None
+    if not transcript:
+        report.add(language, split, item, "empty transcript")
+        return None
+    return transcript, spans
+
+
+def prepare_manifests(
+    folder: str,
+    settings: dict,
+    build: Callable[[PreparationReport], Mapping[str, Sequence[dict]]],
+    name: str,
+    splits: Sequence[str] = ("train", "dev", "test"),
+    skip_prep: bool = False,
+) -> dict[str, str]:
+    """Write ``folder``'s manifests with ``build(report)`` unless already done with ``settings``.
+
+    ``build`` returns ``{split: rows}`` (:func:`slu_row`) and reports what it
+    leaves out; the manifests and ``dropped.tsv`` are written
+    (:func:`write_slu_manifests`) and a stamp records ``settings``, so that a
+    second run with the same settings does nothing. Returns ``{split: csv path}``.
+    """
+    paths = {s: os.path.join(folder, f"{s}.csv") for s in splits}
+    _, is_done, mark_done = done_stamp(folder, settings)
+    if skip_prep or is_done():
+        return paths
+    report = PreparationReport()
+    paths = write_slu_manifests(folder, build(report), report, name)
+    mark_done()
     return paths

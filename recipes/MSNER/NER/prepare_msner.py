@@ -37,6 +37,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from functools import partial
 
 # the audio layout is VoxPopuli's: share its path function, never a copy of it
 VOXPOPULI_RECIPE = os.path.normpath(
@@ -48,13 +49,14 @@ if VOXPOPULI_RECIPE not in sys.path:
 from voxpopuli_prepare import source_audio  # noqa: E402
 
 from sense.evaluation import AudioChecker  # noqa: E402
-from sense.prepare import PreparationReport, done_stamp  # noqa: E402
+from sense.prepare import PreparationReport  # noqa: E402
 from sense.slu.prepare import (  # noqa: E402
     MarkupError,
+    parse_or_report,
+    prepare_manifests,
     read_jsonl,
     slu_row,
     spans_from_tokens,
-    write_slu_manifests,
 )
 
 logger = logging.getLogger(__name__)
@@ -139,6 +141,11 @@ def entities(entry: dict, tokens: list[str]) -> list[tuple[str, list[int]]]:
     return out
 
 
+def parse_entry(entry: dict, tokens: list[str]) -> tuple[str, list]:
+    """Transcript and spans of one utterance (:func:`sense.slu.prepare.spans_from_tokens`)."""
+    return spans_from_tokens(tokens, entities(entry, tokens))
+
+
 def split_rows(
     path: str,
     lang: str,
@@ -159,14 +166,10 @@ def split_rows(
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
             report.add(lang, split, item, "malformed line: input is not a list of tokens")
             continue
-        try:
-            transcript, spans = spans_from_tokens(tokens, entities(entry, tokens))
-        except MarkupError as err:
-            report.add(lang, split, item, f"annotation does not parse: {err}")
+        parsed = parse_or_report(partial(parse_entry, entry, tokens), report, lang, split, item)
+        if parsed is None:
             continue
-        if not transcript:
-            report.add(lang, split, item, "empty transcript")
-            continue
+        transcript, spans = parsed
         wav = source_audio(voxpopuli_folder, lang, item)
         problem = checker.check(wav)
         if problem is not None:
@@ -221,19 +224,19 @@ def prepare_msner(
             "files": {s: os.path.abspath(p) for s, p in files.items()},
             "voxpopuli_folder": os.path.abspath(voxpopuli_folder),
         }
-        _, is_done, mark_done = done_stamp(folder, settings)
-        if skip_prep or is_done():
-            out[lang] = {s: os.path.join(folder, f"{s}.csv") for s in splits}
-            continue
-        report = PreparationReport()
-        checker = AudioChecker()
-        unknown_types: set[str] | None = set() if variant == "ontonotes" else None
-        rows = {
-            s: split_rows(p, lang, s, voxpopuli_folder, checker, report, unknown_types)
-            for s, p in files.items()
-        }
-        if unknown_types:
-            logger.warning("MSNER %s: types outside OntoNotes' 18: %s", lang, sorted(unknown_types))
-        out[lang] = write_slu_manifests(folder, rows, report, f"MSNER {lang}")
-        mark_done()
+
+        def build(report: PreparationReport, lang=lang, files=files) -> dict[str, list[dict]]:
+            checker = AudioChecker()
+            unknown: set[str] | None = set() if variant == "ontonotes" else None
+            rows = {
+                s: split_rows(p, lang, s, voxpopuli_folder, checker, report, unknown)
+                for s, p in files.items()
+            }
+            if unknown:
+                logger.warning("MSNER %s: types outside OntoNotes' 18: %s", lang, sorted(unknown))
+            return rows
+
+        out[lang] = prepare_manifests(
+            folder, settings, build, f"MSNER {lang}", splits=splits, skip_prep=skip_prep
+        )
     return out

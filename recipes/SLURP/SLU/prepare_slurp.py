@@ -36,15 +36,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import partial
 
 from sense.evaluation import AudioChecker
-from sense.prepare import PreparationReport, done_stamp
+from sense.prepare import PreparationReport
 from sense.slu.prepare import (
-    MarkupError,
     parse_bracket_markup,
+    parse_or_report,
+    prepare_manifests,
     read_jsonl,
     slu_row,
-    write_slu_manifests,
 )
 
 LANGUAGE = "en"
@@ -97,14 +98,12 @@ def split_rows(
         if not isinstance(annotation, str):
             report.add(LANGUAGE, release_split, where, "no sentence_annotation")
             continue
-        try:
-            transcript, spans = parse_bracket_markup(annotation)
-        except MarkupError as err:
-            report.add(LANGUAGE, release_split, where, f"markup does not parse: {err}")
+        parsed = parse_or_report(
+            partial(parse_bracket_markup, annotation), report, LANGUAGE, release_split, where
+        )
+        if parsed is None:
             continue
-        if not transcript:
-            report.add(LANGUAGE, release_split, where, "empty transcript")
-            continue
+        transcript, spans = parsed
         files = [r.get("file") for r in entry.get("recordings") or [] if isinstance(r, dict)]
         if not files:
             report.add(LANGUAGE, release_split, where, "no recordings")
@@ -156,7 +155,6 @@ def prepare_slurp(
     bad = [s for s in train_splits if RELEASE_SPLITS.get(s, ("",))[0] != "train"]
     if bad or not train_splits:
         raise ValueError(f"train_splits must be taken from ('train', 'train_synthetic'), got {bad}")
-    paths = {s: os.path.join(save_folder, f"{s}.csv") for s in ("train", "dev", "test")}
     audio_folder = audio_folder or find_audio_folder(data_folder)
     settings = {
         "data_folder": os.path.abspath(data_folder),
@@ -164,23 +162,21 @@ def prepare_slurp(
         "train_splits": list(train_splits),
         "recordings": recordings,
     }
-    _, is_done, mark_done = done_stamp(save_folder, settings)
-    if skip_prep or is_done():
-        return paths
     wanted = [*train_splits, "devel", "test"]
     files = {s: os.path.join(data_folder, ANNOTATION_DIR, f"{s}.jsonl") for s in wanted}
-    missing = [p for p in files.values() if not os.path.isfile(p)]
-    if missing:
-        raise FileNotFoundError(f"SLURP annotation files missing: {', '.join(missing)}")
-    report = PreparationReport()
-    checker = AudioChecker()
-    rows: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
-    for release_split in wanted:
-        manifest, audio_sub = RELEASE_SPLITS[release_split]
-        audio_dir = os.path.join(audio_folder, audio_sub)
-        rows[manifest] += split_rows(
-            files[release_split], release_split, audio_dir, recordings, checker, report
-        )
-    paths = write_slu_manifests(save_folder, rows, report, "SLURP")
-    mark_done()
-    return paths
+
+    def build(report: PreparationReport) -> dict[str, list[dict]]:
+        missing = [p for p in files.values() if not os.path.isfile(p)]
+        if missing:
+            raise FileNotFoundError(f"SLURP annotation files missing: {', '.join(missing)}")
+        checker = AudioChecker()
+        rows: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
+        for release_split in wanted:
+            manifest, audio_sub = RELEASE_SPLITS[release_split]
+            audio_dir = os.path.join(audio_folder, audio_sub)
+            rows[manifest] += split_rows(
+                files[release_split], release_split, audio_dir, recordings, checker, report
+            )
+        return rows
+
+    return prepare_manifests(save_folder, settings, build, "SLURP", skip_prep=skip_prep)

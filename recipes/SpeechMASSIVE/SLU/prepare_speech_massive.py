@@ -33,10 +33,16 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Iterator
+from functools import partial
 
 from sense.io import atomic_write
-from sense.prepare import PreparationReport, convert_many, done_stamp
-from sense.slu.prepare import MarkupError, parse_bracket_markup, slu_row, write_slu_manifests
+from sense.prepare import PreparationReport, convert_many
+from sense.slu.prepare import (
+    parse_bracket_markup,
+    parse_or_report,
+    prepare_manifests,
+    slu_row,
+)
 
 TRAIN_SPLITS = ("train", "train_115")
 AUDIO_DIR = "audio"
@@ -95,14 +101,12 @@ def split_rows(
         if not isinstance(annotation, str):
             report.add(locale, split, where, "no annot_utt")
             continue
-        try:
-            transcript, spans = parse_bracket_markup(annotation)
-        except MarkupError as err:
-            report.add(locale, split, where, f"markup does not parse: {err}")
+        parsed = parse_or_report(
+            partial(parse_bracket_markup, annotation), report, locale, split, where
+        )
+        if parsed is None:
             continue
-        if not transcript:
-            report.add(locale, split, where, "empty transcript")
-            continue
+        transcript, spans = parsed
         if skip_reported and row.get("is_transcript_reported"):
             report.add(locale, split, where, "transcript reported by the speaker")
             continue
@@ -190,15 +194,13 @@ def prepare_speech_massive(
         "files": {s: [os.path.abspath(f) for f in fs] for s, fs in files.items()},
         "skip_reported": skip_reported,
     }
-    paths = {s: os.path.join(save_folder, f"{s}.csv") for s in release}
-    _, is_done, mark_done = done_stamp(save_folder, settings)
-    if skip_prep or is_done():
-        return paths
-    report = PreparationReport()
-    rows = {
-        split: split_rows(fs, split, locale, save_folder, skip_reported, workers, report)
-        for split, fs in files.items()
-    }
-    paths = write_slu_manifests(save_folder, rows, report, f"Speech-MASSIVE {locale}")
-    mark_done()
-    return paths
+
+    def build(report: PreparationReport) -> dict[str, list[dict]]:
+        return {
+            split: split_rows(fs, split, locale, save_folder, skip_reported, workers, report)
+            for split, fs in files.items()
+        }
+
+    return prepare_manifests(
+        save_folder, settings, build, f"Speech-MASSIVE {locale}", skip_prep=skip_prep
+    )

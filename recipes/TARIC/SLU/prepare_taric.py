@@ -31,10 +31,16 @@ from __future__ import annotations
 
 import csv
 import os
+from functools import partial
 
 from sense.evaluation import AudioChecker
-from sense.prepare import PreparationReport, done_stamp
-from sense.slu.prepare import MarkupError, parse_concept_markup, slu_row, write_slu_manifests
+from sense.prepare import PreparationReport
+from sense.slu.prepare import (
+    parse_concept_markup,
+    parse_or_report,
+    prepare_manifests,
+    slu_row,
+)
 
 LANGUAGE = "aeb"  # ISO 639-3: Tunisian Arabic
 # manifest split -> file stems looked for, in this order
@@ -78,14 +84,12 @@ def split_rows(
             if not item or None in row or None in row.values():
                 report.add(LANGUAGE, split, f"{path}:{n}", "malformed line")
                 continue
-            try:
-                transcript, spans = parse_concept_markup(row[annotation_column])
-            except MarkupError as err:
-                report.add(LANGUAGE, split, item, f"markup does not parse: {err}")
+            parsed = parse_or_report(
+                partial(parse_concept_markup, row[annotation_column]), report, LANGUAGE, split, item
+            )
+            if parsed is None:
                 continue
-            if not transcript:
-                report.add(LANGUAGE, split, item, "empty transcript")
-                continue
+            transcript, spans = parsed
             wav = os.path.join(data_folder, row["wav"].strip())
             problem = checker.check(wav)
             if problem is not None:
@@ -121,16 +125,12 @@ def prepare_taric(
         "tables": {s: os.path.abspath(p) for s, (p, _) in tables.items()},
         "annotation_column": annotation_column,
     }
-    paths = {s: os.path.join(save_folder, f"{s}.csv") for s in tables}
-    _, is_done, mark_done = done_stamp(save_folder, settings)
-    if skip_prep or is_done():
-        return paths
-    report = PreparationReport()
-    checker = AudioChecker()
-    rows = {
-        split: split_rows(path, delim, split, data_folder, annotation_column, checker, report)
-        for split, (path, delim) in tables.items()
-    }
-    paths = write_slu_manifests(save_folder, rows, report, "TARIC-SLU")
-    mark_done()
-    return paths
+
+    def build(report: PreparationReport) -> dict[str, list[dict]]:
+        checker = AudioChecker()
+        return {
+            split: split_rows(path, delim, split, data_folder, annotation_column, checker, report)
+            for split, (path, delim) in tables.items()
+        }
+
+    return prepare_manifests(save_folder, settings, build, "TARIC-SLU", skip_prep=skip_prep)
