@@ -192,8 +192,9 @@ class SenseModel(Pretrained):
         Parameters
         ----------
         source : str
-            Folder written by :func:`sense.export.export_model`, or a hub id
-            of a repository holding one.
+            Folder written by an export (:func:`sense.export.export_model`,
+            :func:`sense.slu.export.export_slu_model`), or a hub id of a
+            repository holding one.
         hparams_file : str
             Name of the HyperPyYAML file in the folder.
         savedir : str, optional

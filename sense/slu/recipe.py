@@ -26,7 +26,8 @@ Hparams the YAML must set (see ``recipes/DemoCorpus/SLU/hparams/train.yaml``):
 * ``skip_prep``; ``train_csv``, ``valid_csv``; ``test_csvs`` (a mapping
   column name -> manifest: a test set, or ``<train lang>-<test lang>`` for
   Table V); optional ``markup_csvs`` (manifests whose characters and labels
-  make the alphabet; default ``[train_csv]``);
+  make the alphabet; default ``[train_csv]``); optional ``column_prefix``
+  (prepended to the column names: ``<train lang>-`` for Table V);
 * ``sample_rate``; ``encoder`` (``sense.lobes.speech.HFSpeechEncoder``);
   ``probe`` (a ``!name:sense.nnet.heads.CTCProbe`` partial: ``input_dim`` and
   ``num_symbols`` are filled here; ``hparams/models/ctc_probe.yaml``);
@@ -151,7 +152,8 @@ def run(argv: list[str], prepare: Callable[[dict], None] | None = None) -> dict 
     check_probe(encoder, probe, markup)
     checkpointer = hparams["checkpointer"]
     checkpointer.add_recoverable(HEAD, probe)
-    test_csvs = dict(hparams.get("test_csvs") or {})
+    prefix = hparams.get("column_prefix") or ""
+    test_csvs = {f"{prefix}{k}": v for k, v in (hparams.get("test_csvs") or {}).items()}
     datasets = make_slu_datasets(
         {"train": hparams["train_csv"], "valid": hparams["valid_csv"], **test_csvs},
         markup,

@@ -1,0 +1,134 @@
+"""The shared SLU entry point on a small synthesized corpus: training, tables, export, SLU, `sense slu`."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from sense.cli import EXIT_ERROR, EXIT_OK, EXIT_SKIPPED, main
+from sense.demo.slu import HPARAMS, prepare_demo_slu
+from sense.results import ErrorRateTable
+from sense.slu.data import read_slu_manifest
+from sense.slu.recipe import run
+
+LANGUAGES = ["en", "fr"]
+
+
+@pytest.fixture(scope="module")
+def slu_data(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("slu_data"))
+    prepare_demo_slu(folder, LANGUAGES, sentences=16, heldout=3, dev=3)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(slu_data, tiny_w2v_bert, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("slu_run"))
+    argv = [
+        HPARAMS,
+        f"--data_folder={slu_data}",
+        f"--encoder_source={tiny_w2v_bert}",
+        f"--output_folder={out}",
+        "--model_name=tiny",
+        "--train_language=en",
+        f"--languages=[{', '.join(LANGUAGES)}]",
+        "--number_of_epochs=1",
+        "--skip_prep=True",
+        "--device=cpu",
+        "--probe_hidden_dim=16",
+    ]
+    results = run(argv)
+    return out, results
+
+
+def test_prepared_manifests_follow_the_contract(slu_data):
+    rows = read_slu_manifest(os.path.join(slu_data, "fr", "train.csv"))
+    assert len(rows) == 10
+    for row in rows:
+        labels = [label for label, _, _ in row["spans"]]
+        assert labels[0] in ("person", "time") and "object" in labels
+        assert os.path.isfile(row["wav"]) and float(row["duration"]) > 0.5
+    # one meaning per id, the same in every language
+    en = {r["ID"][3:] for r in read_slu_manifest(os.path.join(slu_data, "en", "test.csv"))}
+    fr = {r["ID"][3:] for r in read_slu_manifest(os.path.join(slu_data, "fr", "test.csv"))}
+    assert en == fr and len(en) == 3
+
+
+def test_run_writes_per_split_results_and_tables(trained):
+    out, results = trained
+    assert set(results) == {"en-en", "en-fr"}
+    for column, result in results.items():
+        assert result["num_utterances"] == 3
+        assert {"COER", "CVER", "loss"} <= set(result["metrics"])
+        with open(os.path.join(out, "results", f"{column}.json"), encoding="utf-8") as f:
+            assert json.load(f)["metrics"]["CVER"] == result["metrics"]["CVER"]
+        with open(os.path.join(out, "results", f"{column}_predictions.jsonl")) as f:
+            predictions = [json.loads(line) for line in f]
+        assert len(predictions) == 3 and all("reference" in p for p in predictions)
+    table = ErrorRateTable.load(os.path.join(out, "results", "table_COER"))
+    assert table.models == ["tiny"] and table.pairs == ["en-en", "en-fr"]
+    assert table.value("tiny", "en-fr") == pytest.approx(results["en-fr"]["metrics"]["COER"] / 100)
+    with open(os.path.join(out, "results", "summary.json")) as f:
+        assert json.load(f)["train_hours"] > 0
+
+
+def test_markup_and_probe_are_checkpointed(trained):
+    out, _ = trained
+    ckpts = [d for d in os.listdir(os.path.join(out, "save")) if d.startswith("CKPT+")]
+    assert ckpts
+    files = os.listdir(os.path.join(out, "save", ckpts[0]))
+    assert {"probe.ckpt", "encoder.ckpt", "probe_optimizer.ckpt", "encoder_optimizer.ckpt"} <= set(
+        files
+    )
+    assert os.path.isfile(os.path.join(out, "save", "markup.json"))
+
+
+@pytest.fixture(scope="module")
+def slu_model(trained):
+    from sense.slu import SLU
+
+    folder = os.path.join(trained[0], "model")
+    return folder, SLU.from_hparams(source=folder, device="cpu")
+
+
+def test_export_loads_and_decodes(slu_model, slu_data):
+    folder, model = slu_model
+    assert sorted(model.labels) == ["number", "object", "person", "place", "time"]
+    row = read_slu_manifest(os.path.join(slu_data, "en", "test.csv"))[0]
+    result = model.predict_file(row["wav"])
+    assert isinstance(result.annotated, str)
+    for span in result.spans:
+        assert 0 <= span.start <= span.end <= result.duration + 1e-6
+    batch = model.predict_batch(torch.randn(2, 16000), torch.tensor([1.0, 0.6]))
+    assert [r.duration for r in batch] == pytest.approx([1.0, 0.6])
+
+
+def test_sense_slu_command(slu_model, slu_data, tmp_path, capsys):
+    folder, _ = slu_model
+    row = read_slu_manifest(os.path.join(slu_data, "en", "test.csv"))[0]
+    ogg = tmp_path / "clip.ogg"  # another format, rate and channel count
+    wav, rate = sf.read(row["wav"])
+    sf.write(ogg, np.stack([wav, wav], axis=1), rate, format="OGG")
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not audio\n")
+    inputs = [row["wav"], str(ogg), str(empty), str(tmp_path / "missing.wav"), str(notes)]
+    status = main(["slu", "-m", folder, *inputs, "--device", "cpu", "-q"])
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert status == EXIT_OK
+    assert [line["path"] for line in lines] == [row["wav"], str(ogg)]
+    assert {"annotated", "transcript", "spans", "duration"} <= set(lines[0])
+    assert "empty.wav: empty file (0 bytes)" in captured.err
+    assert "missing.wav: no such file or folder" in captured.err
+    assert "notes.txt: not an audio file" in captured.err
+    assert "Traceback" not in captured.err
+    assert main(["slu", "-m", folder, str(empty), "--strict", "-q"]) == EXIT_ERROR
+    assert main(["slu", "-m", folder, row["wav"], str(empty), "--strict", "-q"]) == EXIT_SKIPPED
+    capsys.readouterr()
+    assert main(["slu", "-m", str(tmp_path / "nope"), row["wav"], "-q"]) == EXIT_ERROR
+    assert "sense: error: cannot load the model" in capsys.readouterr().err
