@@ -105,6 +105,43 @@ def resolve_model_dir(
         ) from err
 
 
+def loading_kwargs(
+    source,
+    hparams_file: str = HPARAMS_FILE,
+    savedir: str | None = None,
+    overrides: dict | None = None,
+    device: str | None = None,
+    precision: str | None = None,
+    run_opts: dict | None = None,
+    fetch_config: FetchConfig | None = None,
+    trust_remote_code: bool = False,
+) -> dict:
+    """Arguments of SpeechBrain's ``Pretrained.from_hparams`` for a sense model folder.
+
+    Resolves ``source`` (folder or hub id) to a local folder, refuses a
+    ``hyperparams.yaml`` that would run code outside the allow-list
+    (:mod:`sense.trust`), fills ``model_dir`` and puts ``device`` and
+    ``precision`` into the run options. Every sense inference interface
+    (:class:`SENSE`, the translator...) loads through it.
+    """
+    fetch_config = fetch_config or FetchConfig()
+    model_dir = resolve_model_dir(source, savedir=savedir, fetch_config=fetch_config)
+    check_hparams(os.path.join(model_dir, hparams_file), trust_remote_code=trust_remote_code)
+    run_opts = dict(run_opts or {})
+    if device is not None:
+        run_opts["device"] = device
+    if precision is not None:
+        run_opts["precision"] = precision
+    return {
+        "source": model_dir,
+        "hparams_file": hparams_file,
+        "savedir": savedir,
+        "overrides": {**(overrides or {}), "model_dir": model_dir},
+        "fetch_config": fetch_config,
+        "run_opts": run_opts,
+    }
+
+
 def audio_error_reason(err: AudioError) -> str:
     """The problem of an :class:`AudioError` with its detail, without the path."""
     text = str(err)
@@ -241,22 +278,18 @@ class SENSE(Pretrained):
             build the classes our exports use (:mod:`sense.trust`); anything
             else raises :class:`sense.trust.UntrustedCodeError` before it runs.
         """
-        fetch_config = fetch_config or FetchConfig()
-        model_dir = resolve_model_dir(source, savedir=savedir, fetch_config=fetch_config)
-        check_hparams(os.path.join(model_dir, hparams_file), trust_remote_code=trust_remote_code)
-        overrides = {**(overrides or {}), "model_dir": model_dir}
-        run_opts = dict(run_opts or {})
-        if device is not None:
-            run_opts["device"] = device
-        if precision is not None:
-            run_opts["precision"] = precision
         return super().from_hparams(
-            source=model_dir,
-            hparams_file=hparams_file,
-            savedir=savedir,
-            overrides=overrides,
-            fetch_config=fetch_config,
-            run_opts=run_opts,
+            **loading_kwargs(
+                source,
+                hparams_file,
+                savedir,
+                overrides,
+                device,
+                precision,
+                run_opts,
+                fetch_config,
+                trust_remote_code,
+            ),
             **kwargs,
         )
 

@@ -39,6 +39,8 @@ TRUSTED_NEW = frozenset(
         "sense.lobes.speech.HFSpeechEncoder",
         "sense.lobes.text.TeacherSpec",
         "sense.nnet.pooling.AttentivePooling",
+        "sense.translation.decoder.FrameProjection",
+        "sense.translation.decoder.Seq2SeqDecoder",
         "speechbrain.utils.parameter_transfer.Pretrainer",
     }
 )
