@@ -935,6 +935,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--quiet", "-q", action="store_true", help="no messages")
     imp.set_defaults(func=cmd_import)
     _add_attention_parser(sub)
+    from sense.translation.cli import add_translate_parser
+
+    add_translate_parser(sub)
     return parser
 
 

@@ -82,6 +82,30 @@ def bleu_by_language(
     }
 
 
+def column_name(language: str) -> str:
+    """The paper's column heading of a Common Voice locale.
+
+    Example
+    -------
+    >>> column_name("fr"), column_name("zh-CN"), column_name("sv-SE")
+    ('FR', 'ZH', 'SV')
+    """
+    return language.split("-")[0].upper()
+
+
+def format_hours(hours: float | None) -> str:
+    """Training hours as the paper writes them (whole hours; two digits below one).
+
+    Example
+    -------
+    >>> format_hours(180.4), format_hours(0.0123), format_hours(None)
+    ('180', '0.012', '-')
+    """
+    if hours is None:
+        return MISSING
+    return f"{hours:.0f}" if hours >= 1 else f"{hours:.2g}"
+
+
 class BleuTable:
     """Models x source languages grid of BLEU scores, with training hours (Table VI).
 
@@ -132,10 +156,8 @@ class BleuTable:
         return self._scores.get(model, {}).get(language)
 
     def _grid(self) -> list[list[str]]:
-        rows = [["BLEU", *(lang.upper() for lang in self.languages)]]
-        rows.append(
-            [HOURS_ROW, *(MISSING if h is None else f"{h:g}" for h in self._hours.values())]
-        )
+        rows = [["BLEU", *(column_name(lang) for lang in self.languages)]]
+        rows.append([HOURS_ROW, *(format_hours(h) for h in self._hours.values())])
         for model in self.models:
             cells = [self.value(model, lang) for lang in self.languages]
             rows.append(
