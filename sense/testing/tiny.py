@@ -364,17 +364,19 @@ def build_tiny_bert(
 TINY_DECODER_POSITIONS = 128
 
 
-def _seq2seq_config_kwargs(tokenizer, hidden_size: int, num_layers: int) -> dict:
+def _seq2seq_config_kwargs(
+    tokenizer, hidden_size: int, num_layers: int, num_heads: int = TINY_HEADS, ffn: int = TINY_FFN
+) -> dict:
     """Sizes and special tokens shared by the tiny mBART and NLLB configs."""
     return {
         "vocab_size": len(tokenizer),
         "d_model": hidden_size,
         "encoder_layers": 1,
         "decoder_layers": num_layers,
-        "encoder_attention_heads": TINY_HEADS,
-        "decoder_attention_heads": TINY_HEADS,
-        "encoder_ffn_dim": TINY_FFN,
-        "decoder_ffn_dim": TINY_FFN,
+        "encoder_attention_heads": num_heads,
+        "decoder_attention_heads": num_heads,
+        "encoder_ffn_dim": ffn,
+        "decoder_ffn_dim": ffn,
         "max_position_embeddings": TINY_DECODER_POSITIONS,
         "dropout": 0.0,
         "pad_token_id": tokenizer.pad_token_id,
@@ -391,6 +393,8 @@ def build_tiny_mbart(
     num_layers: int = TINY_LAYERS,
     vocab_size: int = TINY_VOCAB,
     seed: int = SEED,
+    num_heads: int = TINY_HEADS,
+    ffn: int = TINY_FFN,
 ) -> str:
     """Save a tiny mBART-50 (``MBartForConditionalGeneration``) with its tokenizer.
 
@@ -416,7 +420,8 @@ def build_tiny_mbart(
     os.remove(spm_file)  # the tokenizer is saved whole (tokenizer.json)
     tokenizer.save_pretrained(path)
     config = MBartConfig(
-        **_seq2seq_config_kwargs(tokenizer, hidden_size, num_layers), scale_embedding=True
+        **_seq2seq_config_kwargs(tokenizer, hidden_size, num_layers, num_heads, ffn),
+        scale_embedding=True,
     )
     config.architectures = ["MBartForConditionalGeneration"]
     torch.manual_seed(seed)
