@@ -8,6 +8,7 @@ be read are listed on stderr (``--strict``: exit status 3).
 from __future__ import annotations
 
 import json
+import sys
 
 from sense import cli
 
@@ -55,6 +56,8 @@ def cmd_translate(args) -> int:
             print(json.dumps({"path": path, "translation": translation}, ensure_ascii=False))
         else:
             print(f"{path}\t{translation}")
+    if not results:
+        print("sense: error: nothing to translate", file=sys.stderr)
     cli._report_failures(failures)
     return cli._exit_status(args, bool(results), failures)
 
