@@ -302,3 +302,51 @@ def test_export_translates_files_and_the_cli_reports_bad_audio(mbart_run, tmp_pa
     assert status == 0
     assert main(["translate", "-m", folder, str(tmp_path / "empty.wav"), "-q"]) == 1
     assert "sense: error: nothing to translate" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_translation_learns_to_tell_utterances_apart(prepared, tiny_w2v_bert, tiny_mbart):
+    """Trained a few steps, the model translates each clip into its own sentence.
+
+    A decoder that ignored the audio could give only one sentence for all
+    clips: the BLEU it reaches shows the speech -> text path learns.
+    """
+    from speechbrain.dataio.batch import PaddedBatch
+
+    from sense.lobes.speech import HFSpeechEncoder
+    from sense.translation.brain import make_datasets
+    from sense.translation.decoder import FrameProjection, Seq2SeqDecoder
+
+    _, _, summary, _ = prepared
+    torch.manual_seed(0)
+    encoder = HFSpeechEncoder(tiny_w2v_bert, freeze=True)
+    decoder = Seq2SeqDecoder(tiny_mbart)
+    projection = FrameProjection(encoder.output_dim, decoder.d_model, dropout=0.0)
+    data = make_datasets({"train": summary["manifests"]["train"]}, decoder)["train"]
+    items = [data[i] for i in range(len(data)) if data[i]["language"] == "fr"]
+    batch = PaddedBatch(items)
+    refs = [item["translation"] for item in items]
+    assert len(set(refs)) == len(refs) >= 4
+    opt = torch.optim.Adam(
+        [
+            {"params": projection.parameters(), "lr": 3e-3},
+            {"params": decoder.parameters(), "lr": 3e-3},
+        ]
+    )
+    frames, frame_lens = encoder(*batch.sig)
+    inputs, labels = decoder.teacher_forcing(*batch.tokens)
+
+    def translate():
+        projection.eval(), decoder.eval()
+        with torch.no_grad():
+            return decoder.generate(projection(frames), frame_lens, beam_size=2)
+
+    before = corpus_bleu(translate(), refs)
+    projection.train(), decoder.train()
+    for _ in range(120):
+        loss = label_smoothed_nll(decoder(projection(frames), frame_lens, inputs), labels, 0.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = corpus_bleu(translate(), refs)
+    assert before < 10 and after > 80, (before, after)

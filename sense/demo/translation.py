@@ -39,6 +39,8 @@ DECODER_HIDDEN = 128
 DECODER_LAYERS = 2
 DECODER_HEADS = 4
 DECODER_VOCAB = 600
+#: Model name in the BLEU table -> its folder in the demo's output.
+ENCODERS = {"SENSE demo student": "train/model", "random student": "model_before"}
 
 
 def english_of(corpus_rows) -> dict[str, dict[str, str]]:
@@ -142,6 +144,9 @@ def main(argv=None) -> int:
     parser.add_argument("--demo", required=True, help="output folder of `python -m sense.demo`")
     parser.add_argument("--output", required=True)
     parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument(
+        "--only", choices=sorted(ENCODERS), help="train with one encoder (default: both)"
+    )
     args = parser.parse_args(argv)
     release = os.path.join(args.demo, "commonvoice")
     covost = os.path.join(args.output, "covost")
@@ -150,15 +155,16 @@ def main(argv=None) -> int:
     encoder_dim = json.load(open(os.path.join(args.demo, "train", "model", "meta.json")))[
         "encoder"
     ]["frame_dim"]
-    times = {}
-    for name, encoder in (
-        ("SENSE demo student", os.path.join(args.demo, "train", "model")),
-        ("random student", os.path.join(args.demo, "model_before")),
-    ):
+    times_file = os.path.join(args.output, "times.json")
+    times = json.load(open(times_file)) if os.path.isfile(times_file) else {}
+    for name, folder in ENCODERS.items():
+        if args.only and name != args.only:
+            continue
+        encoder = os.path.join(args.demo, folder)
         times[name] = train(
             release, covost, args.output, name, encoder, decoder, encoder_dim, args.epochs
         )
-    write_text_atomic(os.path.join(args.output, "times.json"), json.dumps(times, indent=2) + "\n")
+        write_text_atomic(times_file, json.dumps(times, indent=2) + "\n")
     with open(os.path.join(args.output, "bleu_table.md"), encoding="utf-8") as f:
         print(f.read())
     return 0
