@@ -11,9 +11,9 @@ with its tokenizer, builds teacher-forcing targets that start with the target
 language token, and decodes with transformers' own ``generate`` (beam search
 or greedy) on precomputed encoder outputs.
 
-The text encoder's layers are dropped when the model is loaded
-(``encoder_layers = 0``), so they cost neither memory nor a download of
-anything but the checkpoint.
+The text encoder's layers are dropped once the model is loaded
+(``encoder_layers = 0``): they take no memory during training, and an
+exported model does not carry them.
 
 Example
 -------
@@ -157,11 +157,13 @@ class Seq2SeqDecoder(nn.Module):
             raise OSError(f"Seq2SeqDecoder: cannot load {self.source!r}: {err}") from err
         self.model_type = config.model_type
         model_class = _model_class(self.model_type)
-        config.encoder_layers = 0  # the text encoder is never used
         for name, value in (("dropout", dropout), ("attention_dropout", attention_dropout)):
             if value is not None:
                 setattr(config, name, value)
         self.model = model_class.from_pretrained(self.source, config=config, cache_dir=save_path)
+        # the text encoder is never used: drop its layers (a saved copy has none)
+        self.model.get_encoder().layers = nn.ModuleList()
+        self.model.config.encoder_layers = 0
         self.d_model = int(config.d_model)
         self.max_positions = int(config.max_position_embeddings)
         self.pad_id = int(self.tokenizer.pad_token_id)
@@ -315,8 +317,7 @@ class Seq2SeqDecoder(nn.Module):
             forced_bos_token_id=self.lang_id,
             num_beams=beam_size,
             do_sample=False,
-            length_penalty=length_penalty,
-            early_stopping=True,
+            **({"length_penalty": length_penalty, "early_stopping": True} if beam_size > 1 else {}),
             max_new_tokens=max_new_tokens,
             pad_token_id=self.pad_id,
             eos_token_id=self.eos_id,
