@@ -344,10 +344,12 @@ def test_translation_learns_to_tell_utterances_apart(prepared, tiny_w2v_bert, ti
 
     before = corpus_bleu(translate(), refs)
     projection.train(), decoder.train()
-    for _ in range(120):
+    for _ in range(200):
         loss = label_smoothed_nll(decoder(projection(frames), frame_lens, inputs), labels, 0.0)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    after = corpus_bleu(translate(), refs)
-    assert before < 10 and after > 80, (before, after)
+    hyps = translate()
+    after = corpus_bleu(hyps, refs)
+    assert before < 10 and after > 50, (before, after, hyps)
+    assert len(set(hyps)) >= len(refs) - 1, hyps  # one output per clip, not one for all
