@@ -340,7 +340,8 @@ def test_translation_learns_to_tell_utterances_apart(prepared, tiny_w2v_bert, ti
     def translate():
         projection.eval(), decoder.eval()
         with torch.no_grad():
-            return decoder.generate(projection(frames), frame_lens, beam_size=2)
+            # a fixed limit: the tiny vocabulary spends a token on every few letters
+            return decoder.generate(projection(frames), frame_lens, beam_size=2, max_new_tokens=40)
 
     before = corpus_bleu(translate(), refs)
     projection.train(), decoder.train()
@@ -351,5 +352,5 @@ def test_translation_learns_to_tell_utterances_apart(prepared, tiny_w2v_bert, ti
         opt.step()
     hyps = translate()
     after = corpus_bleu(hyps, refs)
-    assert before < 10 and after > 50, (before, after, hyps)
+    assert before < 10 and after > 80, (before, after, hyps)
     assert len(set(hyps)) >= len(refs) - 1, hyps  # one output per clip, not one for all
