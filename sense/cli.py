@@ -972,6 +972,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_summarize_parser(sub)
     _add_slu_parser(sub)
+    from sense.translation.cli import add_translate_parser
+
+    add_translate_parser(sub)
     return parser
 
 

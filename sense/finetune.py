@@ -59,6 +59,25 @@ def optimizer_steps(opt: torch.optim.Optimizer) -> int:
     return max(steps, default=0)
 
 
+def scale_learning_rates(opt: torch.optim.Optimizer, new_lr: float) -> None:
+    """Set the first parameter group's rate to ``new_lr``, the others in proportion.
+
+    An optimizer whose groups have rates of their own (a projection at 1e-3
+    beside a decoder at 1e-4) keeps their ratios when a scheduler anneals it.
+
+    Example
+    -------
+    >>> a, b = torch.nn.Parameter(torch.ones(1)), torch.nn.Parameter(torch.ones(1))
+    >>> opt = torch.optim.Adam([{"params": [a], "lr": 1e-3}, {"params": [b], "lr": 1e-4}])
+    >>> scale_learning_rates(opt, 5e-4)
+    >>> [round(g["lr"], 6) for g in opt.param_groups]
+    [0.0005, 5e-05]
+    """
+    reference = opt.param_groups[0]["lr"]
+    for group in opt.param_groups:
+        group["lr"] = new_lr if reference == 0 else group["lr"] * new_lr / reference
+
+
 def resolve_device(run_opts):
     """``run_opts`` (a dict or SpeechBrain's RunOptions) with this process's device set.
 
@@ -154,7 +173,7 @@ class FineTuneBrain(sb.Brain):
             scheduler = getattr(self.hparams, f"{name}_lr_annealing", None)
             if scheduler is not None:
                 _, new_lr = scheduler(valid_loss)
-                sb.nnet.schedulers.update_learning_rate(opt, new_lr)
+                scale_learning_rates(opt, new_lr)
             lrs[f"lr_{name}"] = opt.param_groups[0]["lr"]
         return lrs
 

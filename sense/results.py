@@ -33,7 +33,14 @@ from pathlib import Path
 
 from sense.io import write_text_atomic
 
-__all__ = ["ErrorRateTable", "RetrievalTable", "format_db_size"]
+__all__ = [
+    "ErrorRateTable",
+    "RetrievalTable",
+    "format_db_size",
+    "format_grid_csv",
+    "format_grid_markdown",
+    "table_stem",
+]
 
 #: Written in every JSON file so that a wrong file is recognised on load.
 TABLE_FORMAT = "sense.retrieval_table"
@@ -252,30 +259,11 @@ class RetrievalTable:
 
     def to_markdown(self, title: bool = True) -> str:
         """The grid as an aligned Markdown table (percent, 2 decimals)."""
-        rows = self._grid(for_csv=False)
-        widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-        widths = [max(w, 3) for w in widths]
-
-        def line(cells):
-            padded = [cells[0].ljust(widths[0])]
-            padded += [cell.rjust(w) for cell, w in zip(cells[1:], widths[1:])]
-            return "| " + " | ".join(padded) + " |"
-
-        rule = (
-            "|"
-            + "|".join(["-" * (widths[0] + 2)] + ["-" * (w + 1) + ":" for w in widths[1:]])
-            + "|"
-        )
-        out = [line(rows[0]), rule, *(line(r) for r in rows[1:])]
-        if title and self.title:
-            out = [f"**{self.title}**", "", *out]
-        return "\n".join(out) + "\n"
+        return format_grid_markdown(self._grid(for_csv=False), self.title if title else "")
 
     def to_csv(self) -> str:
         """The same grid as CSV: percentages (2 decimals), exact database sizes."""
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows(self._grid(for_csv=True))
-        return buffer.getvalue()
+        return format_grid_csv(self._grid(for_csv=True))
 
     def __str__(self) -> str:
         return self.to_markdown()
@@ -326,7 +314,7 @@ class RetrievalTable:
         ``path`` may carry one of these suffixes or none. Returns the paths
         written, keyed by suffix.
         """
-        stem = _stem(path)
+        stem = table_stem(path)
         texts = {
             ".md": self.to_markdown(),
             ".json": json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n",
@@ -341,7 +329,7 @@ class RetrievalTable:
     @classmethod
     def load(cls, path: str | os.PathLike) -> RetrievalTable:
         """Read a table saved by :meth:`save` (from its ``.json`` file)."""
-        file = _stem(path).with_name(_stem(path).name + ".json")
+        file = table_stem(path).with_name(table_stem(path).name + ".json")
         if not file.is_file():
             raise FileNotFoundError(f"no retrieval table at {file}")
         try:
@@ -360,7 +348,7 @@ class RetrievalTable:
         This is how several runs fill one table: each opens it, adds its row
         and saves it.
         """
-        file = _stem(path).with_name(_stem(path).name + ".json")
+        file = table_stem(path).with_name(table_stem(path).name + ".json")
         return cls.load(path) if file.is_file() else cls(title, metric)
 
 
@@ -394,6 +382,40 @@ class ErrorRateTable(RetrievalTable):
         super().__init__(title, metric, compact_sizes)
 
 
-def _stem(path: str | os.PathLike) -> Path:
+def table_stem(path: str | os.PathLike) -> Path:
+    """``path`` without a table suffix (``.md``, ``.json``, ``.csv``)."""
     path = Path(path)
     return path.with_suffix("") if path.suffix in SUFFIXES else path
+
+
+def format_grid_markdown(rows: list[list[str]], title: str = "") -> str:
+    """A grid of strings (header row first) as an aligned Markdown table.
+
+    The first column is left-aligned, the others right-aligned.
+
+    Example
+    -------
+    >>> print(format_grid_markdown([["BLEU", "FR"], ["SENSE", "21.67"]]), end="")
+    | BLEU  |    FR |
+    |-------|------:|
+    | SENSE | 21.67 |
+    """
+    widths = [max(3, max(len(r[c]) for r in rows)) for c in range(len(rows[0]))]
+
+    def line(cells):
+        padded = [cells[0].ljust(widths[0])]
+        padded += [cell.rjust(w) for cell, w in zip(cells[1:], widths[1:])]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join(["-" * (widths[0] + 2)] + ["-" * (w + 1) + ":" for w in widths[1:]]) + "|"
+    out = [line(rows[0]), rule, *(line(r) for r in rows[1:])]
+    if title:
+        out = [f"**{title}**", "", *out]
+    return "\n".join(out) + "\n"
+
+
+def format_grid_csv(rows: list[list[str]]) -> str:
+    """A grid of strings as CSV text."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()

@@ -44,6 +44,8 @@ TRUSTED_NEW = frozenset(
         "sense.nnet.pooling.AttentivePooling",
         "sense.summarization.model.EmbeddingProjection",
         "sense.summarization.model.Seq2SeqSummarizer",
+        "sense.translation.decoder.FrameProjection",
+        "sense.translation.decoder.Seq2SeqDecoder",
         "speechbrain.utils.parameter_transfer.Pretrainer",
     }
 )

@@ -158,8 +158,15 @@ RECIPE = os.path.join(REPO, "recipes", "CommonVoice", "SENSE")
 TIMEOUT = 600
 
 
-def run_recipe(args, nproc: int = 1, env: dict | None = None, threads: str | None = "1", **kw):
-    """``train.py`` of the Common Voice recipe in a subprocess, offline.
+def run_recipe(
+    args,
+    nproc: int = 1,
+    env: dict | None = None,
+    threads: str | None = "1",
+    recipe: str = RECIPE,
+    **kw,
+):
+    """``train.py`` of the Common Voice recipe (or of ``recipe``) in a subprocess, offline.
 
     ``nproc > 1`` launches it with ``torch.distributed.run`` on a free port;
     ``env`` adds variables; ``threads`` sets ``OMP_NUM_THREADS`` (None: unset).
@@ -177,7 +184,7 @@ def run_recipe(args, nproc: int = 1, env: dict | None = None, threads: str | Non
     kw.setdefault("text", True)
     return subprocess.run(
         [sys.executable, *launcher, "train.py", *args],
-        cwd=RECIPE,
+        cwd=recipe,
         env=full_env,
         capture_output=True,
         timeout=TIMEOUT,

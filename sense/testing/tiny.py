@@ -234,8 +234,17 @@ def build_tiny_wav2vec2_ctc(
     return path
 
 
-def train_sentencepiece(texts: Iterable[str], vocab_size: int = TINY_VOCAB) -> bytes:
-    """Train a unigram sentencepiece model in memory and return its bytes.
+def train_sentencepiece(
+    texts: Iterable[str],
+    vocab_size: int = TINY_VOCAB,
+    model_type: str = "unigram",
+    fairseq_specials: bool = False,
+) -> bytes:
+    """Train a sentencepiece model in memory and return its bytes.
+
+    ``fairseq_specials`` gives it the special pieces of the fairseq models
+    (mBART, NLLB): ``<unk>``, ``<s>``, ``</s>`` as pieces 0, 1, 2, which their
+    transformers tokenizers expect.
 
     Example
     -------
@@ -247,12 +256,12 @@ def train_sentencepiece(texts: Iterable[str], vocab_size: int = TINY_VOCAB) -> b
         sentence_iterator=iter(list(texts) * 4),
         model_writer=buf,
         vocab_size=vocab_size,
-        model_type="unigram",
+        model_type=model_type,
         character_coverage=1.0,
         hard_vocab_limit=False,
         unk_id=0,
-        bos_id=-1,
-        eos_id=-1,
+        bos_id=1 if fairseq_specials else -1,
+        eos_id=2 if fairseq_specials else -1,
         pad_id=-1,
         minloglevel=2,
     )
@@ -456,3 +465,116 @@ def build_tiny_bart(
     config.architectures = ["BartForConditionalGeneration"]
     torch.manual_seed(seed)
     return _save(BartForConditionalGeneration(config), path)
+
+
+#: Position table of the tiny text decoders (mBART, NLLB).
+TINY_DECODER_POSITIONS = 128
+
+
+def _seq2seq_config_kwargs(
+    tokenizer, hidden_size: int, num_layers: int, num_heads: int = TINY_HEADS, ffn: int = TINY_FFN
+) -> dict:
+    """Sizes and special tokens shared by the tiny mBART and NLLB configs."""
+    return {
+        "vocab_size": len(tokenizer),
+        "d_model": hidden_size,
+        "encoder_layers": 1,
+        "decoder_layers": num_layers,
+        "encoder_attention_heads": num_heads,
+        "decoder_attention_heads": num_heads,
+        "encoder_ffn_dim": ffn,
+        "decoder_ffn_dim": ffn,
+        "max_position_embeddings": TINY_DECODER_POSITIONS,
+        "dropout": 0.0,
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id if tokenizer.bos_token_id is not None else 0,
+        "eos_token_id": tokenizer.eos_token_id,
+        "decoder_start_token_id": tokenizer.eos_token_id,
+    }
+
+
+def build_tiny_mbart(
+    path: str,
+    texts: Iterable[str] = DEFAULT_TEXTS,
+    hidden_size: int = TINY_HIDDEN,
+    num_layers: int = TINY_LAYERS,
+    vocab_size: int = TINY_VOCAB,
+    seed: int = SEED,
+    num_heads: int = TINY_HEADS,
+    ffn: int = TINY_FFN,
+) -> str:
+    """Save a tiny mBART-50 (``MBartForConditionalGeneration``) with its tokenizer.
+
+    The tokenizer is an ``MBart50Tokenizer`` (with the 52 mBART-50 language
+    codes, ``en_XX`` among them) built from a sentencepiece model trained on
+    ``texts`` on the fly, as ``facebook/mbart-large-50`` holds it.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from transformers import AutoTokenizer
+    >>> p = build_tiny_mbart(tempfile.mkdtemp())
+    >>> AutoTokenizer.from_pretrained(p).convert_tokens_to_ids("en_XX") > 100
+    True
+    """
+    from transformers import MBart50Tokenizer, MBartConfig, MBartForConditionalGeneration
+
+    os.makedirs(path, exist_ok=True)
+    spm_file = os.path.join(path, "sentencepiece.bpe.model")
+    with open(spm_file, "wb") as f:
+        f.write(train_sentencepiece(texts, vocab_size, fairseq_specials=True))
+    tokenizer = MBart50Tokenizer.from_pretrained(path, model_max_length=TINY_DECODER_POSITIONS)
+    os.remove(spm_file)  # the tokenizer is saved whole (tokenizer.json)
+    tokenizer.save_pretrained(path)
+    config = MBartConfig(
+        **_seq2seq_config_kwargs(tokenizer, hidden_size, num_layers, num_heads, ffn),
+        scale_embedding=True,
+    )
+    config.architectures = ["MBartForConditionalGeneration"]
+    torch.manual_seed(seed)
+    return _save(MBartForConditionalGeneration(config), path)
+
+
+def build_tiny_nllb(
+    path: str,
+    texts: Iterable[str] = DEFAULT_TEXTS,
+    hidden_size: int = TINY_HIDDEN,
+    num_layers: int = TINY_LAYERS,
+    vocab_size: int = TINY_VOCAB,
+    seed: int = SEED,
+) -> str:
+    """Save a tiny NLLB-200 (``M2M100ForConditionalGeneration``) with its tokenizer.
+
+    The tokenizer is an ``NllbTokenizer`` from a BPE sentencepiece model
+    trained on ``texts`` on the fly, with the 202 NLLB language codes
+    (``eng_Latn`` among them) as special tokens, as
+    ``facebook/nllb-200-distilled-600M`` holds it.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from transformers import AutoTokenizer
+    >>> p = build_tiny_nllb(tempfile.mkdtemp())
+    >>> AutoTokenizer.from_pretrained(p).convert_tokens_to_ids("eng_Latn") > 100
+    True
+    """
+    from tokenizers import AddedToken
+    from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizer
+    from transformers.models.nllb.tokenization_nllb import FAIRSEQ_LANGUAGE_CODES
+
+    os.makedirs(path, exist_ok=True)
+    spm_file = os.path.join(path, "sentencepiece.bpe.model")
+    with open(spm_file, "wb") as f:
+        f.write(train_sentencepiece(texts, vocab_size, model_type="bpe", fairseq_specials=True))
+    tokenizer = NllbTokenizer.from_pretrained(path, model_max_length=TINY_DECODER_POSITIONS)
+    os.remove(spm_file)
+    # converted from a sentencepiece file, the tokenizer lacks the language codes
+    missing = [c for c in FAIRSEQ_LANGUAGE_CODES if c not in tokenizer.get_vocab()]
+    tokenizer.add_tokens([AddedToken(c, special=True) for c in missing], special_tokens=True)
+    tokenizer.save_pretrained(path)
+    config = M2M100Config(
+        **_seq2seq_config_kwargs(tokenizer, hidden_size, num_layers), scale_embedding=True
+    )
+    config.architectures = ["M2M100ForConditionalGeneration"]
+    torch.manual_seed(seed)
+    return _save(M2M100ForConditionalGeneration(config), path)

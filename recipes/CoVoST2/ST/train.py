@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Train X -> EN speech translation on CoVoST 2 and write the Table VI BLEU row.
+
+A speech encoder (a sense model folder or a plain SSL model) feeds the mBART-50
+(or NLLB) decoder through a feed-forward projection. After training, the best
+checkpoint (dev BLEU, greedy) decodes the test set with beam search; the
+per-language BLEU is added to the shared table as row ``model_name``, and the
+model is exported for ``sense.translation.Translator.from_hparams``.
+
+    python train.py hparams/train.yaml --data_folder=/data/cv-corpus-4 \\
+        --covost_folder=/data/covost_tsv --encoder_source=/models/sense --model_name=SENSE
+"""
+
+import json
+import os
+import sys
+
+import speechbrain as sb
+from covost_prepare import prepare_covost
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.utils.distributed import if_main_process, run_on_main
+
+from sense.distill import TRAIN_LOADER_KEY, make_train_loader
+from sense.finetune import resolve_device
+from sense.samplers import BatchBudget
+from sense.translation.bleu import BleuTable
+from sense.translation.brain import TranslationBrain, make_datasets
+
+TABLE_TITLE = "BLEU, X speech -> EN text (CoVoST 2), as Table VI of the SENSE paper"
+
+
+def main(argv):
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    run_opts = resolve_device(run_opts)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    if not hparams["skip_prep"]:
+        run_on_main(
+            prepare_covost,
+            kwargs={
+                "data_folder": hparams["data_folder"],
+                "covost_folder": hparams["covost_folder"],
+                "save_folder": hparams["prepared_folder"],
+                "languages": hparams["languages"],
+                "workers": hparams["prepare_workers"],
+                "min_duration": hparams["min_duration"],
+            },
+        )
+    manifests = {"train": hparams["train_csv"], "valid": hparams["valid_csv"]}
+    manifests["test"] = hparams["test_csv"]
+    datasets = make_datasets(manifests, hparams["decoder"], hparams["sample_rate"])
+    budget = BatchBudget(
+        hparams["batch_seconds"],
+        hparams["batch_seconds_scope"],
+        world_size=int(os.environ.get("WORLD_SIZE", "1")),
+        grad_accumulation=hparams["grad_accumulation_factor"],
+    )
+    train_loader, sampler = make_train_loader(
+        datasets["train"],
+        max_batch_duration=budget.per_gpu_seconds,
+        balancing_alpha=hparams["balancing_alpha"],
+        max_batch_size=hparams["max_batch_size"],
+        seed=hparams["seed"],
+        num_workers=hparams["num_workers"],
+        ratios_file=os.path.join(hparams["output_folder"], "language_ratios.json"),
+    )
+    brain = TranslationBrain(
+        modules=hparams["modules"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    brain.train_sampler = sampler  # SpeechBrain calls its set_epoch each epoch
+    brain.checkpointer.add_recoverable(TRAIN_LOADER_KEY, train_loader)
+    eval_kwargs = {"batch_size": hparams["valid_batch_size"]}
+    brain.fit(
+        hparams["epoch_counter"],
+        train_loader,
+        datasets["valid"].filtered_sorted(sort_key="duration"),
+        valid_loader_kwargs=eval_kwargs,
+    )
+    brain.evaluate(
+        datasets["test"].filtered_sorted(sort_key="duration"),
+        max_key="BLEU",
+        test_loader_kwargs=eval_kwargs,
+    )
+    if if_main_process():
+        with open(hparams["hours_file"], encoding="utf-8") as f:
+            hours = json.load(f)
+        table = BleuTable.open(hparams["bleu_table"], title=TABLE_TITLE)
+        for lang, bleu in brain.test_bleu.items():
+            table.add(hparams["model_name"], lang, bleu, hours=hours.get(lang))
+        table.save(hparams["bleu_table"])
+        print(table.to_markdown(), flush=True)
+    brain.export(
+        hparams["export_folder"],
+        extra={"recipe": "CoVoST2/ST", "hparams": os.path.abspath(hparams_file)},
+        beam_size=hparams["test_beam_size"],
+        length_penalty=hparams["length_penalty"],
+        max_decode_ratio=hparams["max_decode_ratio"],
+        min_decode_tokens=hparams["min_decode_tokens"],
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

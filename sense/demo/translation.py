@@ -1,0 +1,174 @@
+"""The no-download proof of speech translation: X speech -> EN text on the demo corpus.
+
+The demo corpus is parallel in six languages: sentence ``i`` in French,
+German, Spanish, Italian and Russian translates sentence ``i`` in English.
+This module writes, next to the demo's Common Voice release, the CoVoST 2
+translation files (``covost_v2.<src>_en.tsv``: the clip, its transcript, the
+English sentence of the same meaning, the Common Voice split), builds a small
+mBART-architecture decoder from its config (random weights, a sentencepiece
+vocabulary trained on the training sentences), and runs the CoVoST 2 recipe,
+unchanged, once per speech encoder: the demo's trained SENSE student and the
+random student it started from. Held-out BLEU of both lands in one Table
+VI-shaped table.
+
+    python -m sense.demo.translation --demo /work/demo_shared --output st_demo
+
+The encoder is frozen (``--freeze_encoder=True``): what the decoder can read
+from its frames is what is compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+
+from sense.demo.corpus import LANGUAGES
+from sense.demo.run import REPO, DemoConfig
+from sense.io import write_text_atomic
+
+RECIPE = os.path.join(REPO, "recipes", "CoVoST2", "ST")
+SOURCES = tuple(lang for lang in LANGUAGES if lang != "en")
+CV_SPLITS = ("train", "dev", "test")
+#: The demo decoder: mBART architecture, small.
+DECODER_HIDDEN = 128
+DECODER_LAYERS = 2
+DECODER_HEADS = 4
+DECODER_VOCAB = 600
+#: Model name in the BLEU table -> its folder in the demo's output.
+ENCODERS = {"SENSE demo student": "train/model", "random student": "model_before"}
+
+
+def english_of(corpus_rows) -> dict[str, dict[str, str]]:
+    """``{language: {sentence: English sentence}}`` of the demo corpus."""
+    return {lang: {row[lang]: row["en"] for row in corpus_rows} for lang in SOURCES}
+
+
+def write_covost_files(release: str, output: str, config: DemoConfig) -> list[str]:
+    """Write ``covost_v2.<src>_en.tsv`` for each source language of the release.
+
+    Returns the English training sentences (for the decoder's vocabulary).
+    """
+    from sense.demo.corpus import build_parallel_corpus
+
+    table = english_of(build_parallel_corpus(config.sentences, seed=0))
+    os.makedirs(output, exist_ok=True)
+    english_train = set()
+    for lang in SOURCES:
+        lines = ["path\tsentence\ttranslation\tsplit"]
+        for split in CV_SPLITS:
+            with open(os.path.join(release, lang, f"{split}.tsv"), encoding="utf-8") as f:
+                for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+                    english = table[lang].get(row["sentence"])
+                    if english is None:
+                        raise ValueError(f"{lang}: {row['sentence']!r} is not in the demo corpus")
+                    lines.append("\t".join((row["path"], row["sentence"], english, split)))
+                    if split == "train":
+                        english_train.add(english)
+        write_text_atomic(os.path.join(output, f"covost_v2.{lang}_en.tsv"), "\n".join(lines) + "\n")
+    return sorted(english_train)
+
+
+def build_decoder(folder: str, texts: list[str]) -> str:
+    """A small mBART-architecture decoder with a vocabulary trained on ``texts``."""
+    from sense.testing.tiny import build_tiny_mbart
+
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        build_tiny_mbart(
+            folder,
+            texts=texts,
+            hidden_size=DECODER_HIDDEN,
+            num_layers=DECODER_LAYERS,
+            vocab_size=DECODER_VOCAB,
+            num_heads=DECODER_HEADS,
+            ffn=4 * DECODER_HIDDEN,
+        )
+    return folder
+
+
+def train(
+    release: str,
+    covost: str,
+    output: str,
+    name: str,
+    encoder: str,
+    decoder: str,
+    encoder_dim: int,
+    epochs: int,
+    extra: tuple[str, ...] = (),
+) -> float:
+    """Run the CoVoST 2 recipe with ``encoder``; the seconds it took."""
+    cmd = [
+        sys.executable,
+        "train.py",
+        "hparams/train.yaml",
+        f"--data_folder={os.path.abspath(release)}",
+        f"--covost_folder={os.path.abspath(covost)}",
+        f"--prepared_folder={os.path.abspath(os.path.join(output, 'data'))}",
+        f"--output_folder={os.path.abspath(os.path.join(output, name.replace(' ', '_')))}",
+        f"--bleu_table={os.path.abspath(os.path.join(output, 'bleu_table'))}",
+        f"--model_name={name}",
+        f"--languages=[{', '.join(SOURCES)}]",
+        f"--encoder_source={os.path.abspath(encoder)}",
+        f"--encoder_dim={encoder_dim}",
+        "--freeze_encoder=True",
+        "--gradient_checkpointing=False",
+        f"--decoder_source={os.path.abspath(decoder)}",
+        f"--decoder_dim={DECODER_HIDDEN}",
+        f"--number_of_epochs={epochs}",
+        f"--valid_search_interval={epochs}",
+        "--decoder_lr=0.001",
+        "--projection_lr=0.001",
+        "--max_batch_size=16",
+        "--batch_seconds=60",
+        "--balancing_alpha=1.0",
+        "--prepare_workers=2",
+        "--num_workers=0",
+        "--valid_batch_size=32",
+        "--ckpt_interval_minutes=0",
+        "--device=cpu",
+        *extra,
+    ]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
+    started = time.time()
+    subprocess.run(cmd, cwd=RECIPE, env=env, check=True)
+    return time.time() - started
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--demo", required=True, help="output folder of `python -m sense.demo`")
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument(
+        "--only", choices=sorted(ENCODERS), help="train with one encoder (default: both)"
+    )
+    args = parser.parse_args(argv)
+    release = os.path.join(args.demo, "commonvoice")
+    covost = os.path.join(args.output, "covost")
+    english = write_covost_files(release, covost, DemoConfig())
+    decoder = build_decoder(os.path.join(args.output, "decoder_init"), english)
+    encoder_dim = json.load(open(os.path.join(args.demo, "train", "model", "meta.json")))[
+        "encoder"
+    ]["frame_dim"]
+    times_file = os.path.join(args.output, "times.json")
+    times = json.load(open(times_file)) if os.path.isfile(times_file) else {}
+    for name, folder in ENCODERS.items():
+        if args.only and name != args.only:
+            continue
+        encoder = os.path.join(args.demo, folder)
+        times[name] = train(
+            release, covost, args.output, name, encoder, decoder, encoder_dim, args.epochs
+        )
+        write_text_atomic(times_file, json.dumps(times, indent=2) + "\n")
+    with open(os.path.join(args.output, "bleu_table.md"), encoding="utf-8") as f:
+        print(f.read())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

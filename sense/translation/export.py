@@ -1,0 +1,220 @@
+"""Write a trained speech translation model as a folder ``Translator.from_hparams`` loads.
+
+Layout::
+
+    hyperparams.yaml     encoder, projection, decoder, decoding and window settings
+    encoder/             the fine-tuned speech encoder (transformers layout)
+    decoder/             the fine-tuned decoder with its tokenizer (transformers
+                         layout; text encoder layers dropped)
+    projection.ckpt      the feed-forward bridge
+    meta.json            format, training information
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+
+import torch
+
+from sense.export import ENCODER_DIR, HPARAMS_FILE, META_FILE, _save_feature_extractor, _yaml
+from sense.io import check_output_folder, staged_folder
+from sense.translation.decoder import DEFAULT_MAX_DECODE_RATIO, DEFAULT_MIN_DECODE_TOKENS
+
+logger = logging.getLogger(__name__)
+
+FORMAT_NAME = "sense-translator"
+FORMAT_VERSION = 1
+DECODER_DIR = "decoder"
+PROJECTION_FILE = "projection.ckpt"
+#: Long recordings are cut at pauses into windows of this length (seconds)
+#: and each window is translated on its own.
+DEFAULT_MAX_DURATION = 30.0
+DEFAULT_WINDOW = 20.0
+DEFAULT_BEAM_SIZE = 5
+DEFAULT_LENGTH_PENALTY = 1.0
+
+
+def is_translator_folder(folder: str) -> bool:
+    """Whether ``folder`` holds a model written by :func:`export_translator`.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> is_translator_folder(tempfile.mkdtemp())
+    False
+    """
+    try:
+        with open(os.path.join(folder, META_FILE), encoding="utf-8") as f:
+            return json.load(f).get("format") == FORMAT_NAME
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def render_hparams(
+    projection,
+    target_lang: str,
+    sample_rate: int,
+    beam_size: int,
+    length_penalty: float,
+    max_decode_ratio: float,
+    min_decode_tokens: int,
+    max_duration: float,
+    window: float,
+) -> str:
+    """The text of an exported translator's ``hyperparams.yaml``.
+
+    Example
+    -------
+    >>> from sense.translation.decoder import FrameProjection
+    >>> text = render_hparams(FrameProjection(8, 4), "en_XX", 16000, 5, 1.0, 0.25, 10, 30.0, 20.0)
+    >>> "target_lang: \\"en_XX\\"" in text
+    True
+    """
+    return f"""\
+# A speech translation model exported by sense.translation.export (format {FORMAT_VERSION}).
+# Load it with:
+#   from sense.translation import Translator
+#   model = Translator.from_hparams(source="<this folder or its hub id>")
+# Translator.from_hparams fills model_dir with the local folder of the model.
+
+model_dir: !PLACEHOLDER
+
+# Audio is read as mono at this rate.
+sample_rate: {_yaml(int(sample_rate))}
+# Language token every translation starts with.
+target_lang: {_yaml(target_lang)}
+
+# Beam search (transformers' generate): beams, length normalisation exponent,
+# output tokens per encoder frame at most, and at least min_decode_tokens.
+beam_size: {_yaml(int(beam_size))}
+length_penalty: {_yaml(float(length_penalty))}
+max_decode_ratio: {_yaml(float(max_decode_ratio))}
+min_decode_tokens: {_yaml(int(min_decode_tokens))}
+
+# Recordings longer than max_duration seconds are cut at pauses into windows
+# of at most window_duration seconds, each translated on its own.
+max_duration: {_yaml(float(max_duration))}
+window_duration: {_yaml(float(window))}
+
+encoder: !new:sense.lobes.speech.HFSpeechEncoder
+    source: !ref <model_dir>/{ENCODER_DIR}
+    freeze: True
+
+projection: !new:sense.translation.decoder.FrameProjection
+    input_dim: {_yaml(projection.input_dim)}
+    output_dim: {_yaml(projection.output_dim)}
+    hidden_dim: {_yaml(projection.hidden_dim)}
+    dropout: {_yaml(projection.dropout_p)}
+
+decoder: !new:sense.translation.decoder.Seq2SeqDecoder
+    source: !ref <model_dir>/{DECODER_DIR}
+    target_lang: !ref <target_lang>
+    freeze: True
+
+modules:
+    encoder: !ref <encoder>
+    projection: !ref <projection>
+    decoder: !ref <decoder>
+
+pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+    loadables:
+        projection: !ref <projection>
+    paths:
+        projection: !ref <model_dir>/{PROJECTION_FILE}
+    custom_hooks:
+        projection: !name:sense.export.load_state_dict_strict
+"""
+
+
+def export_translator(
+    folder: str,
+    encoder,
+    projection,
+    decoder,
+    extra: dict | None = None,
+    beam_size: int = DEFAULT_BEAM_SIZE,
+    length_penalty: float = DEFAULT_LENGTH_PENALTY,
+    max_decode_ratio: float = DEFAULT_MAX_DECODE_RATIO,
+    min_decode_tokens: int = DEFAULT_MIN_DECODE_TOKENS,
+    max_duration: float = DEFAULT_MAX_DURATION,
+    window: float = DEFAULT_WINDOW,
+    force: bool = False,
+) -> str:
+    """Write encoder, projection and decoder as a folder ``Translator.from_hparams`` loads.
+
+    Parameters
+    ----------
+    folder : str
+        Destination; written under a temporary name beside it, then renamed.
+        An earlier export there is replaced; anything else only with ``force``.
+    encoder : sense.lobes.speech.HFSpeechEncoder
+    projection : sense.translation.decoder.FrameProjection
+    decoder : sense.translation.decoder.Seq2SeqDecoder
+    extra : dict, optional
+        Training information for ``meta.json``.
+    beam_size, length_penalty, max_decode_ratio, min_decode_tokens
+        Default decoding settings of the folder.
+    max_duration, window : float
+        Long-recording settings (seconds).
+
+    Returns
+    -------
+    str
+        ``folder``.
+    """
+    if projection.input_dim != encoder.output_dim or projection.output_dim != decoder.d_model:
+        raise ValueError(
+            f"the projection maps {projection.input_dim} -> {projection.output_dim}, the encoder "
+            f"gives {encoder.output_dim}-dim frames and the decoder takes {decoder.d_model}"
+        )
+    if not 0 < window <= max_duration:
+        raise ValueError(f"need 0 < window <= max_duration, got {window} and {max_duration}")
+    folder = os.path.abspath(os.fspath(folder))
+    check_output_folder(folder, is_translator_folder, "sense translator", force=force)
+    with staged_folder(folder) as tmp:
+        encoder_dir = os.path.join(tmp, ENCODER_DIR)
+        encoder.model.save_pretrained(encoder_dir)
+        _save_feature_extractor(encoder, encoder_dir)
+        decoder_dir = os.path.join(tmp, DECODER_DIR)
+        decoder.model.save_pretrained(decoder_dir)
+        decoder.tokenizer.save_pretrained(decoder_dir)
+        state = {k: v.detach().cpu().clone() for k, v in projection.state_dict().items()}
+        torch.save(state, os.path.join(tmp, PROJECTION_FILE))
+        with open(os.path.join(tmp, HPARAMS_FILE), "w", encoding="utf-8") as f:
+            f.write(
+                render_hparams(
+                    projection,
+                    decoder.target_lang,
+                    getattr(encoder, "sample_rate", 16000),
+                    beam_size,
+                    length_penalty,
+                    max_decode_ratio,
+                    min_decode_tokens,
+                    max_duration,
+                    window,
+                )
+            )
+        meta = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "encoder": {
+                "model_type": encoder.model_type,
+                "trained_from": encoder.source,
+                "frame_dim": int(encoder.output_dim),
+            },
+            "decoder": {
+                "model_type": decoder.model_type,
+                "trained_from": decoder.source,
+                "target_lang": decoder.target_lang,
+            },
+            "extra": extra or {},
+        }
+        with open(os.path.join(tmp, META_FILE), "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=2, ensure_ascii=False, default=str)
+            f.write("\n")
+    logger.info("exported translator to %s", folder)
+    return folder

@@ -1,0 +1,356 @@
+"""Speech translation: BLEU, CoVoST 2 preparation, the recipe (mBART and NLLB), export, CLI."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+import soundfile as sf
+import torch
+from covost_fixture import ENGLISH, build_covost
+from cv_fixture import REPO, run_recipe
+
+from sense.checkpoints import KILL_AFTER_ENV
+from sense.prepare import PreparationReport, read_manifest
+from sense.testing.tiny import DEFAULT_TEXTS, build_tiny_mbart, build_tiny_nllb
+from sense.translation.bleu import BleuTable, bleu_by_language, corpus_bleu
+from sense.translation.brain import label_smoothed_nll
+
+RECIPE = os.path.join(REPO, "recipes", "CoVoST2", "ST")
+sys.path.insert(0, RECIPE)
+from covost_prepare import prepare_covost  # noqa: E402
+
+TEXTS = DEFAULT_TEXTS + tuple(ENGLISH)
+
+
+def test_bleu_equals_sacrebleu_command_line(tmp_path):
+    hyps = ["the cat sleeps on the sofa", "a doctor reads letters", "it is raining, isn't it?"]
+    refs = ["the cat sleeps on the red sofa", "a young doctor reads a letter", "it rains, no?"]
+    (tmp_path / "hyp.txt").write_text("\n".join(hyps) + "\n", encoding="utf-8")
+    (tmp_path / "ref.txt").write_text("\n".join(refs) + "\n", encoding="utf-8")
+    cli = os.path.join(os.path.dirname(sys.executable), "sacrebleu")
+    out = subprocess.run(
+        [cli, str(tmp_path / "ref.txt"), "-i", str(tmp_path / "hyp.txt"), "-b", "-w", "4"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert round(corpus_bleu(hyps, refs), 4) == float(out.stdout.strip())
+    per_lang = bleu_by_language(hyps, refs, ["fr", "de", "fr"])
+    assert per_lang["fr"] == pytest.approx(corpus_bleu([hyps[0], hyps[2]], [refs[0], refs[2]]))
+    with pytest.raises(ValueError, match="one each"):
+        corpus_bleu(hyps, refs[:2])
+
+
+def test_label_smoothed_nll_ignores_padding():
+    logits = torch.randn(2, 3, 11)
+    labels = torch.tensor([[1, 2, -100], [3, 4, 5]])
+    plain = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, 11)[[0, 1, 3, 4, 5]], labels.flatten()[[0, 1, 3, 4, 5]]
+    )
+    assert label_smoothed_nll(logits, labels, 0.0) == pytest.approx(plain.item())
+    assert label_smoothed_nll(logits, labels, 0.1) != pytest.approx(plain.item())
+
+
+@pytest.fixture(scope="module")
+def tiny_mbart(tmp_path_factory):
+    return build_tiny_mbart(str(tmp_path_factory.mktemp("mbart")), texts=TEXTS)
+
+
+@pytest.fixture(scope="module")
+def tiny_nllb(tmp_path_factory):
+    return build_tiny_nllb(str(tmp_path_factory.mktemp("nllb")), texts=TEXTS)
+
+
+@pytest.mark.parametrize("which, lang", [("tiny_mbart", "en_XX"), ("tiny_nllb", "eng_Latn")])
+def test_decoder_targets_generation_and_padding(which, lang, request):
+    from sense.translation.decoder import IGNORE_INDEX, Seq2SeqDecoder
+
+    decoder = Seq2SeqDecoder(request.getfixturevalue(which), target_lang=lang).eval()
+    assert len(decoder.model.get_encoder().layers) == 0  # the text encoder is dropped
+    ids = decoder.target_ids("the cat sleeps")
+    assert ids[0] == decoder.lang_id and ids[-1] == decoder.eos_id
+    assert decoder.decode([ids.tolist()]) == ["the cat sleeps"]
+    tokens = torch.stack([ids, torch.cat([ids[:4], torch.zeros(len(ids) - 4, dtype=torch.long)])])
+    inputs, labels = decoder.teacher_forcing(tokens, torch.tensor([1.0, 4 / len(ids)]))
+    assert inputs[0, 0] == decoder.start_id and inputs[0, 1:].tolist() == ids[:-1].tolist()
+    assert labels[1, 4:].eq(IGNORE_INDEX).all() and labels[0].tolist() == ids.tolist()
+    torch.manual_seed(0)
+    memory = torch.randn(2, 12, decoder.d_model)
+    lens = torch.tensor([1.0, 0.5])
+    out = decoder.generate_ids(memory, lens, beam_size=1, length_penalty=1.0, max_new_tokens=6)
+    assert out[:, 0].eq(decoder.start_id).all() and out[:, 1].eq(decoder.lang_id).all()
+    # greedy output = argmax of the teacher-forced logits on its own prefix
+    logits = decoder(memory, lens, out[:, :-1])
+    alive = out[:, 2:].ne(decoder.pad_id)
+    alive[:, -1] = False  # at the length limit, mBART's config forces </s>
+    assert logits.argmax(-1)[:, 1:][alive].tolist() == out[:, 2:][alive].tolist()
+    # the padded frames of the second utterance are never attended to
+    alone = decoder.generate(memory[1:, :6], torch.ones(1), beam_size=3, max_new_tokens=6)
+    padded = decoder.generate(memory, lens, beam_size=3, max_new_tokens=6)
+    assert padded[1] == alone[0]
+    with pytest.raises(ValueError, match="not a language token"):
+        decoder.set_target_lang("xx_YY")
+
+
+def test_bleu_table_round_trip(tmp_path):
+    table = BleuTable(title="t")
+    table.add("SENSE", "fr", 21.67, hours=180.2)
+    table.add("SENSE", "zh-CN", 6.33, hours=0.4)
+    table.add("w2v-BERT 2.0", "fr", 21.02)
+    with pytest.raises(ValueError, match="training hours"):
+        table.add("x", "fr", 1.0, hours=3.0)
+    table.save(tmp_path / "bleu")
+    again = BleuTable.load(tmp_path / "bleu.json")
+    assert again.to_markdown() == table.to_markdown()
+    lines = (tmp_path / "bleu.md").read_text().splitlines()
+    assert lines[2].split("|")[1:3] == [" BLEU         ", "    FR "]
+    assert "| Duration (h) |   180 |  0.4 |" in lines
+    assert "| w2v-BERT 2.0 | 21.02 |    - |" in lines
+    assert (tmp_path / "bleu.csv").read_text().splitlines()[0] == "BLEU,FR,ZH"
+
+
+@pytest.fixture(scope="module")
+def covost(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("covost"))
+    return root, build_covost(root)
+
+
+@pytest.fixture(scope="module")
+def prepared(covost, tmp_path_factory):
+    root, expected = covost
+    out = str(tmp_path_factory.mktemp("covost_prepared"))
+    return root, out, prepare_covost(root, root, out, ["fr", "de", "ru"]), expected
+
+
+def test_prepare_joins_splits_and_reports_bad_rows(prepared):
+    root, out, summary, expected = prepared
+    assert summary["kept"] == expected["kept"]
+    train = read_manifest(summary["manifests"]["train"])
+    rows = {r["ID"]: r for r in train}
+    assert rows["fr_common_voice_fr_1003"]["translation"] == ENGLISH[3]  # train_covost -> train
+    dev = {r["ID"]: r for r in read_manifest(summary["manifests"]["dev"])}
+    assert dev["de_common_voice_de_1006"]["translation"] == 'she sings a "song"'
+    assert dev["de_common_voice_de_1006"]["transcript"] == "sie singt ein Lied"
+    report = PreparationReport.read(summary["report"])
+    reasons = {(r["item"], r["reason"]) for r in report}
+    for item, reason in expected["bad"].items():
+        assert (item, reason) in reasons
+    counts = PreparationReport(rows=report).reasons()
+    assert counts["empty translation"] == counts["malformed line"] == 3
+    assert counts["unknown split 'other'"] == 3
+    hours = summary["hours"]
+    seconds = sum(float(r["duration"]) for r in train if r["language"] == "fr")
+    assert hours["fr"] == pytest.approx(seconds / 3600)
+    assert prepare_covost(root, root, out, ["fr", "de", "ru"])["skipped"]
+
+
+def test_prepare_refuses_languages_outside_covost(covost, tmp_path):
+    root, _ = covost
+    with pytest.raises(ValueError, match="not CoVoST 2 X->EN"):
+        prepare_covost(root, root, str(tmp_path), ["fr", "xx"])
+
+
+# -- the recipe on tiny real-class models ------------------------------------------------
+
+
+def _args(covost_root, prepared_folder, out, encoder, decoder, *extra):
+    names = {e.split("=", 1)[0] for e in extra}
+    defaults = [
+        "hparams/train.yaml",
+        f"--data_folder={covost_root}",
+        f"--prepared_folder={prepared_folder}",
+        f"--output_folder={out}",
+        f"--bleu_table={out}/bleu_table",
+        "--languages=[fr, de, ru]",
+        f"--encoder_source={encoder}",
+        "--encoder_dim=32",
+        f"--decoder_source={decoder}",
+        "--decoder_dim=32",
+        "--number_of_epochs=1",
+        "--max_batch_size=2",
+        "--prepare_workers=1",
+        "--num_workers=0",
+        "--valid_batch_size=4",
+        "--gradient_checkpointing=False",
+        "--device=cpu",
+    ]
+    return [a for a in defaults if a.split("=", 1)[0] not in names] + list(extra)
+
+
+def _run(args, **kw):
+    proc = run_recipe(args, recipe=RECIPE, **kw)
+    return proc
+
+
+def _log_starts(out):
+    with open(os.path.join(out, "train_log.txt"), encoding="utf-8") as f:
+        return re.findall(r"start_optimizer_step: (\d+), start_epoch_step: (\d+)", f.read())
+
+
+@pytest.fixture(scope="module")
+def mbart_run(covost, tiny_w2v_bert, tiny_mbart, tmp_path_factory):
+    """One tiny epoch with mBART, killed after its first intra-epoch checkpoint, resumed."""
+    root, _ = covost
+    out = str(tmp_path_factory.mktemp("st_mbart"))
+    args = _args(
+        root,
+        os.path.join(out, "data"),
+        out,
+        tiny_w2v_bert,
+        tiny_mbart,
+        "--ckpt_interval_steps=2",
+        "--ckpt_interval_minutes=0",
+    )
+    killed = _run(args, env={KILL_AFTER_ENV: "1"})
+    assert killed.returncode == -signal.SIGKILL, killed.stdout[-3000:] + killed.stderr[-3000:]
+    resumed = _run(args)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    return out, resumed
+
+
+@pytest.mark.slow
+def test_recipe_resumes_mid_epoch_and_writes_the_bleu_table(mbart_run):
+    out, proc = mbart_run
+    # the resumed run starts after the two steps of the saved checkpoint, both optimizers too
+    assert _log_starts(out)[-1] == ("2", "2")
+    with open(os.path.join(out, "train_log.txt"), encoding="utf-8") as f:
+        log = f.read()
+    assert "train head_state_steps: 2" in log and "encoder_state_steps: 2" in log
+    assert re.search(r"valid loss: [0-9.e+-]+, valid BLEU: [0-9.e+-]+, valid BLEU_de", log)
+    table = BleuTable.load(os.path.join(out, "bleu_table"))
+    assert table.models == ["SENSE"] and sorted(table.languages) == ["de", "fr", "ru"]
+    hours = json.load(open(os.path.join(out, "data", "hours.json")))
+    assert "| Duration (h) |" in (open(os.path.join(out, "bleu_table.md")).read())
+    assert hours["fr"] > 0
+    with open(os.path.join(out, "test_hypotheses.tsv"), encoding="utf-8") as f:
+        rows = f.read().splitlines()
+    assert rows[0] == "ID\tlanguage\thypothesis\treference" and len(rows) == 1 + 6
+    assert "BLEU" in proc.stdout
+
+
+def test_nllb_decoder_exports_and_translates(tiny_w2v_bert, tiny_nllb, tmp_path):
+    """The alternative decoder block (NLLB, M2M100 class) through export and loading."""
+    from sense.lobes.speech import HFSpeechEncoder
+    from sense.translation import Translator
+    from sense.translation.decoder import FrameProjection, Seq2SeqDecoder
+    from sense.translation.export import export_translator
+
+    encoder = HFSpeechEncoder(tiny_w2v_bert)
+    decoder = Seq2SeqDecoder(tiny_nllb, target_lang="eng_Latn")
+    projection = FrameProjection(encoder.output_dim, decoder.d_model)
+    folder = export_translator(str(tmp_path / "st"), encoder, projection, decoder, beam_size=2)
+    meta = json.load(open(os.path.join(folder, "meta.json")))
+    assert meta["decoder"] == {
+        "model_type": "m2m_100",
+        "trained_from": tiny_nllb,
+        "target_lang": "eng_Latn",
+    }
+    model = Translator.from_hparams(source=folder, device="cpu")
+    wavs, lens = torch.randn(2, 16000), torch.tensor([1.0, 0.6])
+    expected = decoder.eval().generate(
+        projection.eval()(encoder.eval()(wavs, lens)[0]), encoder(wavs, lens)[1], beam_size=2
+    )
+    assert model.translate_batch(wavs, lens) == expected
+    with pytest.raises(FileExistsError):
+        export_translator(str(tmp_path), encoder, projection, decoder)
+
+
+@pytest.mark.slow
+def test_export_translates_files_and_the_cli_reports_bad_audio(mbart_run, tmp_path, capsys):
+    from sense.cli import main
+    from sense.translation import Translator
+
+    out, _ = mbart_run
+    folder = os.path.join(out, "model")
+    model = Translator.from_hparams(source=folder, device="cpu")
+    wav = torch.randn(16000 * 2) * 0.1
+    sf.write(tmp_path / "a.flac", wav.numpy(), 16000)
+    sf.write(tmp_path / "b.ogg", wav[:8000].numpy(), 16000)
+    text = model.translate_file(str(tmp_path / "a.flac"), beam_size=5)
+    assert isinstance(text, str)
+    assert model.translate_batch(wav[None], torch.ones(1), beam_size=5) == [text]
+    # a long recording is cut into windows and translated piece by piece
+    long = torch.cat([wav, torch.zeros(8000), wav])
+    pieces = model.translate_waveforms([long], beam_size=1, max_duration=2.0, window=2.0)
+    assert isinstance(pieces[0], str)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("hello")
+    status = main(
+        [
+            "translate",
+            "-m",
+            folder,
+            str(tmp_path / "a.flac"),
+            str(tmp_path / "b.ogg"),
+            str(tmp_path / "empty.wav"),
+            str(tmp_path / "notes.txt"),
+            "--json",
+            "-q",
+        ]
+    )
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert [os.path.basename(r["path"]) for r in lines] == ["a.flac", "b.ogg"]
+    assert lines[0]["translation"] == text
+    assert (
+        "empty.wav: empty file" in captured.err and "notes.txt: not an audio file" in captured.err
+    )
+    assert "Traceback" not in captured.err
+    assert status == 0
+    assert main(["translate", "-m", folder, str(tmp_path / "empty.wav"), "-q"]) == 1
+    assert "sense: error: nothing to translate" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_translation_learns_to_tell_utterances_apart(prepared, tiny_w2v_bert, tiny_mbart):
+    """Trained a few steps, the model translates each clip into its own sentence.
+
+    A decoder that ignored the audio could give only one sentence for all
+    clips: the BLEU it reaches shows the speech -> text path learns.
+    """
+    from speechbrain.dataio.batch import PaddedBatch
+
+    from sense.lobes.speech import HFSpeechEncoder
+    from sense.translation.brain import make_datasets
+    from sense.translation.decoder import FrameProjection, Seq2SeqDecoder
+
+    _, _, summary, _ = prepared
+    torch.manual_seed(0)
+    encoder = HFSpeechEncoder(tiny_w2v_bert, freeze=True)
+    decoder = Seq2SeqDecoder(tiny_mbart)
+    projection = FrameProjection(encoder.output_dim, decoder.d_model, dropout=0.0)
+    data = make_datasets({"train": summary["manifests"]["train"]}, decoder)["train"]
+    items = [data[i] for i in range(len(data)) if data[i]["language"] == "fr"]
+    batch = PaddedBatch(items)
+    refs = [item["translation"] for item in items]
+    assert len(set(refs)) == len(refs) >= 4
+    opt = torch.optim.Adam(
+        [
+            {"params": projection.parameters(), "lr": 3e-3},
+            {"params": decoder.parameters(), "lr": 3e-3},
+        ]
+    )
+    frames, frame_lens = encoder(*batch.sig)
+    inputs, labels = decoder.teacher_forcing(*batch.tokens)
+
+    def translate():
+        projection.eval(), decoder.eval()
+        with torch.no_grad():
+            # a fixed limit: the tiny vocabulary spends a token on every few letters
+            return decoder.generate(projection(frames), frame_lens, beam_size=2, max_new_tokens=40)
+
+    before = corpus_bleu(translate(), refs)
+    projection.train(), decoder.train()
+    for _ in range(200):
+        loss = label_smoothed_nll(decoder(projection(frames), frame_lens, inputs), labels, 0.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    hyps = translate()
+    after = corpus_bleu(hyps, refs)
+    assert before < 10 and after > 80, (before, after, hyps)
+    assert len(set(hyps)) >= len(refs) - 1, hyps  # one output per clip, not one for all
