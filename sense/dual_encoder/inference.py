@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import torch
 
 from sense.dataio import AudioError
-from sense.export import _save_feature_extractor
+from sense.export import save_feature_extractor
 from sense.inference import SENSE, WindowEmbeddings, audio_error_reason, resolve_model_dir
 from sense.io import check_output_folder, staged_folder
 
@@ -128,7 +128,7 @@ def export_dual_encoder(
     with staged_folder(folder) as tmp:
         speech_dir = os.path.join(tmp, SPEECH_DIR)
         tokenizer.encoder.model.save_pretrained(speech_dir)
-        _save_feature_extractor(tokenizer.encoder, speech_dir)
+        save_feature_extractor(tokenizer.encoder, speech_dir)
         torch.save(tokenizer.centroids.detach().cpu().clone(), os.path.join(tmp, CENTROIDS_FILE))
         llm.save_pretrained(os.path.join(tmp, BACKBONE_DIR))
         state = {k: v.detach().cpu().clone() for k, v in projection.state_dict().items()}

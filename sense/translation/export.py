@@ -19,7 +19,13 @@ import os
 
 import torch
 
-from sense.export import ENCODER_DIR, HPARAMS_FILE, META_FILE, _save_feature_extractor, _yaml
+from sense.export import (
+    ENCODER_DIR,
+    HPARAMS_FILE,
+    META_FILE,
+    save_feature_extractor,
+    yaml_scalar,
+)
 from sense.io import check_output_folder, staged_folder
 from sense.translation.decoder import DEFAULT_MAX_DECODE_RATIO, DEFAULT_MIN_DECODE_TOKENS
 
@@ -83,31 +89,31 @@ def render_hparams(
 model_dir: !PLACEHOLDER
 
 # Audio is read as mono at this rate.
-sample_rate: {_yaml(int(sample_rate))}
+sample_rate: {yaml_scalar(int(sample_rate))}
 # Language token every translation starts with.
-target_lang: {_yaml(target_lang)}
+target_lang: {yaml_scalar(target_lang)}
 
 # Beam search (transformers' generate): beams, length normalisation exponent,
 # output tokens per encoder frame at most, and at least min_decode_tokens.
-beam_size: {_yaml(int(beam_size))}
-length_penalty: {_yaml(float(length_penalty))}
-max_decode_ratio: {_yaml(float(max_decode_ratio))}
-min_decode_tokens: {_yaml(int(min_decode_tokens))}
+beam_size: {yaml_scalar(int(beam_size))}
+length_penalty: {yaml_scalar(float(length_penalty))}
+max_decode_ratio: {yaml_scalar(float(max_decode_ratio))}
+min_decode_tokens: {yaml_scalar(int(min_decode_tokens))}
 
 # Recordings longer than max_duration seconds are cut at pauses into windows
 # of at most window_duration seconds, each translated on its own.
-max_duration: {_yaml(float(max_duration))}
-window_duration: {_yaml(float(window))}
+max_duration: {yaml_scalar(float(max_duration))}
+window_duration: {yaml_scalar(float(window))}
 
 encoder: !new:sense.lobes.speech.HFSpeechEncoder
     source: !ref <model_dir>/{ENCODER_DIR}
     freeze: True
 
 projection: !new:sense.translation.decoder.FrameProjection
-    input_dim: {_yaml(projection.input_dim)}
-    output_dim: {_yaml(projection.output_dim)}
-    hidden_dim: {_yaml(projection.hidden_dim)}
-    dropout: {_yaml(projection.dropout_p)}
+    input_dim: {yaml_scalar(projection.input_dim)}
+    output_dim: {yaml_scalar(projection.output_dim)}
+    hidden_dim: {yaml_scalar(projection.hidden_dim)}
+    dropout: {yaml_scalar(projection.dropout_p)}
 
 decoder: !new:sense.translation.decoder.Seq2SeqDecoder
     source: !ref <model_dir>/{DECODER_DIR}
@@ -177,7 +183,7 @@ def export_translator(
     with staged_folder(folder) as tmp:
         encoder_dir = os.path.join(tmp, ENCODER_DIR)
         encoder.model.save_pretrained(encoder_dir)
-        _save_feature_extractor(encoder, encoder_dir)
+        save_feature_extractor(encoder, encoder_dir)
         decoder_dir = os.path.join(tmp, DECODER_DIR)
         decoder.model.save_pretrained(decoder_dir)
         decoder.tokenizer.save_pretrained(decoder_dir)
