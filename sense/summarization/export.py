@@ -35,7 +35,7 @@ import shutil
 
 import torch
 
-from sense.export import TEACHER_CENTER_FILE, _yaml, load_state_dict_strict
+from sense.export import TEACHER_CENTER_FILE, load_state_dict_strict, yaml_scalar
 from sense.io import check_output_folder, staged_folder
 
 FORMAT_NAME = "sense-summarizer"
@@ -81,7 +81,7 @@ def render_hparams(
     if teacher is None:
         teacher_block = "teacher: null\n"
     else:
-        fields = "".join(f"teacher_{k}: {_yaml(v)}\n" for k, v in teacher.items())
+        fields = "".join(f"teacher_{k}: {yaml_scalar(v)}\n" for k, v in teacher.items())
         refs = "".join(f"    {k}: !ref <teacher_{k}>\n" for k in teacher)
         teacher_block = f"{fields}\nteacher: !new:sense.lobes.text.TeacherSpec\n{refs}"
     speech = f"!ref <model_dir>/{SPEECH_DIR}" if has_speech else "null"
@@ -92,14 +92,14 @@ def render_hparams(
 model_dir: !PLACEHOLDER
 
 # Beam search of the summary.
-num_beams: {_yaml(int(num_beams))}
-max_new_tokens: {_yaml(int(max_new_tokens))}
+num_beams: {yaml_scalar(int(num_beams))}
+max_new_tokens: {yaml_scalar(int(max_new_tokens))}
 # A document is cut to its first max_units sentences or utterances.
-max_units: {_yaml(int(max_units))}
+max_units: {yaml_scalar(int(max_units))}
 # Language of the sentence splitter of summarize_texts(one string).
-language: {_yaml(language)}
+language: {yaml_scalar(language)}
 # A recording is cut at its quietest points into utterances of at most this many seconds.
-utterance_seconds: {_yaml(float(utterance_seconds))}
+utterance_seconds: {yaml_scalar(float(utterance_seconds))}
 
 # Text side: the sentence encoder of the training documents (never copied here).
 {teacher_block}
@@ -110,9 +110,9 @@ seq2seq: !new:sense.summarization.model.Seq2SeqSummarizer
     source: !ref <model_dir>/{SEQ2SEQ_DIR}
 
 projection: !new:sense.summarization.model.EmbeddingProjection
-    input_dim: {_yaml(int(input_dim))}
-    output_dim: {_yaml(int(output_dim))}
-    project_equal: {_yaml(bool(project_equal))}
+    input_dim: {yaml_scalar(int(input_dim))}
+    output_dim: {yaml_scalar(int(output_dim))}
+    project_equal: {yaml_scalar(bool(project_equal))}
 
 modules:
     seq2seq: !ref <seq2seq>

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from sense.io import write_text_atomic
-from sense.results import MISSING, SUFFIXES, _stem
+from sense.results import MISSING, SUFFIXES, table_stem
 
 TABLE_FORMAT = "sense.summary_table"
 TABLE_VERSION = 1
@@ -111,7 +111,7 @@ class SummaryTable:
 
     def save(self, path: str | os.PathLike) -> dict[str, Path]:
         """Write ``<path>.md`` (with the title), ``.json`` and ``.csv``."""
-        stem = _stem(path)
+        stem = table_stem(path)
         texts = {
             ".md": f"{self.title}\n\n{self.to_markdown()}",
             ".json": json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n",
@@ -126,7 +126,7 @@ class SummaryTable:
     @classmethod
     def open(cls, path: str | os.PathLike) -> SummaryTable:
         """The table saved at ``path`` (its ``.json``), or a new one with the paper's rows."""
-        file = _stem(path).with_name(_stem(path).name + ".json")
+        file = table_stem(path).with_name(table_stem(path).name + ".json")
         if not file.is_file():
             return cls()
         data = json.loads(file.read_text(encoding="utf-8"))
