@@ -6,6 +6,9 @@ STAMP := $(VENV)/.sense-installed
 EXTRAS ?= dev,demo,faiss,analysis,dual,summarization
 # Test processes (pytest-xdist); each test file runs whole in one of them.
 TEST_WORKERS ?= 2
+# Some shells set it; without cached bytecode every process (each test worker,
+# each recipe run) recompiles torch and transformers: about 15 s per start.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: install test demo lint bench clean
 
