@@ -36,13 +36,11 @@ from sense.finetune import FineTuneBrain, unwrap
 from sense.lobes.text import TeacherSpec
 from sense.prepare import read_manifest
 from sense.retrieval import recall_at_k
-from sense.samplers import BalancedDurationBatchSampler, save_ratios
+from sense.samplers import BalancedDurationBatchSampler, BatchBudget, save_ratios
 from sense.teacher_cache import TeacherCache, TeacherCacheError, build_distributed
 
 logger = logging.getLogger(__name__)
 
-# Name under which the train loader's position is checkpointed (SpeechBrain's own key).
-TRAIN_LOADER_KEY = "dataloader-TRAIN"
 # Transcripts per teacher forward pass when building the cache.
 DEFAULT_TEACHER_BATCH_SIZE = 128
 # Validation R@1 is reported for languages with at least this many utterances.
@@ -151,22 +149,27 @@ def make_datasets(
 
 def make_train_loader(
     dataset: DynamicItemDataset,
-    max_batch_duration: float,
+    budget: BatchBudget,
+    epochs: int,
     balancing_alpha: float = 0.5,
     max_batch_size: int | None = None,
     seed: int = 0,
     num_workers: int = 0,
     ratios_file: str | None = None,
-):
+) -> SaveableDataLoader:
     """A resumable loader of language re-balanced batches filled by duration.
+
+    The main process prints what the budget amounts to (steps per epoch, passes
+    over the data). Hand the loader to :meth:`FineTuneBrain.use_train_loader`.
 
     Parameters
     ----------
     dataset : DynamicItemDataset
         Items with ``duration`` and ``language`` fields.
-    max_batch_duration : float
-        Seconds of padded audio per batch of this process (see
-        :class:`sense.samplers.BatchBudget`).
+    budget : BatchBudget
+        Seconds of padded audio per batch of this process and per step.
+    epochs : int
+        Planned epochs (for the printed summary).
     balancing_alpha, max_batch_size, seed
         See :class:`sense.samplers.BalancedDurationBatchSampler`.
     num_workers : int
@@ -176,11 +179,20 @@ def make_train_loader(
 
     Returns
     -------
-    loader : SaveableDataLoader
+    SaveableDataLoader
         Records its position in intra-epoch checkpoints, so a resumed epoch
-        continues with the next batch.
-    sampler : BalancedDurationBatchSampler
-        Its ``set_epoch`` is called by SpeechBrain at each epoch.
+        continues with the next batch; its ``batch_sampler`` is the
+        :class:`BalancedDurationBatchSampler`.
+
+    Example
+    -------
+    >>> data = DynamicItemDataset({
+    ...     "a": {"duration": 1.0, "language": "fr"}, "b": {"duration": 2.0, "language": "de"}})
+    >>> data.set_output_keys(["id"])
+    >>> loader = make_train_loader(data, BatchBudget(4, "per_gpu"), epochs=1)  # doctest: +ELLIPSIS
+    batch budget (per_gpu 4 s): 4 s of padded audio per GPU batch, ...
+    >>> len(loader.batch_sampler)
+    1
     """
     durations, languages = [], []
     for uid in dataset.data_ids:
@@ -190,20 +202,27 @@ def make_train_loader(
     sampler = BalancedDurationBatchSampler(
         durations,
         languages,
-        max_batch_duration=max_batch_duration,
+        max_batch_duration=budget.per_gpu_seconds,
         alpha=balancing_alpha,
         max_batch_size=max_batch_size,
         seed=seed,
     )
-    if ratios_file is not None and if_main_process():
-        save_ratios(sampler.ratios, ratios_file)
-    loader = SaveableDataLoader(
+    if if_main_process():
+        if ratios_file is not None:
+            save_ratios(sampler.ratios, ratios_file)
+        summary = budget.describe(
+            steps_per_epoch=len(sampler) // budget.grad_accumulation,
+            epochs=epochs,
+            epoch_seconds=sampler.epoch_seconds(),
+            data_seconds=float(sampler.durations.sum()),
+        )
+        print(summary, flush=True)
+    return SaveableDataLoader(
         dataset,
         batch_sampler=sampler,
         collate_fn=sb.dataio.batch.PaddedBatch,
         num_workers=num_workers,
     )
-    return loader, sampler
 
 
 class DistillationBrain(FineTuneBrain):
@@ -324,18 +343,10 @@ class DistillationBrain(FineTuneBrain):
         """
         from sense.export import export_model
 
-        best = self.checkpointer.find_checkpoint(min_key="loss")
-        if best is None:
-            raise RuntimeError(f"no checkpoint in {self.checkpointer.checkpoints_dir} to export")
-        self.checkpointer.load_checkpoint(best)
-        if not if_main_process():
+        meta = self.load_best(min_key="loss")
+        if meta is None:
             return None
-        meta = {
-            "checkpoint": str(best.path),
-            "valid_loss": best.meta.get("loss"),
-            "valid_R@1": best.meta.get("R@1"),
-            **(extra or {}),
-        }
+        meta.update(extra or {})
         return export_model(
             folder,
             encoder=unwrap(self.modules.encoder),

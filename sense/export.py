@@ -79,6 +79,22 @@ def load_state_dict_strict(module: torch.nn.Module, path: str) -> None:
         raise RuntimeError(f"{path}: does not match {type(module).__name__}: {err}") from err
 
 
+def has_format(folder: str, format_name: str) -> bool:
+    """Whether ``folder``'s ``meta.json`` names ``format_name`` (every export writes one).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> has_format(tempfile.mkdtemp(), FORMAT_NAME)
+    False
+    """
+    try:
+        with open(os.path.join(folder, META_FILE), encoding="utf-8") as f:
+            return json.load(f).get("format") == format_name
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def is_model_folder(folder: str) -> bool:
     """Whether ``folder`` holds a model written by :func:`export_model`.
 
@@ -88,11 +104,40 @@ def is_model_folder(folder: str) -> bool:
     >>> is_model_folder(tempfile.mkdtemp())
     False
     """
-    try:
-        with open(os.path.join(folder, META_FILE), encoding="utf-8") as f:
-            return json.load(f).get("format") == FORMAT_NAME
-    except (OSError, ValueError, AttributeError):
-        return False
+    return has_format(folder, FORMAT_NAME)
+
+
+def save_state(module: torch.nn.Module, path: str) -> None:
+    """Save a CPU copy of ``module``'s state dict (what ``load_state_dict_strict`` reads)."""
+    torch.save({k: v.detach().cpu().clone() for k, v in module.state_dict().items()}, path)
+
+
+def save_encoder(encoder, folder: str) -> dict:
+    """Save a speech encoder (transformers layout, with its preprocessor) into ``folder``.
+
+    Returns the encoder's description for ``meta.json``.
+    """
+    encoder.model.save_pretrained(folder)
+    save_feature_extractor(encoder, folder)
+    return {
+        "model_type": getattr(encoder, "model_type", None),
+        "trained_from": getattr(encoder, "source", None),
+        "num_layers": getattr(encoder, "num_layers", None),
+        "frame_dim": int(encoder.output_dim),
+    }
+
+
+def write_description(
+    folder: str, hparams_text: str, format_name: str, format_version: int, **meta: Any
+) -> None:
+    """Write ``hyperparams.yaml`` and ``meta.json`` (format, version, creation time, ``meta``)."""
+    with open(os.path.join(folder, HPARAMS_FILE), "w", encoding="utf-8") as f:
+        f.write(hparams_text)
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    head = {"format": format_name, "format_version": format_version, "created": created}
+    with open(os.path.join(folder, META_FILE), "w", encoding="utf-8") as f:
+        json.dump({**head, **meta}, f, indent=2, ensure_ascii=False, default=str)
+        f.write("\n")
 
 
 def yaml_scalar(value: Any) -> str:
@@ -321,11 +366,8 @@ def export_model(
     activation = _activation_name(pooling)
 
     with staged_folder(folder) as tmp:
-        encoder_dir = os.path.join(tmp, ENCODER_DIR)
-        encoder.model.save_pretrained(encoder_dir)
-        save_feature_extractor(encoder, encoder_dir)
-        state = {k: v.detach().cpu().clone() for k, v in pooling.state_dict().items()}
-        torch.save(state, os.path.join(tmp, POOLING_FILE))
+        encoder_info = save_encoder(encoder, os.path.join(tmp, ENCODER_DIR))
+        save_state(pooling, os.path.join(tmp, POOLING_FILE))
         if teacher_center is not None:
             center = teacher_center.detach().float().cpu().reshape(-1)
             if center.numel() != pooling.output_dim:
@@ -334,41 +376,31 @@ def export_model(
                     f"{pooling.output_dim}"
                 )
             torch.save(center, os.path.join(tmp, TEACHER_CENTER_FILE))
-        with open(os.path.join(tmp, HPARAMS_FILE), "w", encoding="utf-8") as f:
-            f.write(
-                render_hparams(
-                    input_dim=pooling.input_dim,
-                    output_dim=output_dim,
-                    activation=activation,
-                    batch_norm=pooling.norm is not None,
-                    sample_rate=getattr(encoder, "sample_rate", 16000),
-                    teacher=teacher,
-                    normalize=normalize,
-                    max_duration=max_duration,
-                    window=window,
-                    overlap=overlap,
-                    split=split,
-                )
-            )
-        meta = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "encoder": {
-                "model_type": getattr(encoder, "model_type", None),
-                "trained_from": getattr(encoder, "source", None),
-                "num_layers": getattr(encoder, "num_layers", None),
-                "frame_dim": int(encoder.output_dim),
-            },
-            "embedding_dim": int(pooling.output_dim),
-            "teacher": {
+        hparams_text = render_hparams(
+            input_dim=pooling.input_dim,
+            output_dim=output_dim,
+            activation=activation,
+            batch_norm=pooling.norm is not None,
+            sample_rate=getattr(encoder, "sample_rate", 16000),
+            teacher=teacher,
+            normalize=normalize,
+            max_duration=max_duration,
+            window=window,
+            overlap=overlap,
+            split=split,
+        )
+        write_description(
+            tmp,
+            hparams_text,
+            FORMAT_NAME,
+            FORMAT_VERSION,
+            encoder=encoder_info,
+            embedding_dim=int(pooling.output_dim),
+            teacher={
                 **(teacher or {}),
                 "center": TEACHER_CENTER_FILE if teacher_center is not None else None,
             },
-            "extra": extra or {},
-        }
-        with open(os.path.join(tmp, META_FILE), "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=2, ensure_ascii=False, default=str)
-            f.write("\n")
+            extra=extra or {},
+        )
     logger.info("exported SENSE model to %s", folder)
     return folder

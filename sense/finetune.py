@@ -31,9 +31,12 @@ import logging
 
 import speechbrain as sb
 import torch
+from speechbrain.utils.distributed import if_main_process
 
 logger = logging.getLogger(__name__)
 
+# Name under which the train loader's position is checkpointed (SpeechBrain's own key).
+TRAIN_LOADER_KEY = "dataloader-TRAIN"
 ENCODER = "encoder"
 # Bytes in a GiB, for the peak-memory log.
 GIB = 1024**3
@@ -131,6 +134,35 @@ class FineTuneBrain(sb.Brain):
             with torch.no_grad():
                 return self.modules.encoder(wavs, wav_lens)
         return self.modules.encoder(wavs, wav_lens)
+
+    # -- data ---------------------------------------------------------------------------
+
+    def use_train_loader(self, loader) -> None:
+        """Train on ``loader``: resumable mid-epoch, its batch sampler re-seeded each epoch.
+
+        The loader's position is checkpointed under SpeechBrain's own key, and
+        SpeechBrain calls ``train_sampler.set_epoch`` at the start of each epoch.
+        """
+        self.train_sampler = loader.batch_sampler
+        if self.checkpointer is not None:
+            self.checkpointer.add_recoverable(TRAIN_LOADER_KEY, loader)
+
+    # -- export ------------------------------------------------------------------------
+
+    def load_best(self, min_key: str | None = None, max_key: str | None = None) -> dict | None:
+        """Load the best checkpoint into the modules; its description on the main process.
+
+        Every rank loads it (so all hold the same weights); the main process
+        gets ``{"checkpoint": path, "valid": {metric: value}}`` for the
+        export's ``meta.json``, the others ``None``.
+        """
+        best = self.checkpointer.find_checkpoint(min_key=min_key, max_key=max_key)
+        if best is None:
+            raise RuntimeError(f"no checkpoint in {self.checkpointer.checkpoints_dir} to export")
+        self.checkpointer.load_checkpoint(best)
+        if not if_main_process():
+            return None
+        return {"checkpoint": str(best.path), "valid": dict(best.meta)}
 
     # -- optimizers --------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ number of steps.
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -293,6 +294,18 @@ class BatchBudget:
     scope: str
     world_size: int = 1
     grad_accumulation: int = 1
+
+    @classmethod
+    def for_this_run(cls, seconds: float, scope: str, grad_accumulation: int = 1) -> BatchBudget:
+        """The budget over the processes ``torchrun`` started (``WORLD_SIZE``; 1 without it).
+
+        Example
+        -------
+        >>> BatchBudget.for_this_run(8, "global").per_gpu_seconds  # one process
+        8.0
+        """
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        return cls(seconds, scope, world_size=world_size, grad_accumulation=grad_accumulation)
 
     def __post_init__(self):
         if self.scope not in BUDGET_SCOPES:

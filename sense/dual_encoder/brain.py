@@ -168,17 +168,12 @@ class DualEncoderBrain(FineTuneBrain):
         Runs on every rank (all load the checkpoint); the main process writes
         and returns the folder, the others return ``None``.
         """
-        from speechbrain.utils.distributed import if_main_process
-
         from sense.dual_encoder.inference import export_dual_encoder
 
-        best = self.checkpointer.find_checkpoint(min_key="loss")
-        if best is None:
-            raise RuntimeError(f"no checkpoint in {self.checkpointer.checkpoints_dir} to export")
-        self.checkpointer.load_checkpoint(best)
-        if not if_main_process():
+        meta = self.load_best(min_key="loss")
+        if meta is None:
             return None
-        meta = {"checkpoint": str(best.path), "valid_loss": best.meta.get("loss"), **(extra or {})}
+        meta.update(extra or {})
         return export_dual_encoder(
             folder,
             tokenizer,

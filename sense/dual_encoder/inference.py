@@ -25,25 +25,21 @@ Example
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
 from collections.abc import Sequence
 
 import torch
 
 from sense.dataio import AudioError
-from sense.export import save_feature_extractor
+from sense.export import HPARAMS_FILE, save_encoder, save_state, write_description
 from sense.inference import SENSE, WindowEmbeddings, audio_error_reason, resolve_model_dir
 from sense.io import check_output_folder, staged_folder
 
-HPARAMS_FILE = "hyperparams.yaml"
 MODEL_CLASS = "sense-dual-encoder"
 SPEECH_DIR = "speech_encoder"
 BACKBONE_DIR = "backbone"
 CENTROIDS_FILE = "centroids.pt"
 PROJECTION_FILE = "projection.pt"
-META_FILE = "meta.json"
 FORMAT_VERSION = 1
 TEXT_BATCH_SIZE = 32
 
@@ -126,27 +122,20 @@ def export_dual_encoder(
     folder = os.path.abspath(os.fspath(folder))
     check_output_folder(folder, is_dual_encoder_folder, "sense dual encoder")
     with staged_folder(folder) as tmp:
-        speech_dir = os.path.join(tmp, SPEECH_DIR)
-        tokenizer.encoder.model.save_pretrained(speech_dir)
-        save_feature_extractor(tokenizer.encoder, speech_dir)
+        save_encoder(tokenizer.encoder, os.path.join(tmp, SPEECH_DIR))
         torch.save(tokenizer.centroids.detach().cpu().clone(), os.path.join(tmp, CENTROIDS_FILE))
         llm.save_pretrained(os.path.join(tmp, BACKBONE_DIR))
-        state = {k: v.detach().cpu().clone() for k, v in projection.state_dict().items()}
-        torch.save(state, os.path.join(tmp, PROJECTION_FILE))
-        with open(os.path.join(tmp, HPARAMS_FILE), "w", encoding="utf-8") as f:
-            f.write(render_hparams(tokenizer, llm, projection, normalize))
-        meta = {
-            "format": MODEL_CLASS,
-            "format_version": FORMAT_VERSION,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "speech_encoder": {"trained_from": tokenizer.source, "layer": tokenizer.output_layer},
-            "backbone": {"trained_from": llm.source, "lora": llm.lora},
-            "embedding_dim": int(projection.out_features),
-            "extra": extra or {},
-        }
-        with open(os.path.join(tmp, META_FILE), "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=2, ensure_ascii=False, default=str)
-            f.write("\n")
+        save_state(projection, os.path.join(tmp, PROJECTION_FILE))
+        write_description(
+            tmp,
+            render_hparams(tokenizer, llm, projection, normalize),
+            MODEL_CLASS,
+            FORMAT_VERSION,
+            speech_encoder={"trained_from": tokenizer.source, "layer": tokenizer.output_layer},
+            backbone={"trained_from": llm.source, "lora": llm.lora},
+            embedding_dim=int(projection.out_features),
+            extra=extra or {},
+        )
     return folder
 
 

@@ -199,10 +199,11 @@ def train(cfg, heldout, tokenizer, tokens, backbone: str, bitext_ratio: float) -
     from speechbrain.utils.train_logger import FileTrainLogger
 
     from sense.checkpoints import AtomicCheckpointer
-    from sense.distill import TRAIN_LOADER_KEY, make_train_loader
+    from sense.distill import make_train_loader
     from sense.dual_encoder.brain import DualEncoderBrain, make_datasets
     from sense.dual_encoder.model import LLMEncoder
     from sense.losses import InfoNCELoss
+    from sense.samplers import BatchBudget
 
     folder = os.path.join(cfg.output, f"bitext{round(100 * bitext_ratio)}")
     model_folder = os.path.join(folder, "model")
@@ -235,16 +236,17 @@ def train(cfg, heldout, tokenizer, tokens, backbone: str, bitext_ratio: float) -
         checkpointer=checkpointer,
     )
     brain.bitext = bitext_pairs(cfg, heldout) if bitext_ratio else []
-    loader, sampler = make_train_loader(
+    # batches of batch_size utterances: the duration budget never binds first
+    longest = max(r["duration"] for r in manifests["train"].values())
+    loader = make_train_loader(
         datasets["train"],
-        # batches of batch_size utterances: the duration budget never binds first
-        max_batch_duration=cfg.batch_size * max(r["duration"] for r in manifests["train"].values()),
+        BatchBudget(cfg.batch_size * longest, "per_gpu"),
+        cfg.epochs,
         balancing_alpha=1.0,
         max_batch_size=cfg.batch_size,
         seed=cfg.seed,
     )
-    brain.train_sampler = sampler
-    checkpointer.add_recoverable(TRAIN_LOADER_KEY, loader)
+    brain.use_train_loader(loader)
     brain.fit(
         counter,
         loader,

@@ -181,13 +181,10 @@ class SLUBrain(FineTuneBrain):
         from sense.slu.export import export_slu_model
 
         select = getattr(self.hparams, "select_metric", "CVER")
-        best = self.checkpointer.find_checkpoint(min_key=select)
-        if best is None:
-            raise RuntimeError(f"no checkpoint in {self.checkpointer.checkpoints_dir} to export")
-        self.checkpointer.load_checkpoint(best)
-        if not if_main_process():
+        meta = self.load_best(min_key=select)
+        if meta is None:
             return None
-        meta = {"checkpoint": str(best.path), "valid": dict(best.meta), **(extra or {})}
+        meta.update(extra or {})
         return export_slu_model(
             folder,
             encoder=unwrap(self.modules.encoder),

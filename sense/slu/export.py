@@ -16,14 +16,17 @@ temporary name and renamed into place, and ``model_dir`` in
 
 from __future__ import annotations
 
-import datetime
-import json
 import logging
 import os
 
-import torch
-
-from sense.export import ENCODER_DIR, HPARAMS_FILE, META_FILE, save_feature_extractor, yaml_scalar
+from sense.export import (
+    ENCODER_DIR,
+    has_format,
+    save_encoder,
+    save_state,
+    write_description,
+    yaml_scalar,
+)
 from sense.io import check_output_folder, staged_folder
 from sense.slu.markup import LabelMarkup
 
@@ -38,19 +41,8 @@ DEFAULT_FRAME_SECONDS = 0.02
 
 
 def is_slu_folder(folder: str) -> bool:
-    """Whether ``folder`` holds a model written by :func:`export_slu_model`.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> is_slu_folder(tempfile.mkdtemp())
-    False
-    """
-    try:
-        with open(os.path.join(folder, META_FILE), encoding="utf-8") as f:
-            return json.load(f).get("format") == FORMAT_NAME
-    except (OSError, ValueError, AttributeError):
-        return False
+    """Whether ``folder`` holds a model written by :func:`export_slu_model`."""
+    return has_format(folder, FORMAT_NAME)
 
 
 def render_slu_hparams(probe, sample_rate: int) -> str:
@@ -142,29 +134,18 @@ def export_slu_model(
     folder = os.path.abspath(os.fspath(folder))
     check_output_folder(folder, is_slu_folder, "sense SLU model", force=force)
     with staged_folder(folder) as tmp:
-        encoder_dir = os.path.join(tmp, ENCODER_DIR)
-        encoder.model.save_pretrained(encoder_dir)
-        save_feature_extractor(encoder, encoder_dir)
-        state = {k: v.detach().cpu().clone() for k, v in probe.state_dict().items()}
-        torch.save(state, os.path.join(tmp, PROBE_FILE))
+        encoder_info = save_encoder(encoder, os.path.join(tmp, ENCODER_DIR))
+        save_state(probe, os.path.join(tmp, PROBE_FILE))
         markup.save(os.path.join(tmp, MARKUP_FILE))
-        with open(os.path.join(tmp, HPARAMS_FILE), "w", encoding="utf-8") as f:
-            f.write(render_slu_hparams(probe, getattr(encoder, "sample_rate", 16000)))
-        meta = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "encoder": {
-                "model_type": getattr(encoder, "model_type", None),
-                "trained_from": getattr(encoder, "source", None),
-                "frame_dim": int(encoder.output_dim),
-            },
-            "labels": sorted(markup.openers),
-            "num_symbols": len(markup),
-            "extra": extra or {},
-        }
-        with open(os.path.join(tmp, META_FILE), "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=2, ensure_ascii=False, default=str)
-            f.write("\n")
+        write_description(
+            tmp,
+            render_slu_hparams(probe, getattr(encoder, "sample_rate", 16000)),
+            FORMAT_NAME,
+            FORMAT_VERSION,
+            encoder=encoder_info,
+            labels=sorted(markup.openers),
+            num_symbols=len(markup),
+            extra=extra or {},
+        )
     logger.info("exported SLU model to %s", folder)
     return folder

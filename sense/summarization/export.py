@@ -28,23 +28,26 @@ Example
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
 import shutil
 
 import torch
 
-from sense.export import TEACHER_CENTER_FILE, load_state_dict_strict, yaml_scalar
+from sense.export import (
+    TEACHER_CENTER_FILE,
+    has_format,
+    load_state_dict_strict,
+    save_state,
+    write_description,
+    yaml_scalar,
+)
 from sense.io import check_output_folder, staged_folder
 
 FORMAT_NAME = "sense-summarizer"
 FORMAT_VERSION = 1
-HPARAMS_FILE = "hyperparams.yaml"
 SEQ2SEQ_DIR = "seq2seq"
 PROJECTION_FILE = "projection.ckpt"
 SPEECH_DIR = "speech_encoder"
-META_FILE = "meta.json"
 #: A recording is cut into utterances at pauses: pieces of at most this many seconds.
 DEFAULT_UTTERANCE_SECONDS = 8.0
 #: Documents are cut to this many sentences (the seq2seq model's positions).
@@ -53,11 +56,7 @@ DEFAULT_MAX_UNITS = 256
 
 def is_summarizer_folder(folder: str) -> bool:
     """Whether ``folder`` holds a model written by :func:`export_summarizer`."""
-    try:
-        with open(os.path.join(folder, META_FILE), encoding="utf-8") as f:
-            return json.load(f).get("format") == FORMAT_NAME
-    except (OSError, ValueError, AttributeError):
-        return False
+    return has_format(folder, FORMAT_NAME)
 
 
 def load_projection(projection: torch.nn.Module, folder: str) -> None:
@@ -187,8 +186,7 @@ def export_summarizer(
     teacher_dict = teacher.to_dict() if teacher is not None else None
     with staged_folder(folder) as tmp:
         seq2seq.save_pretrained(os.path.join(tmp, SEQ2SEQ_DIR))
-        state = {k: v.detach().cpu().clone() for k, v in projection.state_dict().items()}
-        torch.save(state, os.path.join(tmp, PROJECTION_FILE))
+        save_state(projection, os.path.join(tmp, PROJECTION_FILE))
         if speech_model is not None:
             shutil.copytree(speech_model, os.path.join(tmp, SPEECH_DIR))
         if center is not None:
@@ -206,19 +204,15 @@ def export_summarizer(
             utterance_seconds=utterance_seconds,
             language=language,
         )
-        with open(os.path.join(tmp, HPARAMS_FILE), "w", encoding="utf-8") as f:
-            f.write(text)
-        meta = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "seq2seq": {"trained_from": seq2seq.source, "width": seq2seq.width},
-            "embedding_dim": int(projection.input_dim),
-            "teacher": teacher_dict,
-            "speech_model": speech_model,
-            "extra": extra or {},
-        }
-        with open(os.path.join(tmp, META_FILE), "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=2, ensure_ascii=False, default=str)
-            f.write("\n")
+        write_description(
+            tmp,
+            text,
+            FORMAT_NAME,
+            FORMAT_VERSION,
+            seq2seq={"trained_from": seq2seq.source, "width": seq2seq.width},
+            embedding_dim=int(projection.input_dim),
+            teacher=teacher_dict,
+            speech_model=speech_model,
+            extra=extra or {},
+        )
     return folder

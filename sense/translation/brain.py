@@ -244,18 +244,10 @@ class TranslationBrain(FineTuneBrain):
         """
         from sense.translation.export import export_translator
 
-        best = self.checkpointer.find_checkpoint(max_key="BLEU")
-        if best is None:
-            raise RuntimeError(f"no checkpoint in {self.checkpointer.checkpoints_dir} to export")
-        self.checkpointer.load_checkpoint(best)
-        if not if_main_process():
+        meta = self.load_best(max_key="BLEU")
+        if meta is None:
             return None
-        meta = {
-            "checkpoint": str(best.path),
-            "valid_loss": best.meta.get("loss"),
-            "valid_BLEU": best.meta.get("BLEU"),
-            **(extra or {}),
-        }
+        meta.update(extra or {})
         return export_translator(
             folder,
             encoder=unwrap(self.modules.encoder),

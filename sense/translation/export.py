@@ -12,18 +12,15 @@ Layout::
 
 from __future__ import annotations
 
-import datetime
-import json
 import logging
 import os
 
-import torch
-
 from sense.export import (
     ENCODER_DIR,
-    HPARAMS_FILE,
-    META_FILE,
-    save_feature_extractor,
+    has_format,
+    save_encoder,
+    save_state,
+    write_description,
     yaml_scalar,
 )
 from sense.io import check_output_folder, staged_folder
@@ -44,19 +41,8 @@ DEFAULT_LENGTH_PENALTY = 1.0
 
 
 def is_translator_folder(folder: str) -> bool:
-    """Whether ``folder`` holds a model written by :func:`export_translator`.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> is_translator_folder(tempfile.mkdtemp())
-    False
-    """
-    try:
-        with open(os.path.join(folder, META_FILE), encoding="utf-8") as f:
-            return json.load(f).get("format") == FORMAT_NAME
-    except (OSError, ValueError, AttributeError):
-        return False
+    """Whether ``folder`` holds a model written by :func:`export_translator`."""
+    return has_format(folder, FORMAT_NAME)
 
 
 def render_hparams(
@@ -181,46 +167,34 @@ def export_translator(
     folder = os.path.abspath(os.fspath(folder))
     check_output_folder(folder, is_translator_folder, "sense translator", force=force)
     with staged_folder(folder) as tmp:
-        encoder_dir = os.path.join(tmp, ENCODER_DIR)
-        encoder.model.save_pretrained(encoder_dir)
-        save_feature_extractor(encoder, encoder_dir)
+        encoder_info = save_encoder(encoder, os.path.join(tmp, ENCODER_DIR))
         decoder_dir = os.path.join(tmp, DECODER_DIR)
         decoder.model.save_pretrained(decoder_dir)
         decoder.tokenizer.save_pretrained(decoder_dir)
-        state = {k: v.detach().cpu().clone() for k, v in projection.state_dict().items()}
-        torch.save(state, os.path.join(tmp, PROJECTION_FILE))
-        with open(os.path.join(tmp, HPARAMS_FILE), "w", encoding="utf-8") as f:
-            f.write(
-                render_hparams(
-                    projection,
-                    decoder.target_lang,
-                    getattr(encoder, "sample_rate", 16000),
-                    beam_size,
-                    length_penalty,
-                    max_decode_ratio,
-                    min_decode_tokens,
-                    max_duration,
-                    window,
-                )
-            )
-        meta = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "encoder": {
-                "model_type": encoder.model_type,
-                "trained_from": encoder.source,
-                "frame_dim": int(encoder.output_dim),
-            },
-            "decoder": {
+        save_state(projection, os.path.join(tmp, PROJECTION_FILE))
+        hparams_text = render_hparams(
+            projection,
+            decoder.target_lang,
+            getattr(encoder, "sample_rate", 16000),
+            beam_size,
+            length_penalty,
+            max_decode_ratio,
+            min_decode_tokens,
+            max_duration,
+            window,
+        )
+        write_description(
+            tmp,
+            hparams_text,
+            FORMAT_NAME,
+            FORMAT_VERSION,
+            encoder=encoder_info,
+            decoder={
                 "model_type": decoder.model_type,
                 "trained_from": decoder.source,
                 "target_lang": decoder.target_lang,
             },
-            "extra": extra or {},
-        }
-        with open(os.path.join(tmp, META_FILE), "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=2, ensure_ascii=False, default=str)
-            f.write("\n")
+            extra=extra or {},
+        )
     logger.info("exported translator to %s", folder)
     return folder

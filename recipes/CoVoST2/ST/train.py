@@ -20,7 +20,7 @@ from covost_prepare import prepare_covost
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
-from sense.distill import TRAIN_LOADER_KEY, make_train_loader
+from sense.distill import make_train_loader
 from sense.finetune import resolve_device
 from sense.samplers import BatchBudget
 from sense.translation.bleu import BleuTable
@@ -55,20 +55,13 @@ def main(argv):
     manifests = {"train": hparams["train_csv"], "valid": hparams["valid_csv"]}
     manifests["test"] = hparams["test_csv"]
     datasets = make_datasets(manifests, hparams["decoder"], hparams["sample_rate"])
-    budget = BatchBudget(
+    budget = BatchBudget.for_this_run(
         hparams["batch_seconds"],
         hparams["batch_seconds_scope"],
-        world_size=int(os.environ.get("WORLD_SIZE", "1")),
-        grad_accumulation=hparams["grad_accumulation_factor"],
+        hparams["grad_accumulation_factor"],
     )
-    train_loader, sampler = make_train_loader(
-        datasets["train"],
-        max_batch_duration=budget.per_gpu_seconds,
-        balancing_alpha=hparams["balancing_alpha"],
-        max_batch_size=hparams["max_batch_size"],
-        seed=hparams["seed"],
-        num_workers=hparams["num_workers"],
-        ratios_file=os.path.join(hparams["output_folder"], "language_ratios.json"),
+    train_loader = make_train_loader(
+        datasets["train"], budget, hparams["number_of_epochs"], **hparams["train_loader_options"]
     )
     brain = TranslationBrain(
         modules=hparams["modules"],
@@ -76,8 +69,7 @@ def main(argv):
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
     )
-    brain.train_sampler = sampler  # SpeechBrain calls its set_epoch each epoch
-    brain.checkpointer.add_recoverable(TRAIN_LOADER_KEY, train_loader)
+    brain.use_train_loader(train_loader)
     eval_kwargs = {"batch_size": hparams["valid_batch_size"]}
     brain.fit(
         hparams["epoch_counter"],

@@ -35,7 +35,7 @@ sys.path.insert(
 
 from commonvoice_prepare import prepare_common_voice  # noqa: E402
 
-from sense.distill import TRAIN_LOADER_KEY, make_train_loader  # noqa: E402
+from sense.distill import make_train_loader  # noqa: E402
 from sense.dual_encoder.brain import DualEncoderBrain, make_datasets  # noqa: E402
 from sense.dual_encoder.tokens import TokenCache, fit_centroids, tokenize_files  # noqa: E402
 from sense.finetune import resolve_device  # noqa: E402
@@ -114,20 +114,13 @@ def main(argv):
         return
 
     datasets = make_datasets(manifests, tokens, hparams["llm"], text_key=TEXT_KEY)
-    budget = BatchBudget(
+    budget = BatchBudget.for_this_run(
         hparams["batch_seconds"],
         hparams["batch_seconds_scope"],
-        world_size=int(os.environ.get("WORLD_SIZE", "1")),
-        grad_accumulation=hparams["grad_accumulation_factor"],
+        hparams["grad_accumulation_factor"],
     )
-    train_loader, sampler = make_train_loader(
-        datasets["train"],
-        max_batch_duration=budget.per_gpu_seconds,
-        balancing_alpha=hparams["balancing_alpha"],
-        max_batch_size=hparams["max_batch_size"],
-        seed=hparams["seed"],
-        num_workers=hparams["num_workers"],
-        ratios_file=os.path.join(hparams["output_folder"], "language_ratios.json"),
+    train_loader = make_train_loader(
+        datasets["train"], budget, hparams["number_of_epochs"], **hparams["train_loader_options"]
     )
     brain = DualEncoderBrain(
         modules=hparams["modules"],
@@ -136,8 +129,7 @@ def main(argv):
         checkpointer=hparams["checkpointer"],
     )
     brain.bitext = read_bitext(hparams["bitext_file"])
-    brain.train_sampler = sampler
-    brain.checkpointer.add_recoverable(TRAIN_LOADER_KEY, train_loader)
+    brain.use_train_loader(train_loader)
     brain.fit(
         hparams["epoch_counter"],
         train_loader,

@@ -28,7 +28,6 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from sense.distill import (
-    TRAIN_LOADER_KEY,
     DistillationBrain,
     build_teacher_cache,
     check_dimensions,
@@ -40,10 +39,6 @@ from sense.finetune import resolve_device
 from sense.samplers import BatchBudget
 
 PREPARE_ONLY = "--prepare_only"
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def main(argv):
@@ -89,31 +84,14 @@ def main(argv):
 
     check_dimensions(hparams["encoder"], hparams["pooling"], cache.dim)
     datasets = make_datasets(manifests, cache, hparams["sample_rate"])
-    budget = BatchBudget(
+    budget = BatchBudget.for_this_run(
         hparams["batch_seconds"],
         hparams["batch_seconds_scope"],
-        world_size=world_size(),
-        grad_accumulation=hparams["grad_accumulation_factor"],
+        hparams["grad_accumulation_factor"],
     )
-    train_loader, sampler = make_train_loader(
-        datasets["train"],
-        max_batch_duration=budget.per_gpu_seconds,
-        balancing_alpha=hparams["balancing_alpha"],
-        max_batch_size=hparams["max_batch_size"],
-        seed=hparams["seed"],
-        num_workers=hparams["num_workers"],
-        ratios_file=os.path.join(hparams["output_folder"], "language_ratios.json"),
+    train_loader = make_train_loader(
+        datasets["train"], budget, hparams["number_of_epochs"], **hparams["train_loader_options"]
     )
-    if if_main_process():
-        print(
-            budget.describe(
-                steps_per_epoch=len(sampler) // hparams["grad_accumulation_factor"],
-                epochs=hparams["number_of_epochs"],
-                epoch_seconds=sampler.epoch_seconds(),
-                data_seconds=float(sampler.durations.sum()),
-            ),
-            flush=True,
-        )
 
     brain = DistillationBrain(
         modules=hparams["modules"],
@@ -123,8 +101,7 @@ def main(argv):
     )
     if hparams["teacher_centering"]:
         brain.teacher_center = teacher_mean(cache, hparams["train_csv"])
-    brain.train_sampler = sampler  # SpeechBrain calls its set_epoch each epoch
-    brain.checkpointer.add_recoverable(TRAIN_LOADER_KEY, train_loader)
+    brain.use_train_loader(train_loader)
     brain.fit(
         hparams["epoch_counter"],
         train_loader,
