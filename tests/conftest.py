@@ -21,13 +21,25 @@ torch.set_num_threads(1 if XDIST else 2)
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``cuda`` are skipped, with the reason, where torch sees no GPU."""
+    """Files with ``slow`` tests run first (so the workers end together); ``cuda`` tests are
+    skipped, with the reason, where torch sees no GPU."""
+    slow_files = {item.path for item in items if "slow" in item.keywords}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: file order kept
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device")
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def cv_release(tmp_path_factory):
+    """``(root, info)`` of a tiny Common Voice release (see ``cv_fixture.build_common_voice``)."""
+    from cv_fixture import build_common_voice
+
+    root = str(tmp_path_factory.mktemp("cv"))
+    return root, build_common_voice(root)
 
 
 @pytest.fixture(scope="session")

@@ -153,6 +153,12 @@ def recipe_args(cv, out, w2v, xlmr, *extra):
     return [a for a in defaults if a.split("=", 1)[0] not in names] + list(extra)
 
 
+def checkpoints(out: str) -> list[str]:
+    """The ``CKPT+...`` folders of a recipe run's ``save/``, oldest first."""
+    save = os.path.join(out, "save")
+    return sorted(os.path.join(save, d) for d in os.listdir(save) if d.startswith("CKPT+"))
+
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 RECIPE = os.path.join(REPO, "recipes", "CommonVoice", "SENSE")
 TIMEOUT = 600
