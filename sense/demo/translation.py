@@ -48,8 +48,10 @@ def english_of(corpus_rows) -> dict[str, dict[str, str]]:
     return {lang: {row[lang]: row["en"] for row in corpus_rows} for lang in SOURCES}
 
 
-def write_covost_files(release: str, output: str, config: DemoConfig) -> list[str]:
-    """Write ``covost_v2.<src>_en.tsv`` for each source language of the release.
+def write_covost_files(
+    release: str, output: str, config: DemoConfig, sources: tuple[str, ...] = SOURCES
+) -> list[str]:
+    """Write ``covost_v2.<src>_en.tsv`` for each of ``sources`` in the release.
 
     Returns the English training sentences (for the decoder's vocabulary).
     """
@@ -58,7 +60,7 @@ def write_covost_files(release: str, output: str, config: DemoConfig) -> list[st
     table = english_of(build_parallel_corpus(config.sentences, seed=0))
     os.makedirs(output, exist_ok=True)
     english_train = set()
-    for lang in SOURCES:
+    for lang in sources:
         lines = ["path\tsentence\ttranslation\tsplit"]
         for split in CV_SPLITS:
             with open(os.path.join(release, lang, f"{split}.tsv"), encoding="utf-8") as f:
@@ -99,6 +101,7 @@ def train(
     decoder: str,
     encoder_dim: int,
     epochs: int,
+    sources: tuple[str, ...] = SOURCES,
     extra: tuple[str, ...] = (),
 ) -> float:
     """Run the CoVoST 2 recipe with ``encoder``; the seconds it took."""
@@ -112,7 +115,7 @@ def train(
         f"--output_folder={os.path.abspath(os.path.join(output, name.replace(' ', '_')))}",
         f"--bleu_table={os.path.abspath(os.path.join(output, 'bleu_table'))}",
         f"--model_name={name}",
-        f"--languages=[{', '.join(SOURCES)}]",
+        f"--languages=[{', '.join(sources)}]",
         f"--encoder_source={os.path.abspath(encoder)}",
         f"--encoder_dim={encoder_dim}",
         "--freeze_encoder=True",
@@ -147,10 +150,18 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--only", choices=sorted(ENCODERS), help="train with one encoder (default: both)"
     )
+    parser.add_argument(
+        "--languages",
+        nargs="+",
+        choices=SOURCES,
+        default=list(SOURCES),
+        help="source languages (default: every non-English language of the demo)",
+    )
     args = parser.parse_args(argv)
+    sources = tuple(args.languages)
     release = os.path.join(args.demo, "commonvoice")
     covost = os.path.join(args.output, "covost")
-    english = write_covost_files(release, covost, DemoConfig())
+    english = write_covost_files(release, covost, DemoConfig(), sources)
     decoder = build_decoder(os.path.join(args.output, "decoder_init"), english)
     encoder_dim = json.load(open(os.path.join(args.demo, "train", "model", "meta.json")))[
         "encoder"
@@ -162,7 +173,7 @@ def main(argv=None) -> int:
             continue
         encoder = os.path.join(args.demo, folder)
         times[name] = train(
-            release, covost, args.output, name, encoder, decoder, encoder_dim, args.epochs
+            release, covost, args.output, name, encoder, decoder, encoder_dim, args.epochs, sources
         )
         write_text_atomic(times_file, json.dumps(times, indent=2) + "\n")
     with open(os.path.join(args.output, "bleu_table.md"), encoding="utf-8") as f:
