@@ -23,7 +23,7 @@ import sys
 import time
 import warnings
 
-BENCHMARKS = ("train", "frontend", "inference", "retrieval", "teacher")
+BENCHMARKS = ("train", "frontend", "inference", "retrieval", "teacher", "decode")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -86,6 +86,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--retrieval-database", type=int, default=280_000)
     p.add_argument("--inference-files", type=int, default=16)
+    p.add_argument("--decode-utterances", type=int, default=8, help="utterances per decoding batch")
     p.add_argument(
         "--teacher-sentences",
         type=int,
@@ -137,7 +138,15 @@ def main(argv=None) -> dict:
 
     import torch
 
-    from benchmarks import frontend, inference, report, retrieval, teacher_cache, train_step
+    from benchmarks import (
+        decoding,
+        frontend,
+        inference,
+        report,
+        retrieval,
+        teacher_cache,
+        train_step,
+    )
     from benchmarks.common import load_average, machine_info, pick_device
 
     only = [x.strip() for x in args.only.split(",") if x.strip()]
@@ -162,6 +171,7 @@ def main(argv=None) -> dict:
         "train_step": [],
         "inference": [],
         "teacher_cache": [],
+        "decoding": [],
         "errors": [],
     }
     if device.type == "cuda":
@@ -223,6 +233,18 @@ def main(argv=None) -> dict:
             )
             if r is not None:
                 results["inference"].append(r)
+        if "decode" in only:
+            r = attempt(
+                f"decoding ({size})",
+                lambda size=size: decoding.run(
+                    size,
+                    rounds=max(3, rounds // 2),
+                    device=device,
+                    num_utterances=args.decode_utterances,
+                ),
+            )
+            if r is not None:
+                results["decoding"].append(r)
         if "teacher" in only:
             n = args.teacher_sentences or (20_000 if device.type == "cuda" else 2_000)
             r = attempt(

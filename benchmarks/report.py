@@ -67,6 +67,8 @@ def render(results: dict) -> str:
         out += _retrieval(results["retrieval"])
     for r in results.get("teacher_cache") or []:
         out += _teacher_cache(r)
+    for r in results.get("decoding") or []:
+        out += _decoding(r)
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -192,5 +194,27 @@ def _teacher_cache(r: dict) -> list[str]:
         "",
         f"Throughput ratio (now / before): {r['ratio']:.1f}x per process; under DDP each of "
         "the N ranks encodes 1/N of the transcripts.",
+        "",
+    ]
+
+
+def _decoding(r: dict) -> list[str]:
+    d = r["decoder"]
+    ours, theirs = r["sense"], r["speechbrain"]
+    return [
+        f"## Speech translation decoding: beam {r['beam_size']}, {r['size']} mBART decoder "
+        f"({d['layers']} layers, d_model {d['d_model']}, {d['vocab']:,} tokens), {r['device']}",
+        "",
+        f"{r['utterances']} utterances of {r['frames']} encoder frames, {r['output_tokens']} "
+        "output tokens each (the same length for both).",
+        "",
+        "| system | time | utterances per s |",
+        "|---|---:|---:|",
+        f"| sense `Seq2SeqDecoder.generate_ids` (transformers `generate`) | "
+        f"{_ms(ours['median_s'])} | {ours['utterances_per_second']:,.1f} |",
+        f"| SpeechBrain SAMU-mBART (`S2SHFTextBasedBeamSearcher`) | "
+        f"{_ms(theirs['median_s'])} | {theirs['utterances_per_second']:,.1f} |",
+        "",
+        f"Throughput ratio (sense / SpeechBrain): {r['speedup']:.2f}x.",
         "",
     ]

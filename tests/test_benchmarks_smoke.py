@@ -51,6 +51,8 @@ def tiny_run(tmp_path_factory):
             "20",
             "--retrieval-database",
             "500",
+            "--decode-utterances",
+            "2",
             "--output",
             str(out),
         ]
@@ -72,7 +74,13 @@ def test_writes_json_and_markdown(tiny_run):
         "elapsed_s",
     }
     markdown = out.with_suffix(".md").read_text()
-    for title in ("## Training step", "## Front-end", "## Inference", "## Retrieval"):
+    for title in (
+        "## Training step",
+        "## Front-end",
+        "## Inference",
+        "## Retrieval",
+        "## Speech translation decoding",
+    ):
         assert title in markdown
 
 
@@ -116,6 +124,18 @@ def test_retrieval_result(tiny_run):
     assert _measured(r["brute_force_queries_per_second"])
     assert r["top1_agreement"] == 1.0
     assert r["r_at_1_search"] == r["r_at_1_brute_force"]
+
+
+def test_decoding_result(tiny_run):
+    (r,) = tiny_run[0]["decoding"]
+    assert r["beam_size"] == 5 and r["utterances"] == 2
+    # fixed-length decoding: ours runs one step more (the forced language token, which
+    # starts theirs), theirs ends on the end token it leaves out of the hypothesis
+    steps = r["output_tokens"]
+    assert r["output_lengths"] == {"sense": steps + 2, "speechbrain": steps - 1}
+    for name in ("sense", "speechbrain"):
+        assert _measured(r[name]["utterances_per_second"])
+    assert _measured(r["speedup"])
 
 
 def test_real_size_is_refused_on_cpu(tmp_path):

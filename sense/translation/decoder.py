@@ -306,8 +306,13 @@ class Seq2SeqDecoder(nn.Module):
         beam_size: int,
         length_penalty: float,
         max_new_tokens: int,
+        min_new_tokens: int = 0,
     ) -> torch.Tensor:
-        """Token ids ``[B, L]`` of :meth:`generate` (start and language tokens included)."""
+        """Token ids ``[B, L]`` of :meth:`generate` (start and language tokens included).
+
+        ``min_new_tokens``: the end token is allowed only after this many
+        (fixed-length decoding, for speed measurements).
+        """
         from transformers.modeling_outputs import BaseModelOutput
 
         return self.model.generate(
@@ -319,6 +324,7 @@ class Seq2SeqDecoder(nn.Module):
             do_sample=False,
             **({"length_penalty": length_penalty, "early_stopping": True} if beam_size > 1 else {}),
             max_new_tokens=max_new_tokens,
+            min_new_tokens=min_new_tokens,
             pad_token_id=self.pad_id,
             eos_token_id=self.eos_id,
         )
