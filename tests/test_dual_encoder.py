@@ -200,3 +200,54 @@ def test_fleurs_recipe_r1_matches_our_retrieval_code(exported, tmp_path):
         assert 0.0 <= results["text"]["DE"][pair]["WER"]
     for name in ("transcripts", "x_en", "groups"):
         assert os.path.isfile(os.path.join(out, f"{name}.md"))
+
+
+# -- the CoVoST 2 training recipe ------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_covost_recipe_trains_on_the_release_and_exports(tiny_w2v_bert, tiny_llm, tmp_path):
+    import os
+
+    from covost_fixture import build_covost
+    from cv_fixture import REPO, run_recipe
+
+    from sense.dual_encoder.inference import load_model
+    from sense.prepare import PreparationReport
+
+    release = str(tmp_path / "covost")
+    expected = build_covost(release)
+    out = tmp_path / "run"
+    args = [
+        "hparams/train.yaml",
+        f"--data_folder={release}",
+        f"--output_folder={out}",
+        "--languages=[fr, de, ru]",
+        f"--speech_source={tiny_w2v_bert}",
+        "--speech_layer=1",
+        f"--num_audio_tokens={NUM_TOKENS}",
+        "--kmeans_frames=500",
+        f"--llm_source={tiny_llm}",
+        "--max_tokens=128",
+        "--embedding_dim=16",
+        "--number_of_epochs=2",
+        "--batch_seconds=20",
+        "--bitext_ratio=0.25",
+        "--prepare_workers=1",
+        "--num_workers=0",
+        "--device=cpu",
+    ]
+    recipe = os.path.join(REPO, "recipes", "CoVoST2", "dual_encoder")
+    proc = run_recipe(args, recipe=recipe)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # CoVoST 2's own splits, every bad row reported with its reason
+    report = PreparationReport.read(str(out / "data" / "preparation_report.tsv"))
+    assert set(expected["bad"].items()) <= {(r["item"], r["reason"]) for r in report}
+    with open(out / "data" / "train.csv", encoding="utf-8") as f:
+        assert sum(1 for _ in f) - 1 == expected["kept"]["train"]
+    with open(out / "train_log.txt", encoding="utf-8") as f:
+        assert f.read().count("valid R@1:") == 2  # two epochs, validated
+    model = load_model(str(out / "model"), device="cpu")
+    wav = out / "data" / "wavs" / "fr" / "common_voice_fr_1000.flac"
+    speech, text = model.encode_file(str(wav)), model.encode_text(["the cat sleeps"])
+    assert speech.shape == (16,) and text.shape == (1, 16)

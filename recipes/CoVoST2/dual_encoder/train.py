@@ -1,18 +1,22 @@
 #!/usr/bin/env python3
 """Train an LLM speech-text dual encoder (seed 003) on speech with its transcripts.
 
-1. prepare the Common Voice release CoVoST 2 is built on (16 kHz FLAC, CSV
-   manifests ``ID, wav, language, transcript, duration``);
+1. prepare CoVoST 2 X -> EN with the speech-translation recipe's preparation
+   (``recipes/CoVoST2/ST/covost_prepare.py``: its train/dev split lists over
+   the Common Voice clips, 16 kHz FLAC, manifests ``ID, wav, language,
+   transcript, translation, duration``, a report of every row left out);
 2. fit k-means once on a sample of the speech encoder's middle-layer frames
    (``centroids.pt``) and tokenise every utterance once into a token cache;
 3. train the LLM (its vocabulary extended by the audio tokens) and the
-   projection contrastively, language-balanced batches, optional bitext mixing;
+   projection contrastively, language-balanced batches, optional bitext mixing
+   (the training rows' transcripts and their English translations);
 4. export the best checkpoint for ``DualEncoder.from_hparams`` / ``sense search``.
 
 One process::
 
     python train.py hparams/train.yaml --data_folder=/data/cv-corpus-4 \\
-        --llm_source=google/gemma-2-2b --speech_source=facebook/w2v-bert-2.0
+        --covost_folder=/data/covost_tsv --llm_source=google/gemma-2-2b \\
+        --speech_source=facebook/w2v-bert-2.0
 
 Several GPUs (prepare and tokenise once, then launch)::
 
@@ -21,7 +25,6 @@ Several GPUs (prepare and tokenise once, then launch)::
         --skip_prep=True --precision=bf16
 """
 
-import csv
 import os
 import sys
 
@@ -29,11 +32,9 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
-sys.path.insert(
-    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "CommonVoice", "SENSE")
-)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ST"))
 
-from commonvoice_prepare import prepare_common_voice  # noqa: E402
+from covost_prepare import prepare_covost  # noqa: E402
 
 from sense.distill import make_train_loader  # noqa: E402
 from sense.dual_encoder.brain import DualEncoderBrain, make_datasets  # noqa: E402
@@ -46,17 +47,9 @@ PREPARE_ONLY = "--prepare_only"
 TEXT_KEY = "transcript"
 
 
-def read_bitext(path: str | None) -> list[tuple[str, str, str]]:
-    """``(x_text, x_lang, en_text)`` rows of a TSV ``lang<TAB>x_text<TAB>en_text`` (none: ``[]``)."""
-    if not path:
-        return []
-    rows = []
-    with open(path, encoding="utf-8", newline="") as f:
-        for n, row in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
-            if len(row) != 3 or not all(c.strip() for c in row):
-                raise ValueError(f"{path}:{n}: expected lang<TAB>text<TAB>English text")
-            rows.append((row[1], row[0], row[2]))
-    return rows
+def bitext_pairs(rows) -> list[tuple[str, str, str]]:
+    """``(x_text, x_lang, en_text)`` of prepared CoVoST 2 rows (their transcripts and translations)."""
+    return [(row["transcript"], row["language"], row["translation"]) for row in rows]
 
 
 def load_manifests(paths: dict[str, str]) -> dict[str, dict[str, dict]]:
@@ -78,9 +71,10 @@ def main(argv):
     )
     if not hparams["skip_prep"]:
         run_on_main(
-            prepare_common_voice,
+            prepare_covost,
             kwargs={
                 "data_folder": hparams["data_folder"],
+                "covost_folder": hparams["covost_folder"],
                 "save_folder": hparams["prepared_folder"],
                 "languages": hparams["languages"],
                 "splits": ["train", "dev"],
@@ -128,7 +122,8 @@ def main(argv):
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
     )
-    brain.bitext = read_bitext(hparams["bitext_file"])
+    if hparams["bitext_ratio"] > 0:
+        brain.bitext = bitext_pairs(manifests["train"].values())
     brain.use_train_loader(train_loader)
     brain.fit(
         hparams["epoch_counter"],
