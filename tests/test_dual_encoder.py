@@ -115,6 +115,34 @@ def test_contrastive_loss_is_symmetric():
     assert info_nce(a, a) < info_nce(a, b)
 
 
+def test_lora_trains_adapters_and_the_embeddings_only_and_merges_on_export(tiny_llm, tmp_path):
+    torch.manual_seed(0)
+    llm = LLMEncoder(tiny_llm, num_audio_tokens=NUM_TOKENS, lora_rank=2)
+    trainable = [n for n, p in llm.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n or "embed_tokens" in n for n in trainable)
+    frozen = [n for n, p in llm.named_parameters() if not p.requires_grad]
+    assert any("q_proj.base_layer" in n for n in frozen)  # the LLM's own weights stay
+    # a step moves the adapters (B starts at zero) and so the output
+    inputs = llm.collate(llm.text_inputs(["le chat dort", "il pleut"]))
+    before = llm(*inputs).detach()
+    loss = llm(*inputs).pow(2).mean()
+    loss.backward()
+    torch.optim.SGD([p for p in llm.parameters() if p.requires_grad], lr=1.0).step()
+    llm.eval()
+    with torch.no_grad():
+        after = llm(*inputs)
+    assert not torch.allclose(before, after)
+    # the saved backbone has the adapters merged into plain weights: same outputs
+    folder = str(tmp_path / "merged")
+    llm.save_pretrained(folder)
+    reloaded = LLMEncoder(
+        folder, num_audio_tokens=NUM_TOKENS, num_text_tokens=llm.num_text_tokens
+    ).eval()
+    assert not reloaded.lora
+    with torch.no_grad():
+        assert torch.allclose(reloaded(*inputs), after, atol=1e-5)
+
+
 # -- export, loading, the sense command, the FLEURS recipe ---------------------------
 
 
