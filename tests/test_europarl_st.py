@@ -104,3 +104,54 @@ def test_prepare_names_files_whose_line_counts_disagree(release, tmp_path):
     with pytest.raises(SystemExit) as exit_info:  # the command line: an error line, status 2
         prepare.main([str(tmp_path / "nowhere"), str(tmp_path / "out")])
     assert exit_info.value.code == 2
+
+
+def test_table1_scores_zerost_and_the_topline_with_one_harness(release, tmp_path):
+    """Table 1's shape: one row per system, one column per source language."""
+    from transformers import AutoTokenizer, M2M100ForConditionalGeneration
+
+    from sense.testing.tiny import build_tiny_nllb, build_tiny_whisper
+    from sense.translation.bleu import BleuTable
+    from sense.translation.decoder import Seq2SeqDecoder
+    from sense.zerost.evaluation import add_system, nllb_translate_texts, zerost_translate_rows
+    from sense.zerost.qformer import build_qformer
+    from sense.zerost.speech import AdaptedSpeechEncoder
+
+    prepare = _prepare_module()
+    manifests = prepare.prepare_europarl_st(
+        str(release), str(tmp_path / "prep"), ["en", "fr", "de"]
+    )
+    nllb = build_tiny_nllb(str(tmp_path / "nllb"))
+    model, tokenizer = (
+        M2M100ForConditionalGeneration.from_pretrained(nllb),
+        AutoTokenizer.from_pretrained(nllb),
+    )
+    encoder = AdaptedSpeechEncoder(build_tiny_whisper(str(tmp_path / "whisper")), 32, bottleneck=4)
+    qformer = build_qformer("simple", dim=32, num_queries=4)
+    decoder = Seq2SeqDecoder(nllb, target_lang="eng_Latn", freeze=True)
+    table = BleuTable("Europarl-ST")
+    topline, zerost = {}, {}
+    for direction, path in manifests.items():
+        rows = read_manifest(path)
+        src, tgt = direction.split("-")
+        refs = [r["translation"] for r in rows]
+        texts = nllb_translate_texts(
+            model,
+            tokenizer,
+            [r["transcript"] for r in rows],
+            rows[0]["language"],
+            rows[0]["target_language"],
+            beam_size=1,
+            max_new_tokens=4,
+        )
+        topline[(src, tgt)] = (texts, refs)
+        hyps = zerost_translate_rows(encoder.eval(), qformer.eval(), decoder, rows, 2, 2, 4)
+        zerost[(src, tgt)] = (hyps, refs)
+    add_system(table, "ZeroST", zerost)
+    scores = add_system(table, "NLLB topline", topline)
+    assert sorted(scores) == [("en", "de"), ("en", "fr"), ("fr", "en")]
+    assert table.models == ["ZeroST", "NLLB topline"] and sorted(table.languages) == ["en", "fr"]
+    expected = (scores[("en", "de")] + scores[("en", "fr")]) / 2
+    assert table.value("NLLB topline", "en") == pytest.approx(expected)
+    saved = table.save(tmp_path / "table1")
+    assert "NLLB topline" in saved[".md"].read_text()
