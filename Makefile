@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.sense-installed
-EXTRAS ?= dev,demo,faiss,analysis,dual,summarization
+EXTRAS ?= dev,demo,faiss,analysis,dual,summarization,zerost
 # Test processes (pytest-xdist); each test file runs whole in one of them.
 TEST_WORKERS ?= 2
 # Some shells set it; without cached bytecode every process (each test worker,

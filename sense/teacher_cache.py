@@ -94,7 +94,7 @@ def row_hash(teacher_id: str, text: str) -> str:
     return hashlib.blake2b(key, digest_size=HASH_BYTES).hexdigest()
 
 
-def _as_pairs(items) -> list[tuple[str, str]]:
+def as_pairs(items) -> list[tuple[str, str]]:
     """``{id: text}`` or ``[(id, text), ...]`` as a checked list of pairs."""
     pairs = list(items.items()) if isinstance(items, Mapping) else [tuple(p) for p in items]
     seen = set()
@@ -267,7 +267,7 @@ class TeacherCache:
                 f"not by {teacher_id!r}; rebuild it"
             )
         missing, changed = [], []
-        for uid, text in _as_pairs(items):
+        for uid, text in as_pairs(items):
             row = self.rows.get(uid)
             if row is None or not self.done[row]:
                 missing.append(uid)
@@ -329,7 +329,7 @@ class TeacherCache:
         -------
         TeacherCache
         """
-        pairs = _as_pairs(items)
+        pairs = as_pairs(items)
         teacher_id = _teacher_id_of(encoder, teacher_id)
         _check_build_args(pairs, dtype, chunk_size)
         index, done = _prepare(
@@ -683,7 +683,7 @@ def build_distributed(
     torch.Size([1, 512])
     """
     rank, world = _dist()
-    pairs = _as_pairs(items)
+    pairs = as_pairs(items)
     encoder = make_encoder()
     teacher_id = _teacher_id_of(encoder, teacher_id)
     if world == 1:

@@ -495,6 +495,19 @@ def load_teacher(source: str, kind: str = "auto", **kwargs) -> _FrozenTextEncode
     return SentenceEncoder(source, **kwargs)
 
 
+def settings_key(source: str, settings: dict) -> str:
+    """A folder name for a model and its settings: readable name, then a hash of the settings.
+
+    Example
+    -------
+    >>> settings_key("facebook/nllb-200-distilled-600M", {"max_length": 256})[:28]
+    'nllb-200-distilled-600m-a221'
+    """
+    digest = hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(), digest_size=6)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.basename(os.path.normpath(source)))
+    return f"{name.lower()}-{digest.hexdigest()}"
+
+
 @dataclass(frozen=True)
 class TeacherSpec:
     """Everything that defines a teacher, as one object from the YAML to the export.
@@ -576,11 +589,7 @@ class TeacherSpec:
     @property
     def key(self) -> str:
         """A folder name unique to this spec: readable name, then a hash of all fields."""
-        digest = hashlib.blake2b(
-            json.dumps(self.to_dict(), sort_keys=True).encode(), digest_size=6
-        ).hexdigest()
-        name = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.basename(os.path.normpath(self.source)))
-        return f"{name.lower()}-{digest}"
+        return settings_key(self.source, self.to_dict())
 
     def to_dict(self) -> dict:
         """The fields as a JSON-able dict (what the export writes)."""

@@ -182,6 +182,65 @@ def build_tiny_wav2vec2(
     return path
 
 
+#: Whisper window of the tiny model in seconds (30 s in the released models).
+TINY_WHISPER_SECONDS = 2
+TINY_MEL_BINS = 80
+
+
+def build_tiny_whisper(
+    path: str,
+    hidden_size: int = TINY_HIDDEN,
+    num_layers: int = TINY_LAYERS,
+    window_seconds: int = TINY_WHISPER_SECONDS,
+    seed: int = SEED,
+) -> str:
+    """Save a tiny ``WhisperModel`` and its ``WhisperFeatureExtractor``.
+
+    The real front-end (80 log-mel bins, 10 ms hop, two convolutions, the
+    second of stride 2) on a ``window_seconds`` window instead of 30 s: the
+    encoder reads ``100 * window_seconds`` mel frames and returns half as
+    many frames.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from transformers import WhisperFeatureExtractor, WhisperModel
+    >>> p = build_tiny_whisper(tempfile.mkdtemp())
+    >>> WhisperModel.from_pretrained(p).config.max_source_positions
+    100
+    >>> WhisperFeatureExtractor.from_pretrained(p).n_samples
+    32000
+    """
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
+
+    extractor = WhisperFeatureExtractor(feature_size=TINY_MEL_BINS, chunk_length=window_seconds)
+    config = WhisperConfig(
+        vocab_size=TINY_VOCAB,
+        num_mel_bins=TINY_MEL_BINS,
+        d_model=hidden_size,
+        encoder_layers=num_layers,
+        decoder_layers=1,
+        encoder_attention_heads=TINY_HEADS,
+        decoder_attention_heads=TINY_HEADS,
+        encoder_ffn_dim=TINY_FFN,
+        decoder_ffn_dim=TINY_FFN,
+        max_source_positions=extractor.nb_max_frames // 2,
+        max_target_positions=64,
+        # special tokens of a tiny vocabulary (the real ones sit above 50000)
+        pad_token_id=1,
+        bos_token_id=2,
+        eos_token_id=2,
+        decoder_start_token_id=3,
+        suppress_tokens=[],
+        begin_suppress_tokens=[],
+    )
+    config.architectures = ["WhisperModel"]
+    torch.manual_seed(seed)
+    _save(WhisperModel(config), path)
+    extractor.save_pretrained(path)
+    return path
+
+
 #: Characters of the tiny CTC model (French letters and the apostrophe).
 CTC_CHARACTERS = "abcdefghijklmnopqrstuvwxyzàâçéèêëîïôûùüÿœ'"
 

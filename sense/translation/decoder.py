@@ -174,15 +174,19 @@ class Seq2SeqDecoder(nn.Module):
             self.model.requires_grad_(False)
         self.train(self.training)
 
-    def set_target_lang(self, target_lang: str) -> None:
-        """Make ``target_lang`` the language token every output starts with."""
-        lang_id = self.tokenizer.convert_tokens_to_ids(target_lang)
+    def language_id(self, lang: str) -> int:
+        """Token id of the language code ``lang`` (``"en_XX"``, ``"eng_Latn"``)."""
+        lang_id = self.tokenizer.convert_tokens_to_ids(lang)
         if lang_id is None or lang_id == self.tokenizer.unk_token_id:
             raise ValueError(
-                f"Seq2SeqDecoder: {target_lang!r} is not a language token of {self.source!r} "
+                f"Seq2SeqDecoder: {lang!r} is not a language token of {self.source!r} "
                 "(mBART-50 uses codes like 'en_XX', NLLB like 'eng_Latn')"
             )
-        self.target_lang, self.lang_id = target_lang, int(lang_id)
+        return int(lang_id)
+
+    def set_target_lang(self, target_lang: str) -> None:
+        """Make ``target_lang`` the language token every output starts with."""
+        self.target_lang, self.lang_id = target_lang, self.language_id(target_lang)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -192,10 +196,14 @@ class Seq2SeqDecoder(nn.Module):
 
     # -- targets -----------------------------------------------------------------------
 
-    def target_ids(self, text: str) -> torch.Tensor:
-        """``[language token, text tokens..., </s>]`` (LongTensor), as the model is trained."""
+    def target_ids(self, text: str, lang: str | None = None) -> torch.Tensor:
+        """``[language token, text tokens..., </s>]`` (LongTensor), as the model is trained.
+
+        ``lang``: the language code of ``text`` (default: the target language).
+        """
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        ids = [self.lang_id, *ids[: self.max_positions - 2], self.eos_id]
+        lang_id = self.lang_id if lang is None else self.language_id(lang)
+        ids = [lang_id, *ids[: self.max_positions - 2], self.eos_id]
         return torch.tensor(ids, dtype=torch.long)
 
     def teacher_forcing(
