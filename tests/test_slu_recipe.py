@@ -132,3 +132,26 @@ def test_sense_slu_command(slu_model, slu_data, tmp_path, capsys):
     capsys.readouterr()
     assert main(["slu", "-m", str(tmp_path / "nope"), row["wav"], "-q"]) == EXIT_ERROR
     assert "sense: error: cannot load the model" in capsys.readouterr().err
+
+
+def test_demo_summary_has_a_row_per_training_language(trained):
+    from sense.demo.slu import SLUDemoConfig, summary_markdown
+
+    out, results = trained
+    cfg = SLUDemoConfig(
+        output=os.path.join(out, "results"), languages=tuple(LANGUAGES), train_languages=("en",)
+    )
+    text = summary_markdown(cfg)
+    # the tables hold fractions, the summary percent
+    cells = [f"{100 * (results[c]['metrics']['COER'] / 100):.1f}" for c in ("en-en", "en-fr")]
+    assert f"| en | {' | '.join(cells)} |" in text
+    assert not [line for line in text.splitlines() if line.startswith("| fr |")]
+
+
+def test_demo_rejects_a_training_language_it_does_not_test(capsys):
+    from sense.demo.slu import main as demo_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        demo_main(["--languages", "en,fr", "--train-languages", "de"])
+    assert exit_info.value.code == 2
+    assert "--train-languages de not in --languages" in capsys.readouterr().err
