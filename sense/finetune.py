@@ -147,6 +147,20 @@ class FineTuneBrain(sb.Brain):
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable(TRAIN_LOADER_KEY, loader)
 
+    def end_valid_epoch(self, epoch: int, stats: dict, **stats_meta) -> None:
+        """After validation: anneal on the loss, log, keep the checkpoints of lowest loss."""
+        lrs = self.anneal(stats["loss"])
+        self.hparams.train_logger.log_stats(
+            stats_meta={"epoch": epoch, **stats_meta, **lrs},
+            train_stats=getattr(self, "train_stats", None),
+            valid_stats=stats,
+        )
+        self.checkpointer.save_and_keep_only(
+            meta={"loss": stats["loss"]},
+            min_keys=["loss"],
+            num_to_keep=getattr(self.hparams, "checkpoints_to_keep", 2),
+        )
+
     # -- export ------------------------------------------------------------------------
 
     def load_best(self, min_key: str | None = None, max_key: str | None = None) -> dict | None:

@@ -113,17 +113,7 @@ class SummarizationBrain(FineTuneBrain):
             stats = {"loss": stage_loss}
             if self._store["hyp"]:
                 stats["ROUGE-L"] = PERCENT * rouge_l(self._store["hyp"], self._store["ref"])
-            lrs = self.anneal(stage_loss)
-            self.hparams.train_logger.log_stats(
-                stats_meta={"epoch": epoch, **lrs},
-                train_stats=getattr(self, "train_stats", None),
-                valid_stats=stats,
-            )
-            self.checkpointer.save_and_keep_only(
-                meta={"loss": stage_loss},
-                min_keys=["loss"],
-                num_to_keep=getattr(self.hparams, "checkpoints_to_keep", 2),
-            )
+            self.end_valid_epoch(epoch, stats)
             return
         stats = {"loss": stage_loss, **self.summary_metrics()}
         self.test_stats = stats

@@ -209,17 +209,7 @@ class ZeroSTBrain(FineTuneBrain):
             self.train_stats = stats
             return
         if stage == sb.Stage.VALID:
-            lrs = self.anneal(stage_loss)
-            self.hparams.train_logger.log_stats(
-                stats_meta={"epoch": epoch, "step": self.zerost_step, **lrs},
-                train_stats=getattr(self, "train_stats", None),
-                valid_stats=stats,
-            )
-            self.checkpointer.save_and_keep_only(
-                meta={"loss": stage_loss},
-                min_keys=["loss"],
-                num_to_keep=getattr(self.hparams, "checkpoints_to_keep", 2),
-            )
+            self.end_valid_epoch(epoch, stats, step=self.zerost_step)
             return
         self.hparams.train_logger.log_stats(
             stats_meta={"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats
