@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.sense-installed
 EXTRAS ?= dev,demo,faiss,analysis,dual,summarization,zerost
-# Test processes (pytest-xdist); each test file runs whole in one of them.
+# Test processes (pytest-xdist); each test file runs whole in one of them, in the
+# order tests/conftest.py gives (files with slow tests first: the workers end together).
 TEST_WORKERS ?= 2
 # Some shells set it; without cached bytecode every process (each test worker,
 # each recipe run) recompiles torch and transformers: about 15 s per start.
@@ -25,7 +26,7 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 test: install
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 demo: install
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m sense.demo

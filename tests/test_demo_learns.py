@@ -8,8 +8,8 @@ normalised attentive pooling, centred USE targets) in-process on synthesized
 speech in three languages, about two minutes on one core, and checks held-out
 speech -> EN text retrieval of 50 held-out meanings (chance 2%).  With the
 head of the first demo (no batch normalisation) a 300-step run reached 1.3%;
-with the demo's head, 30% after 300 steps (lr 2e-3) and 17% after the 120
-steps (lr 3e-3) run here.
+with the demo's head, 30% after 300 steps and 18% after the 150 run here
+(11% to 17% in 120-step runs at lr 3e-3: the threshold leaves room for that spread).
 """
 
 import random
@@ -30,9 +30,9 @@ pytestmark = pytest.mark.slow
 
 LANGUAGES = ("en", "fr", "ru")
 MEANINGS, HELDOUT = 250, 50
-STEPS, BATCH, LR = 120, 16, 3e-3
+STEPS, BATCH, LR = 150, 16, 2e-3
 HIDDEN, LAYERS = 64, 2
-MIN_R1 = 0.12  # six times chance; this run gives 0.17, a head without batch norm 0.013
+MIN_R1 = 0.1  # five times chance; runs gave 0.11-0.18, a head without batch norm 0.013
 
 
 def _speak(synthesizer, rows, rng):
