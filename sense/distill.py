@@ -278,6 +278,7 @@ class DistillationBrain(FineTuneBrain):
                 f.write(line + "\n")
 
     def on_fit_batch_start(self, batch, should_step):
+        super().on_fit_batch_start(batch, should_step)
         self._audit(".txt", " ".join(batch.id))
 
     # -- stages ----------------------------------------------------------------------

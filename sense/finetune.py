@@ -10,7 +10,8 @@ of their own. :class:`FineTuneBrain` holds what they share:
 * an encoder warm-up (``encoder_freeze_steps``): while it lasts the encoder
   runs without autograd, so it gets no gradient at all and its optimizer's
   first step starts from clean state;
-* learning-rate annealing of each optimizer on the validation loss;
+* learning-rate annealing of each optimizer on the validation loss, or a
+  per-step schedule (:func:`three_phase_schedule`, the ZeroST paper's);
 * a log of each optimizer's step count at start (resume audits) and of the
   peak device memory after the first step.
 
@@ -21,16 +22,21 @@ SpeechBrain's ``Brain``. A task subclass implements ``compute_forward`` (with
 Expected ``hparams``: ``encoder_opt_class`` and ``<head>_opt_class``
 (partials taking the parameters), optional ``encoder_lr_annealing`` /
 ``<head>_lr_annealing`` (SpeechBrain schedulers called with the validation
-loss), ``encoder_freeze_steps`` and ``train_logger``.
+loss), optional ``encoder_lr_schedule`` / ``<head>_lr_schedule`` (called as
+``schedule(optimizer, step)`` before every optimizer step, like SpeechBrain's
+``TriStageLRSchedule``), ``encoder_freeze_steps`` and ``train_logger``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
+from types import SimpleNamespace
 
 import speechbrain as sb
 import torch
+from speechbrain.nnet.schedulers import TriStageLRSchedule
 from speechbrain.utils.distributed import if_main_process
 
 logger = logging.getLogger(__name__)
@@ -40,6 +46,11 @@ TRAIN_LOADER_KEY = "dataloader-TRAIN"
 ENCODER = "encoder"
 # Bytes in a GiB, for the peak-memory log.
 GIB = 1024**3
+#: Warm-up, hold and decay shares of the training steps (ZeroST, after wav2vec 2.0).
+THREE_PHASES = (0.1, 0.4, 0.5)
+#: Rates at the start of warm-up and at the end of decay, relative to the peak.
+THREE_PHASE_START_SCALE = 0.01
+THREE_PHASE_END_SCALE = 0.05
 
 
 def unwrap(module: torch.nn.Module) -> torch.nn.Module:
@@ -79,6 +90,44 @@ def scale_learning_rates(opt: torch.optim.Optimizer, new_lr: float) -> None:
     reference = opt.param_groups[0]["lr"]
     for group in opt.param_groups:
         group["lr"] = new_lr if reference == 0 else group["lr"] * new_lr / reference
+
+
+def three_phase_schedule(
+    lr: float,
+    total_steps: int,
+    phases: Sequence[float] = THREE_PHASES,
+    init_lr_scale: float = THREE_PHASE_START_SCALE,
+    final_lr_scale: float = THREE_PHASE_END_SCALE,
+) -> TriStageLRSchedule:
+    """Warm up to ``lr``, hold, decay: SpeechBrain's tri-stage schedule over ``total_steps``.
+
+    ``phases`` are the shares of the steps of each stage (they must add up to 1).
+
+    Example
+    -------
+    >>> schedule = three_phase_schedule(1e-4, total_steps=100)
+    >>> opt = torch.optim.Adam([torch.nn.Parameter(torch.ones(1))])
+    >>> rates = []
+    >>> for step in (0, 10, 49, 100):
+    ...     schedule(opt, step)
+    ...     rates.append(f"{opt.param_groups[0]['lr']:.1e}")
+    >>> rates
+    ['1.0e-06', '1.0e-04', '1.0e-04', '5.0e-06']
+    """
+    if len(phases) != 3 or abs(sum(phases) - 1) > 1e-6 or min(phases) < 0:
+        raise ValueError(f"phases must be three non-negative shares adding up to 1, got {phases}")
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be positive, got {total_steps}")
+    warmup, hold = (max(1, round(share * total_steps)) for share in phases[:2])
+    return TriStageLRSchedule(
+        lr=lr,
+        warmup_steps=warmup,
+        hold_steps=hold,
+        decay_steps=max(1, total_steps - warmup - hold),
+        total_steps=total_steps,
+        init_lr_scale=init_lr_scale,
+        final_lr_scale=final_lr_scale,
+    )
 
 
 def resolve_device(run_opts):
@@ -211,6 +260,24 @@ class FineTuneBrain(sb.Brain):
         if self.encoder_frozen:
             return {k: v for k, v in optimizers.items() if k != ENCODER}
         return optimizers
+
+    def on_fit_batch_start(self, batch, should_step):
+        """Before an optimizer step, set each rate from its per-step schedule."""
+        if should_step:
+            self.follow_schedules()
+
+    def follow_schedules(self) -> None:
+        """Set each optimizer's rate from ``<name>_lr_schedule`` at this optimizer step.
+
+        The schedule gives the first parameter group's rate; the other groups
+        keep their ratios to it (:func:`scale_learning_rates`).
+        """
+        for name, opt in self.optimizers_dict.items():
+            schedule = getattr(self.hparams, f"{name}_lr_schedule", None)
+            if schedule is not None:
+                probe = SimpleNamespace(param_groups=[{"lr": opt.param_groups[0]["lr"]}])
+                schedule(probe, self.optimizer_step)
+                scale_learning_rates(opt, probe.param_groups[0]["lr"])
 
     def anneal(self, valid_loss: float) -> dict[str, float]:
         """Step each optimizer's annealing on the validation loss; the new rates."""
