@@ -241,6 +241,104 @@ def build_tiny_whisper(
     return path
 
 
+#: Whisper's special tokens besides the language codes, in its vocabulary's order.
+WHISPER_SPECIALS = (
+    "<|startoftranscript|>",
+    "<|translate|>",
+    "<|transcribe|>",
+    "<|startoflm|>",
+    "<|startofprev|>",
+    "<|nospeech|>",
+    "<|notimestamps|>",
+)
+WHISPER_EOT = "<|endoftext|>"
+TINY_WHISPER_LANGUAGES = ("en", "fr", "de", "es", "it", "ru", "pt", "pl", "ro", "nl")
+
+
+def build_tiny_whisper_asr(
+    path: str,
+    texts: Iterable[str] = DEFAULT_TEXTS,
+    languages: Iterable[str] = TINY_WHISPER_LANGUAGES,
+    hidden_size: int = TINY_HIDDEN,
+    window_seconds: int = TINY_WHISPER_SECONDS,
+    seed: int = SEED,
+) -> str:
+    """Save a tiny ``WhisperForConditionalGeneration`` with its processor: a whole ASR model.
+
+    The tokenizer is a byte-level BPE trained on ``texts`` with Whisper's
+    special tokens (``<|startoftranscript|>``, ``<|fr|>``, ``<|transcribe|>``,
+    ``<|notimestamps|>``...), and the generation config maps them as the real
+    checkpoints do, so ``generate(language="fr", task="transcribe")`` runs.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from transformers import WhisperForConditionalGeneration
+    >>> p = build_tiny_whisper_asr(tempfile.mkdtemp())
+    >>> sorted(WhisperForConditionalGeneration.from_pretrained(p).generation_config.task_to_id)
+    ['transcribe', 'translate']
+    """
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizer,
+    )
+
+    os.makedirs(path, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(list(texts), vocab_size=TINY_VOCAB, special_tokens=[WHISPER_EOT])
+    vocab, merges = bpe.save_model(path)
+    tokenizer = WhisperTokenizer(
+        vocab, merges, unk_token=WHISPER_EOT, bos_token=WHISPER_EOT, eos_token=WHISPER_EOT
+    )
+    os.remove(vocab), os.remove(merges)
+    language_tokens = [f"<|{lang}|>" for lang in languages]
+    specials = [WHISPER_SPECIALS[0], *language_tokens, *WHISPER_SPECIALS[1:]]
+    tokenizer.add_special_tokens({"additional_special_tokens": specials})
+    ids = dict(zip(specials, tokenizer.convert_tokens_to_ids(specials)))
+    extractor = WhisperFeatureExtractor(feature_size=TINY_MEL_BINS, chunk_length=window_seconds)
+    eot = tokenizer.convert_tokens_to_ids(WHISPER_EOT)
+    config = WhisperConfig(
+        vocab_size=len(tokenizer),
+        num_mel_bins=TINY_MEL_BINS,
+        d_model=hidden_size,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=TINY_HEADS,
+        decoder_attention_heads=TINY_HEADS,
+        encoder_ffn_dim=TINY_FFN,
+        decoder_ffn_dim=TINY_FFN,
+        max_source_positions=extractor.nb_max_frames // 2,
+        max_target_positions=64,
+        pad_token_id=eot,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        decoder_start_token_id=ids[WHISPER_SPECIALS[0]],
+    )
+    config.architectures = ["WhisperForConditionalGeneration"]
+    torch.manual_seed(seed)
+    model = WhisperForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=config.decoder_start_token_id,
+        eos_token_id=eot,
+        pad_token_id=eot,
+        lang_to_id={token: ids[token] for token in language_tokens},
+        task_to_id={"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]},
+        no_timestamps_token_id=ids["<|notimestamps|>"],
+        is_multilingual=True,
+        max_initial_timestamp_index=0,
+        suppress_tokens=[],
+        begin_suppress_tokens=[],
+    )
+    _save(model, path)
+    WhisperProcessor(extractor, tokenizer).save_pretrained(path)
+    return path
+
+
 #: Characters of the tiny CTC model (French letters and the apostrophe).
 CTC_CHARACTERS = "abcdefghijklmnopqrstuvwxyzàâçéèêëîïôûùüÿœ'"
 

@@ -109,6 +109,8 @@ def format_hours(hours: float | None) -> str:
 class BleuTable:
     """Models x source languages grid of BLEU scores, with training hours (Table VI).
 
+    The hours row is left out when no hours are known.
+
     Parameters
     ----------
     title : str
@@ -157,7 +159,8 @@ class BleuTable:
 
     def _grid(self) -> list[list[str]]:
         rows = [["BLEU", *(column_name(lang) for lang in self.languages)]]
-        rows.append([HOURS_ROW, *(format_hours(h) for h in self._hours.values())])
+        if any(h is not None for h in self._hours.values()):
+            rows.append([HOURS_ROW, *(format_hours(h) for h in self._hours.values())])
         for model in self.models:
             cells = [self.value(model, lang) for lang in self.languages]
             rows.append(

@@ -10,8 +10,13 @@ either step, chosen by ``hparams.zerost_step``:
 * ``"nll"``: the Q-Former's outputs replace the NLLB encoder output for the
   frozen NLLB decoder (:class:`sense.translation.decoder.Seq2SeqDecoder`),
   trained with teacher forcing to emit the transcript (its language code
-  first); the speech encoder gets a new adapter stage in sequence with the
-  KD stage's, started from the KD checkpoint (``kd_checkpoint``).
+  first); the speech encoder gets a new adapter stage (``"nll"``, the only
+  one that learns) in sequence with the KD stage's, everything started from
+  the KD step's best checkpoint (``kd_checkpoint``; none: the NLL-only
+  baseline).
+
+One YAML serves both steps: the module the other step needs (``decoder`` in
+KD, where it only decodes for evaluation; ``kd_loss`` in NLL) is frozen.
 
 Modules: ``encoder`` (:class:`sense.zerost.speech.AdaptedSpeechEncoder`: its
 adapters and projection learn, under ``encoder_opt_class``), ``qformer``,
@@ -88,17 +93,40 @@ def add_zerost_pipelines(
     return data
 
 
+def best_kd_checkpoint(folder: str) -> str:
+    """The checkpoint to start step 2 from: ``folder`` itself, or its lowest-loss ``CKPT+*``.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``folder`` is neither a checkpoint nor a save folder holding one.
+    """
+    if os.path.isfile(os.path.join(folder, "qformer.ckpt")):
+        return folder
+    if os.path.isdir(folder):
+        best = sb.utils.checkpoints.Checkpointer(folder).find_checkpoint(min_key="loss")
+        if best is not None:
+            return str(best.path)
+    raise FileNotFoundError(
+        f"ZeroST: no KD checkpoint in {folder!r}: run the KD step first "
+        "(zerost_step: kd), or set kd_checkpoint: null for the NLL-only baseline"
+    )
+
+
 def load_kd_weights(encoder, qformer, checkpoint: str) -> None:
     """Start step 2 from step 1: the KD adapters, projection and Q-Former of ``checkpoint``.
 
-    The encoder's adapter stages that step 1 did not have (``nll``) keep
-    their identity start.
+    ``checkpoint`` is a checkpoint folder or the KD step's save folder (its
+    best checkpoint is used). The encoder's adapter stages that step 1 did
+    not have (``nll``) keep their identity start.
 
     Raises
     ------
     FileNotFoundError
         ``checkpoint`` lacks one of the files.
     """
+    checkpoint = best_kd_checkpoint(checkpoint)
+    logger.info("ZeroST NLL step: starting from the KD checkpoint %s", checkpoint)
     parts = {
         "speech_adapters": encoder.adapters,
         "speech_projection": encoder.projection,
@@ -158,8 +186,14 @@ class ZeroSTBrain(FineTuneBrain):
         needed = "kd_loss" if self.zerost_step == KD else "decoder"
         if needed not in self.modules:
             raise ValueError(f"ZeroST step {self.zerost_step!r} needs the module {needed!r}")
+        unused = "decoder" if self.zerost_step == KD else "kd_loss"
+        if unused in self.modules:
+            self.modules[unused].requires_grad_(False)
         encoder = self.modules["encoder"]
         if self.zerost_step == NLL:
+            if NLL not in encoder.adapters.stages:
+                encoder.adapters.add_stage(NLL)
+            encoder.adapters.set_trainable([NLL])
             kd = getattr(self.hparams, "kd_checkpoint", None)
             if kd:
                 load_kd_weights(encoder, self.modules["qformer"], kd)
@@ -221,6 +255,7 @@ __all__ = [
     "ZEROST_FIELDS",
     "ZeroSTBrain",
     "add_zerost_pipelines",
+    "best_kd_checkpoint",
     "load_kd_weights",
     "translate",
 ]

@@ -31,6 +31,7 @@ Example
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -54,6 +55,7 @@ DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_LENGTH = 256
 #: NLLB's code for English, the language of a transcript with none given.
 DEFAULT_LANG = "eng_Latn"
+KIND = {"kind": "nllb-encoder"}
 _SHARD = re.compile(rf"^shard-[0-9a-f]+\.npy({TMP_SUFFIX})?$")
 
 
@@ -76,9 +78,7 @@ class NLLBTokenEncoder(torch.nn.Module):
         super().__init__()
         from transformers import AutoTokenizer, M2M100ForConditionalGeneration
 
-        self.source = os.fspath(source)
-        if os.path.isdir(os.path.expanduser(self.source)):
-            self.source = os.path.abspath(os.path.expanduser(self.source))
+        self.source = _normalise_source(source)
         self.max_length = int(max_length)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.source)
@@ -88,9 +88,27 @@ class NLLBTokenEncoder(torch.nn.Module):
         self.encoder = model.get_encoder().eval().requires_grad_(False)
         self.output_dim = int(model.config.d_model)
 
+    @staticmethod
+    def settings_of(source: str, max_length: int = DEFAULT_MAX_LENGTH) -> dict:
+        """The settings that identify a teacher, without loading it."""
+        return {"source": _normalise_source(source), "max_length": int(max_length), **KIND}
+
+    @classmethod
+    def key_of(cls, source: str, max_length: int = DEFAULT_MAX_LENGTH) -> str:
+        """:attr:`key` of the teacher ``source`` would load, without loading it.
+
+        Example
+        -------
+        >>> NLLBTokenEncoder.key_of("facebook/nllb-200-distilled-600M") == NLLBTokenEncoder.key_of(
+        ...     "facebook/nllb-200-distilled-600M", DEFAULT_MAX_LENGTH)
+        True
+        """
+        settings = cls.settings_of(source, max_length)
+        return settings_key(settings["source"], settings)
+
     @property
     def settings(self) -> dict:
-        return {"source": self.source, "max_length": self.max_length, "kind": "nllb-encoder"}
+        return self.settings_of(self.source, self.max_length)
 
     @property
     def teacher_id(self) -> str:
@@ -100,20 +118,34 @@ class NLLBTokenEncoder(torch.nn.Module):
     @property
     def key(self) -> str:
         """A cache folder name unique to this teacher and its settings."""
-        return settings_key(self.source, self.settings)
+        return self.key_of(self.source, self.max_length)
 
     @torch.no_grad()
-    def encode(self, texts: Sequence[str], langs: Sequence[str]) -> list[np.ndarray]:
-        """One float32 ``[m_i, D]`` matrix per transcript (``langs``: NLLB codes)."""
+    def encode(
+        self, texts: Sequence[str], langs: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> list[np.ndarray]:
+        """One float32 ``[m_i, D]`` matrix per transcript (``langs``: NLLB codes).
+
+        Transcripts run in padded batches of one language, by length.
+        """
         device = next(self.encoder.parameters()).device
-        out = []
-        for text, lang in zip(texts, langs):
+        out: list = [None] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: (langs[i], len(texts[i])))
+        for lang, group in itertools.groupby(order, key=lambda i: langs[i]):
             self.tokenizer.src_lang = lang
-            ids = self.tokenizer(
-                text, truncation=True, max_length=self.max_length, return_tensors="pt"
-            ).input_ids.to(device)
-            hidden = self.encoder(input_ids=ids).last_hidden_state[0]
-            out.append(hidden.float().cpu().numpy())
+            group = list(group)
+            for start in range(0, len(group), batch_size):
+                chunk = group[start : start + batch_size]
+                batch = self.tokenizer(
+                    [texts[i] for i in chunk],
+                    truncation=True,
+                    max_length=self.max_length,
+                    padding=True,
+                    return_tensors="pt",
+                ).to(device)
+                hidden = self.encoder(**batch).last_hidden_state.float().cpu()
+                for i, states, mask in zip(chunk, hidden, batch.attention_mask.bool().cpu()):
+                    out[i] = states[mask].numpy()
         return out
 
 
@@ -250,6 +282,13 @@ class TokenEmbeddingCache:
             write_json_atomic(os.path.join(folder, INDEX_FILE), index)
             _remove_unused_shards(folder, index)
         return cls(folder, index, encoded=len(todo))
+
+
+def _normalise_source(source) -> str:
+    """A local folder as an absolute path (one cache whatever the working directory)."""
+    source = os.fspath(source)
+    local = os.path.expanduser(source)
+    return os.path.abspath(local) if os.path.isdir(local) else source
 
 
 def _lang(uid: str, languages: Mapping[str, str] | None) -> str:

@@ -259,31 +259,66 @@ QFORMERS = {"simple": QSimple, "lite": QLite, "nllb": QNLLB}
 
 
 def build_qformer(
-    name: str, dim: int | None = None, num_queries: int = DEFAULT_NUM_QUERIES, **settings
+    name: str,
+    dim: int | None = None,
+    num_queries: int = DEFAULT_NUM_QUERIES,
+    output_dim: int | None = None,
+    source: str | None = None,
+    num_layers: int | None = None,
+    **settings,
 ) -> nn.Module:
     """A Q-Former by name: ``"simple"`` (Q-Simple), ``"lite"`` (Q-Lite), ``"nllb"`` (Q-NLLB).
+
+    One signature for the three, so a recipe switches with one YAML line.
 
     Parameters
     ----------
     name : str
     dim : int, optional
-        Width of the frames it reads (Q-Simple, Q-Lite); Q-NLLB takes NLLB's.
+        Width of the frames it reads (Q-Simple, Q-Lite); Q-NLLB reads NLLB's
+        ``d_model`` (a different ``dim`` is an error).
     num_queries : int
+    output_dim : int, optional
+        Width the decoder reads: Q-Lite maps to it; Q-Simple and Q-NLLB
+        must already have it.
+    source : str, optional
+        The NLLB checkpoint: Q-NLLB's architecture and initialisation (the
+        others do not read it).
+    num_layers : int, optional
+        Depth of Q-Lite (default 4) or Q-NLLB (default: NLLB's decoder).
     **settings
-        The variant's own arguments (``source`` for Q-NLLB, ``num_layers``, ...).
+        The variant's other arguments (``num_heads``, ``ffn_dim``, ``dropout``,
+        ``init_from_encoder``).
 
     Example
     -------
     >>> build_qformer("simple", dim=8, num_queries=2)(torch.randn(1, 3, 8)).shape
     torch.Size([1, 2, 8])
+    >>> build_qformer("lite", dim=8, num_queries=2, output_dim=4, num_layers=1,
+    ...               num_heads=2, ffn_dim=16).output_dim
+    4
     """
     if name not in QFORMERS:
         raise ValueError(f"unknown Q-Former {name!r}; choose one of {sorted(QFORMERS)}")
     if name == "nllb":
-        return QNLLB(num_queries=num_queries, **settings)
-    if dim is None:
-        raise ValueError(f"Q-Former {name!r} needs dim (the width of the frames it reads)")
-    return QFORMERS[name](dim, num_queries=num_queries, **settings)
+        if source is None:
+            raise ValueError("Q-Former 'nllb' needs source (the NLLB checkpoint)")
+        qformer = QNLLB(source, num_queries=num_queries, num_layers=num_layers, **settings)
+        if dim is not None and int(dim) != qformer.dim:
+            raise ValueError(f"Q-NLLB reads NLLB's width {qformer.dim}, not dim={dim}")
+    else:
+        if dim is None:
+            raise ValueError(f"Q-Former {name!r} needs dim (the width of the frames it reads)")
+        if name == "lite":
+            depth = LITE_LAYERS if num_layers is None else num_layers
+            qformer = QLite(dim, num_queries, num_layers=depth, output_dim=output_dim, **settings)
+        else:
+            qformer = QSimple(dim, num_queries=num_queries, **settings)
+    if output_dim is not None and int(output_dim) != qformer.output_dim:
+        raise ValueError(
+            f"Q-Former {name!r} gives {qformer.output_dim}-dim outputs, not output_dim={output_dim}"
+        )
+    return qformer
 
 
 __all__ = ["QFORMERS", "QLite", "QNLLB", "QSimple", "build_qformer", "frame_mask"]
