@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -10,65 +11,33 @@ import soundfile as sf
 from sense.prepare import PreparationReport, read_manifest
 
 av = pytest.importorskip("av")
+from europarl_fixture import build_europarl, write_lines  # noqa: E402
 
-RECIPE = os.path.join(os.path.dirname(__file__), "..", "recipes", "EuroparlST", "ZeroST")
+RECIPE = os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", "recipes", "EuroparlST", "ZeroST")
+)
 RATE = 16000
-TALK_SECONDS = 3.0
 
 
-def _prepare_module():
+def _recipe_module(name: str):
+    """A script of the recipe, imported as a module (the recipe folder on the path)."""
+    if RECIPE not in sys.path:
+        sys.path.insert(0, RECIPE)
     spec = importlib.util.spec_from_file_location(
-        "_europarl_prepare", os.path.join(RECIPE, "europarl_prepare.py")
+        f"_europarl_{name}", os.path.join(RECIPE, f"{name}.py")
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def write_m4a(path, wav: np.ndarray, rate: int) -> None:
-    """Encode a mono float waveform as AAC in an MP4 container (a Europarl-ST talk)."""
-    with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("aac", rate=rate)
-        stream.layout = "mono"
-        frame = av.AudioFrame.from_ndarray(
-            wav[None].astype(np.float32), format="flt", layout="mono"
-        )
-        frame.sample_rate = rate
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-
-
-def _write(path, lines):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("".join(f"{line}\n" for line in lines))
+def _prepare_module():
+    return _recipe_module("europarl_prepare")
 
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
-    """en -> fr, de and fr -> en; one talk missing, one segment past its talk's end."""
-    root = tmp_path_factory.mktemp("europarl")
-    t = np.arange(int(TALK_SECONDS * 44100)) / 44100
-    for src, talk in (("en", "talk_en"), ("fr", "talk_fr")):
-        os.makedirs(root / src / "audios")
-        write_m4a(root / src / "audios" / f"{talk}.m4a", 0.3 * np.sin(2 * np.pi * 300 * t), 44100)
-    en = ["the cat sleeps", "a doctor reads", "gone", "too late"]
-    lst = ["talk_en 0.00 1.00", "talk_en 1.20 2.50", "missing 0.0 1.0", "talk_en 2.0 9.0"]
-    for tgt, text in (
-        ("fr", ["le chat dort", "un médecin lit", "parti", "trop tard"]),
-        ("de", ["die Katze schläft", "ein Arzt liest", "weg", "zu spät"]),
-    ):
-        folder = root / "en" / tgt / "test"
-        _write(folder / "segments.lst", lst)
-        _write(folder / "segments.en", en)
-        _write(folder / f"segments.{tgt}", text)
-    folder = root / "fr" / "en" / "test"
-    _write(folder / "segments.lst", ["talk_fr 0.5 2.0"])
-    _write(folder / "segments.fr", ["bonjour"])
-    _write(folder / "segments.en", ["hello"])
-    return root
+    return build_europarl(tmp_path_factory.mktemp("europarl"))
 
 
 def test_prepare_reads_the_release_layout_and_decodes_m4a(release, tmp_path):
@@ -96,9 +65,9 @@ def test_prepare_names_files_whose_line_counts_disagree(release, tmp_path):
     prepare = _prepare_module()
     broken = tmp_path / "broken"
     folder = broken / "en" / "fr" / "test"
-    _write(folder / "segments.lst", ["talk_en 0.0 1.0", "talk_en 1.0 2.0"])
-    _write(folder / "segments.en", ["one", "two"])
-    _write(folder / "segments.fr", ["un"])
+    write_lines(folder / "segments.lst", ["talk_en 0.0 1.0", "talk_en 1.0 2.0"])
+    write_lines(folder / "segments.en", ["one", "two"])
+    write_lines(folder / "segments.fr", ["un"])
     with pytest.raises(ValueError, match=r"segments.fr: 1"):
         prepare.prepare_europarl_st(str(broken), str(tmp_path / "out"), ["en", "fr"])
     with pytest.raises(SystemExit) as exit_info:  # the command line: an error line, status 2
@@ -150,8 +119,40 @@ def test_table1_scores_zerost_and_the_topline_with_one_harness(release, tmp_path
     add_system(table, "ZeroST", zerost)
     scores = add_system(table, "NLLB topline", topline)
     assert sorted(scores) == [("en", "de"), ("en", "fr"), ("fr", "en")]
-    assert table.models == ["ZeroST", "NLLB topline"] and sorted(table.languages) == ["en", "fr"]
+    assert table.models == ["ZeroST", "NLLB topline"]
+    assert sorted(table.languages) == ["avg", "en", "fr"]
     expected = (scores[("en", "de")] + scores[("en", "fr")]) / 2
     assert table.value("NLLB topline", "en") == pytest.approx(expected)
     saved = table.save(tmp_path / "table1")
     assert "NLLB topline" in saved[".md"].read_text()
+
+
+def test_evaluate_adds_the_cascade_and_topline_rows(release, tmp_path, capsys):
+    """Whisper ASR -> NLLB and ground truth -> NLLB, both by the harness ZeroST uses."""
+    from sense.testing.tiny import build_tiny_nllb, build_tiny_whisper_asr
+    from sense.translation.bleu import BleuTable
+
+    evaluate = _recipe_module("evaluate")
+    table = tmp_path / "table1"
+    args = [
+        str(release),
+        f"--prepared={tmp_path / 'prep'}",
+        "--languages",
+        "en",
+        "fr",
+        "de",
+        f"--table={table}",
+        f"--nllb={build_tiny_nllb(str(tmp_path / 'nllb'))}",
+        f"--whisper={build_tiny_whisper_asr(str(tmp_path / 'whisper'))}",
+        "--beam-size=2",
+        "--max-new-tokens=4",
+        "--device=cpu",
+    ]
+    assert evaluate.main(args) == 0
+    result = BleuTable.load(table)
+    assert result.models == ["NLLB topline", "Whisper-NLLB cascade"]
+    assert sorted(result.languages) == ["avg", "en", "fr"]
+    assert "Whisper-NLLB cascade" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:  # neither a release nor manifests
+        evaluate.main([f"--table={table}"])
+    assert exit_info.value.code == 2

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 
 import numpy as np
 import soundfile as sf
@@ -195,11 +196,36 @@ def prepare_europarl_st(
                         "target_language": NLLB_CODES[tgt],
                     }
                 )
-            path = os.path.join(save_folder, f"{src}-{tgt}_{split}.csv")
+            path = os.path.join(save_folder, manifest_name(src, tgt, split))
             write_manifest(path, rows, FIELDS)
             manifests[f"{src}-{tgt}"] = path
     report.write(os.path.join(save_folder, "report.tsv"))
     return manifests
+
+
+def manifest_name(src: str, tgt: str, split: str) -> str:
+    """File name of a direction's manifest: ``<src>-<tgt>_<split>.csv``."""
+    return f"{src}-{tgt}_{split}.csv"
+
+
+def read_direction_manifests(folder: str, split: str = "test") -> dict[str, str]:
+    """``{"<src>-<tgt>": path}`` of the ``split`` manifests in ``folder``.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``folder`` holds none (naming it).
+    """
+    pattern = re.compile(rf"^([a-z]+)-([a-z]+)_{re.escape(split)}\.csv$")
+    found = {}
+    if os.path.isdir(folder):
+        for name in sorted(os.listdir(folder)):
+            match = pattern.match(name)
+            if match:
+                found[f"{match[1]}-{match[2]}"] = os.path.join(folder, name)
+    if not found:
+        raise FileNotFoundError(f"{folder}: no <src>-<tgt>_{split}.csv manifests")
+    return found
 
 
 def _talk(data_folder, src, audio_id, talks, report, split, sample_rate):

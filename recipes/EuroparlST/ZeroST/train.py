@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Train ZeroST on transcribed speech (KD, then NLL) and score it on Europarl-ST (Table 1).
+
+Step 1 (``--zerost_step=kd``) teaches the Q-Former the frozen NLLB encoder's
+token embeddings of each transcript (encoded once into a cache); step 2
+(``--zerost_step=nll``) starts from step 1's best checkpoint and trains the
+frozen NLLB decoder's input with teacher forcing. Both use Adam with the
+paper's three-phase schedule. After either step the best checkpoint
+translates Europarl-ST (when ``europarl_folder`` is set) from each language
+into each other one; the per-source BLEU goes to Table 1 as row
+``<model_name> <step>`` and the average to Table 2 under ``num_queries``.
+The model is exported for ``sense.translation.Translator.from_hparams``.
+
+    python train.py hparams/train.yaml --data_folder=/data/cv-corpus-16.1 --zerost_step=kd
+    python train.py hparams/train.yaml --data_folder=/data/cv-corpus-16.1 --zerost_step=nll \\
+        --europarl_folder=/data/europarl-st/v1.1
+"""
+
+import math
+import os
+import sys
+
+import speechbrain as sb
+from europarl_prepare import prepare_europarl_st, read_direction_manifests
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.dataio.dataset import DynamicItemDataset
+from speechbrain.utils.distributed import if_main_process, run_on_main
+from zerost_prepare import prepare_zerost_data
+
+from sense.distill import make_train_loader
+from sense.finetune import resolve_device, three_phase_schedule
+from sense.prepare import read_manifest
+from sense.samplers import BatchBudget
+from sense.translation.bleu import BleuTable
+from sense.zerost.brain import KD, NLL, ZeroSTBrain, add_zerost_pipelines
+from sense.zerost.cache import NLLBTokenEncoder, TokenEmbeddingCache
+from sense.zerost.evaluation import (
+    AVERAGE,
+    TABLE1_TITLE,
+    TABLE2_TITLE,
+    add_system,
+    translate_directions,
+    zerost_translate_rows,
+)
+
+
+def step_label(step: str, kd_checkpoint) -> str:
+    """Table 1's loss column: ``KD``, ``NLL`` (from scratch) or ``KD→NLL``."""
+    if step == KD:
+        return "KD"
+    return "KD→NLL" if kd_checkpoint else "NLL"
+
+
+def build_token_cache(manifests, source: str, folder: str, device: str) -> None:
+    """Encode every transcript with the frozen NLLB encoder into ``folder``, once."""
+    teacher = NLLBTokenEncoder(source).to(device)
+    items, langs = {}, {}
+    for path in manifests:
+        for row in read_manifest(path):
+            items[row["ID"]] = row["transcript"]
+            langs[row["ID"]] = row["language"]
+    TokenEmbeddingCache.build(folder, items, teacher, langs)
+    return folder
+
+
+def make_datasets(manifests: dict, step: str, decoder, cache_folder: str | None, rate: int):
+    cache = TokenEmbeddingCache.open(cache_folder) if step == KD else None
+    return {
+        split: add_zerost_pipelines(
+            DynamicItemDataset.from_csv(path),
+            decoder=decoder if step == NLL else None,
+            token_cache=cache,
+            sample_rate=rate,
+        )
+        for split, path in manifests.items()
+    }
+
+
+def evaluation_manifests(hparams: dict) -> dict[str, str]:
+    """``{"<src>-<tgt>": manifest}``: prepared from the release, or read from a folder."""
+    if hparams["eval_manifests"]:
+        return read_direction_manifests(hparams["eval_manifests"], hparams["europarl_split"])
+    if hparams["europarl_folder"]:
+        return prepare_europarl_st(
+            hparams["europarl_folder"],
+            hparams["europarl_prepared"],
+            hparams["eval_languages"],
+            hparams["europarl_split"],
+        )
+    return {}
+
+
+def evaluate(brain: ZeroSTBrain, hparams: dict, manifests: dict, row: str) -> None:
+    """Translate every direction; add ``row`` to Tables 1 and 2 (main process)."""
+    modules = brain.modules
+    for module in modules.values():
+        module.eval()
+    directions = translate_directions(
+        manifests,
+        lambda rows: zerost_translate_rows(
+            modules.encoder,
+            modules.qformer,
+            modules.decoder,
+            rows,
+            hparams["eval_beam_size"],
+            hparams["eval_batch_size"],
+            hparams["max_new_tokens"],
+        ),
+        desc=f"Europarl-ST: {row}",
+    )
+    table1 = BleuTable.open(hparams["table1"], title=TABLE1_TITLE)
+    scores = add_system(table1, row, directions)
+    table1.save(hparams["table1"])
+    table2 = BleuTable.open(hparams["table2"], title=TABLE2_TITLE)
+    table2.add(row, str(hparams["num_queries"]), table1.value(row, AVERAGE))
+    table2.save(hparams["table2"])
+    with open(os.path.join(hparams["output_folder"], "europarl_bleu.tsv"), "w") as f:
+        f.writelines(f"{s}-{t}\t{bleu:.2f}\n" for (s, t), bleu in sorted(scores.items()))
+    print(table1.to_markdown(), flush=True)
+
+
+def main(argv):
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    run_opts = resolve_device(run_opts)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    step = hparams["zerost_step"]
+    manifests = {"train": hparams["train_csv"], "valid": hparams["valid_csv"]}
+    if not hparams["skip_prep"]:
+        run_on_main(
+            prepare_zerost_data,
+            kwargs={
+                "data_folder": hparams["data_folder"],
+                "save_folder": hparams["prepared_folder"],
+                "languages": hparams["languages"],
+                "workers": hparams["prepare_workers"],
+                "min_duration": hparams["min_duration"],
+                "extra_codes": hparams["nllb_codes"],
+            },
+        )
+    cache_folder = None
+    if step == KD:
+        key = NLLBTokenEncoder.key_of(hparams["nllb_source"])
+        cache_folder = os.path.join(hparams["token_cache_folder"], key)
+        kwargs = {
+            "manifests": list(manifests.values()),
+            "source": hparams["nllb_source"],
+            "folder": cache_folder,
+            "device": run_opts["device"],
+        }
+        run_on_main(build_token_cache, kwargs=kwargs)
+    datasets = make_datasets(
+        manifests, step, hparams["modules"]["decoder"], cache_folder, hparams["sample_rate"]
+    )
+    budget = BatchBudget.for_this_run(
+        hparams["batch_seconds"],
+        hparams["batch_seconds_scope"],
+        hparams["grad_accumulation_factor"],
+    )
+    epochs = hparams["number_of_epochs"]
+    train_loader = make_train_loader(
+        datasets["train"], budget, epochs, **hparams["train_loader_options"]
+    )
+    steps = epochs * math.ceil(len(train_loader) / budget.grad_accumulation)
+    schedule = three_phase_schedule(hparams["lr"], steps, hparams["lr_phases"])
+    hparams["encoder_lr_schedule"] = hparams["head_lr_schedule"] = schedule
+    brain = ZeroSTBrain(
+        modules=hparams["modules"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    brain.use_train_loader(train_loader)
+    brain.fit(
+        hparams["epoch_counter"],
+        train_loader,
+        datasets["valid"].filtered_sorted(sort_key="duration"),
+        valid_loader_kwargs={"batch_size": hparams["valid_batch_size"]},
+    )
+    brain.load_best(min_key="loss")
+    row = f"{hparams['model_name']} {step_label(step, hparams['kd_checkpoint'])}"
+    manifests = evaluation_manifests(hparams) if if_main_process() else {}
+    if manifests:
+        evaluate(brain, hparams, manifests, row)
+    brain.export(
+        hparams["export_folder"],
+        extra={"recipe": "EuroparlST/ZeroST", "hparams": os.path.abspath(hparams_file), "row": row},
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,278 @@
+"""The no-download miniature of ZeroST: zero-shot speech translation on the demo corpus.
+
+The paper's claim in small (``recipes/EuroparlST/ZeroST/README.md`` quotes a run):
+
+1. a small NLLB-architecture text translator (sentencepiece vocabulary
+   trained on the fly) learns the demo corpus's *text*, every direction
+   among ``--languages``, on the training meanings; then it is frozen;
+2. ZeroST learns from the demo's speech with *transcripts only*: the recipe
+   (``train.py``, unchanged) runs the KD step, then the NLL step, over the
+   demo's trained SENSE student; and the NLL step alone (the baseline);
+3. on the held-out meanings (the demo's test split), X speech -> Y text for
+   every pair, in Table 1's shape: ZeroST (KD→NLL), KD only and NLL only,
+   beside the cascade built from the same parts (ZeroST decoding into the
+   source language, i.e. recognition, then the text translator) and the text
+   topline (the true transcript through the text translator).
+
+    python -m sense.demo.zerost --demo /work/demo_shared --output zerost_demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+
+import torch
+
+from sense.demo.corpus import LANGUAGES, build_parallel_corpus
+from sense.demo.run import REPO, DemoConfig
+from sense.prepare import write_manifest
+
+RECIPE = os.path.join(REPO, "recipes", "EuroparlST", "ZeroST")
+sys.path.insert(0, RECIPE)
+from europarl_prepare import FIELDS, manifest_name  # noqa: E402
+
+#: The demo's languages as NLLB codes.
+NLLB = {
+    "en": "eng_Latn",
+    "fr": "fra_Latn",
+    "de": "deu_Latn",
+    "es": "spa_Latn",
+    "it": "ita_Latn",
+    "ru": "rus_Cyrl",
+}
+SPLIT = "test"
+#: The text translator: NLLB architecture, small.
+TEXT_HIDDEN = 128
+TEXT_LAYERS = 2
+TEXT_HEADS = 4
+TEXT_VOCAB = 1000
+TEXT_BATCH = 32
+TEXT_LR = 1e-3
+#: Table 1 rows of the two trainings (``train.py`` names them ``<model> <step>``).
+MODEL = "demo"
+TABLE_TITLE = "Held-out X speech -> Y text BLEU on the demo corpus, averaged per source (Table 1)"
+
+
+def read_split(release: str, lang: str, split: str) -> list[dict]:
+    """Rows of the demo release's ``<lang>/<split>.tsv`` (Common Voice columns)."""
+    with open(os.path.join(release, lang, f"{split}.tsv"), encoding="utf-8") as f:
+        return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+def write_heldout_manifests(
+    release: str, folder: str, languages, config: DemoConfig
+) -> dict[str, str]:
+    """One manifest per direction X -> Y over the held-out clips, Europarl-ST's columns."""
+    import soundfile as sf
+
+    from sense.dataio import load_audio
+
+    corpus = build_parallel_corpus(config.sentences, seed=0)
+    index = {lang: {row[lang]: i for i, row in enumerate(corpus)} for lang in languages}
+    os.makedirs(os.path.join(folder, "audio"), exist_ok=True)
+    manifests = {}
+    for src in languages:
+        clips = []
+        for row in read_split(release, src, SPLIT):
+            wav = os.path.join(folder, "audio", os.path.splitext(row["path"])[0] + ".flac")
+            if not os.path.isfile(wav):
+                audio = load_audio(os.path.join(release, src, "clips", row["path"]))
+                sf.write(wav, audio.numpy(), 16000)
+            clips.append((row, wav, index[src][row["sentence"]]))
+        for tgt in languages:
+            if tgt == src:
+                continue
+            rows = [
+                {
+                    "ID": f"{os.path.splitext(row['path'])[0]}-{tgt}",
+                    "duration": f"{sf.info(wav).duration:.3f}",
+                    "wav": os.path.abspath(wav),
+                    "language": NLLB[src],
+                    "transcript": row["sentence"],
+                    "translation": corpus[meaning][tgt],
+                    "target_language": NLLB[tgt],
+                }
+                for row, wav, meaning in clips
+            ]
+            path = os.path.join(folder, manifest_name(src, tgt, SPLIT))
+            write_manifest(path, rows, FIELDS)
+            manifests[f"{src}-{tgt}"] = path
+    return manifests
+
+
+def train_text_translator(folder: str, release: str, languages, epochs: int, seed: int = 0):
+    """The frozen NLLB stand-in: learns every direction among ``languages`` on training text."""
+    from transformers import AutoTokenizer, M2M100ForConditionalGeneration
+
+    from sense.testing.tiny import build_tiny_nllb
+
+    if os.path.isfile(os.path.join(folder, "trained.json")):
+        return folder
+    corpus = build_parallel_corpus(DemoConfig().sentences, seed=0)
+    seen = {lang: {r["sentence"] for r in read_split(release, lang, "train")} for lang in languages}
+    train_meanings = [
+        i for i, row in enumerate(corpus) if all(row[lang] in seen[lang] for lang in languages)
+    ]
+    init = build_tiny_nllb(
+        folder + ".init",
+        texts=[corpus[i][lang] for i in train_meanings for lang in languages],
+        hidden_size=TEXT_HIDDEN,
+        num_layers=TEXT_LAYERS,
+        vocab_size=TEXT_VOCAB,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(init)
+    torch.manual_seed(seed)
+    model = M2M100ForConditionalGeneration.from_pretrained(init)
+    batches = []
+    for src in languages:
+        for tgt in languages:
+            if src == tgt:
+                continue
+            tokenizer.src_lang, tokenizer.tgt_lang = NLLB[src], NLLB[tgt]
+            pairs = [(corpus[i][src], corpus[i][tgt]) for i in train_meanings]
+            for b in range(0, len(pairs), TEXT_BATCH):
+                chunk = pairs[b : b + TEXT_BATCH]
+                batches.append(
+                    tokenizer(
+                        [s for s, _ in chunk],
+                        text_target=[t for _, t in chunk],
+                        padding=True,
+                        return_tensors="pt",
+                    )
+                )
+    opt = torch.optim.Adam(model.parameters(), lr=TEXT_LR)
+    rng = random.Random(seed)
+    model.train()
+    for epoch in range(epochs):
+        rng.shuffle(batches)
+        total = 0.0
+        for batch in batches:
+            labels = batch["labels"].masked_fill(batch["labels"] == tokenizer.pad_token_id, -100)
+            loss = model(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels
+            ).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        print(f"text translator epoch {epoch + 1}: loss {total / len(batches):.3f}", flush=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    with open(os.path.join(folder, "trained.json"), "w") as f:
+        json.dump({"epochs": epochs, "meanings": len(train_meanings)}, f)
+    return folder
+
+
+def add_topline(nllb: str, manifests: dict, table_path: str) -> None:
+    """Table 1's topline row: the true transcripts through the text translator."""
+    from transformers import AutoTokenizer, M2M100ForConditionalGeneration
+
+    from sense.translation.bleu import BleuTable
+    from sense.zerost.evaluation import add_system, nllb_translate_texts, translate_directions
+
+    model = M2M100ForConditionalGeneration.from_pretrained(nllb).eval()
+    tokenizer = AutoTokenizer.from_pretrained(nllb)
+    directions = translate_directions(
+        manifests,
+        lambda rows: nllb_translate_texts(
+            model,
+            tokenizer,
+            [r["transcript"] for r in rows],
+            rows[0]["language"],
+            rows[0]["target_language"],
+            beam_size=1,
+            batch_size=64,
+            max_new_tokens=48,
+        ),
+        desc="text topline",
+    )
+    table = BleuTable.open(table_path, title=TABLE_TITLE)
+    add_system(table, "text topline", directions)
+    table.save(table_path)
+    print(table.to_markdown(), flush=True)
+
+
+def run_recipe(args: list[str]) -> float:
+    """``train.py`` of the ZeroST recipe with ``args``; the seconds it took."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
+    started = time.time()
+    subprocess.run([sys.executable, "train.py", *args], cwd=RECIPE, env=env, check=True)
+    return time.time() - started
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--demo", required=True, help="output folder of `python -m sense.demo`")
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--languages", nargs="+", choices=LANGUAGES, default=["en", "fr", "de"])
+    parser.add_argument("--text-epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=4, help="epochs of each ZeroST step")
+    parser.add_argument("--qformer", default="nllb", choices=["simple", "lite", "nllb"])
+    parser.add_argument("--num-queries", type=int, default=32)
+    parser.add_argument("--encoder", default="train/model", help="speech encoder, in --demo")
+    parser.add_argument("--text-only", action="store_true", help="stop after the text translator")
+    args = parser.parse_args(argv)
+    out = os.path.abspath(args.output)
+    release = os.path.join(os.path.abspath(args.demo), "commonvoice")
+    langs = list(args.languages)
+    times = {}
+    started = time.time()
+    nllb = train_text_translator(os.path.join(out, "nllb_text"), release, langs, args.text_epochs)
+    times["text translator"] = time.time() - started
+    heldout = os.path.join(out, "heldout")
+    manifests = write_heldout_manifests(release, heldout, langs, DemoConfig())
+    add_topline(nllb, manifests, os.path.join(out, "table1"))
+    if args.text_only:
+        return 0
+    common = [
+        "hparams/train.yaml",
+        f"--data_folder={release}",
+        f"--prepared_folder={out}/data",
+        f"--eval_manifests={heldout}",
+        f"--table1={out}/table1",
+        f"--table2={out}/table2",
+        f"--languages=[{', '.join(langs)}]",
+        f"--speech_source={os.path.join(os.path.abspath(args.demo), args.encoder)}",
+        f"--nllb_source={nllb}",
+        f"--d_model={TEXT_HIDDEN}",
+        f"--qformer_type={args.qformer}",
+        f"--num_queries={args.num_queries}",
+        f"--number_of_epochs={args.epochs}",
+        "--lr=0.001",
+        "--batch_seconds=60",
+        "--eval_beam_size=1",
+        "--eval_batch_size=32",
+        "--max_new_tokens=48",
+        "--prepare_workers=2",
+        "--num_workers=0",
+        "--valid_batch_size=32",
+        "--ckpt_interval_minutes=0",
+        "--device=cpu",
+    ]
+    runs = {
+        "KD": [f"--experiment_folder={out}/zerost", f"--model_name={MODEL}"],
+        "KD→NLL": [f"--experiment_folder={out}/zerost", f"--model_name={MODEL}"],
+        "NLL": [
+            f"--experiment_folder={out}/nll_only",
+            f"--model_name={MODEL}",
+            "--kd_checkpoint=null",
+        ],
+    }
+    for name, extra in runs.items():
+        step = "kd" if name == "KD" else "nll"
+        times[name] = run_recipe([*common, *extra, f"--zerost_step={step}"])
+        print(json.dumps(times), flush=True)
+    with open(os.path.join(out, "times.json"), "w") as f:
+        json.dump(times, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""The ZeroST recipe end to end: Common Voice (mp3) -> KD -> NLL -> Europarl-ST (m4a) Table 1."""
+
+import os
+import re
+
+import pytest
+from cv_fixture import REPO, run_recipe
+
+from sense.prepare import read_manifest
+from sense.testing.tiny import build_tiny_nllb, build_tiny_whisper
+from sense.translation.bleu import BleuTable
+
+pytest.importorskip("av")
+from europarl_fixture import build_europarl  # noqa: E402
+
+RECIPE = os.path.join(REPO, "recipes", "EuroparlST", "ZeroST")
+MODEL = "CV-tiny"
+
+
+def _args(cv, europarl, out, whisper, nllb, step, *extra):
+    return [
+        "hparams/train.yaml",
+        f"--zerost_step={step}",
+        f"--data_folder={cv}",
+        f"--europarl_folder={europarl}",
+        f"--experiment_folder={out}",
+        f"--prepared_folder={out}/data",
+        f"--europarl_prepared={out}/europarl",
+        f"--table1={out}/table1",
+        f"--table2={out}/table2",
+        f"--model_name={MODEL}",
+        "--languages=[fr, de, ru]",
+        "--eval_languages=[en, fr, de]",
+        f"--speech_source={whisper}",
+        f"--nllb_source={nllb}",
+        "--d_model=32",
+        "--num_queries=4",
+        "--number_of_epochs=2",
+        "--batch_seconds=4",
+        "--lr=0.003",
+        "--eval_beam_size=2",
+        "--max_new_tokens=4",
+        "--prepare_workers=1",
+        "--num_workers=0",
+        "--device=cpu",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def runs(cv_release, tmp_path_factory):
+    """The KD step, then the NLL step from its best checkpoint."""
+    root = tmp_path_factory.mktemp("zerost_recipe")
+    europarl = build_europarl(root / "europarl")
+    whisper = build_tiny_whisper(str(root / "whisper"))
+    nllb = build_tiny_nllb(str(root / "nllb"))
+    out = str(root / "run")
+    procs = {}
+    for step in ("kd", "nll"):
+        proc = run_recipe(_args(cv_release[0], europarl, out, whisper, nllb, step), recipe=RECIPE)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        procs[step] = proc
+    return out, procs, cv_release[1]
+
+
+@pytest.mark.slow
+def test_kd_then_nll_train_and_fill_tables_1_and_2(runs):
+    out, procs, info = runs
+    train = read_manifest(os.path.join(out, "data", "zerost_train.csv"))
+    assert len(train) == info["good"]["train"]
+    assert {r["language"] for r in train} == {"fra_Latn", "deu_Latn", "rus_Cyrl"}
+    # the teacher cache was built in the KD step, one matrix per transcript
+    cache = os.path.join(out, "data", "nllb_tokens")
+    (key,) = os.listdir(cache)
+    assert os.path.isfile(os.path.join(cache, key, "index.json"))
+    for step in ("kd", "nll"):
+        with open(os.path.join(out, step, "train_log.txt"), encoding="utf-8") as f:
+            log = f.read()
+        assert log.count("valid loss:") == 2, log
+        # the three-phase schedule moved the rates: warm-up, then decay by the end
+        lrs = [float(x) for x in re.findall(r"lr_encoder: ([0-9.e-]+)", log)]
+        assert len(lrs) == 2 and lrs[0] != lrs[1], log
+    assert "starting from the KD checkpoint" in procs["nll"].stderr + procs["nll"].stdout
+    table1 = BleuTable.load(os.path.join(out, "table1"))
+    assert table1.models == [f"{MODEL} KD", f"{MODEL} KD→NLL"]
+    assert sorted(table1.languages) == ["avg", "en", "fr"]
+    table2 = BleuTable.load(os.path.join(out, "table2"))
+    assert table2.languages == ["4"] and len(table2.models) == 2
+    with open(os.path.join(out, "nll", "europarl_bleu.tsv"), encoding="utf-8") as f:
+        assert [line.split("\t")[0] for line in f] == ["en-de", "en-fr", "fr-en"]
