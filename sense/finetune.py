@@ -130,6 +130,29 @@ def three_phase_schedule(
     )
 
 
+def start_experiment(argv: Sequence[str]):
+    """A recipe's start: ``(hparams_file, hparams, run_opts)`` of ``train.py hparams/x.yaml --k=v``.
+
+    Parses the command line as SpeechBrain does, loads the YAML with its
+    overrides, joins the DDP group (under ``torchrun``), sets this process's
+    device (:func:`resolve_device`) and creates the experiment folder
+    (``hparams["output_folder"]``, the YAML and the overrides saved in it).
+    """
+    from hyperpyyaml import load_hyperpyyaml
+
+    hparams_file, run_opts, overrides = sb.parse_arguments(list(argv))
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    run_opts = resolve_device(run_opts)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    return hparams_file, hparams, run_opts
+
+
 def resolve_device(run_opts):
     """``run_opts`` (a dict or SpeechBrain's RunOptions) with this process's device set.
 

@@ -50,11 +50,9 @@ import logging
 import os
 from collections.abc import Callable
 
-import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
-from sense.finetune import resolve_device
+from sense.finetune import start_experiment
 from sense.io import write_json_atomic
 from sense.prepare import read_manifest
 from sense.results import ErrorRateTable
@@ -126,16 +124,7 @@ def run(argv: list[str], prepare: Callable[[dict], None] | None = None) -> dict 
     """
     prepare_only = PREPARE_ONLY in argv
     argv = [a for a in argv if a != PREPARE_ONLY]
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
-    sb.utils.distributed.ddp_init_group(run_opts)
-    run_opts = resolve_device(run_opts)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
+    hparams_file, hparams, run_opts = start_experiment(argv)
     if prepare is not None and not hparams.get("skip_prep", False):
         run_on_main(prepare, args=[hparams])
     markup_path = os.path.join(hparams["save_folder"], MARKUP_FILE)

@@ -141,22 +141,11 @@ def main(argv: list[str], prepare, prepare_args: dict[str, str]) -> dict:
     prepare_args : dict
         ``{keyword of prepare: hparams key}``.
     """
-    import speechbrain as sb
-    from hyperpyyaml import load_hyperpyyaml
     from speechbrain.utils.distributed import run_on_main
 
-    from sense.finetune import resolve_device
+    from sense.finetune import start_experiment
 
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
-    sb.utils.distributed.ddp_init_group(run_opts)
-    run_opts = resolve_device(run_opts)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
+    hparams_file, hparams, run_opts = start_experiment(argv)
     kwargs = {name: hparams[key] for name, key in prepare_args.items()}
     if not hparams["skip_prep"]:
         run_on_main(prepare, kwargs=kwargs)

@@ -15,13 +15,11 @@ import json
 import os
 import sys
 
-import speechbrain as sb
 from covost_prepare import prepare_covost
-from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from sense.distill import make_train_loader
-from sense.finetune import resolve_device
+from sense.finetune import start_experiment
 from sense.samplers import BatchBudget
 from sense.translation.bleu import BleuTable
 from sense.translation.brain import TranslationBrain, make_datasets
@@ -30,16 +28,7 @@ TABLE_TITLE = "BLEU, X speech -> EN text (CoVoST 2), as Table VI of the SENSE pa
 
 
 def main(argv):
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
-    sb.utils.distributed.ddp_init_group(run_opts)
-    run_opts = resolve_device(run_opts)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
+    hparams_file, hparams, run_opts = start_experiment(argv)
     if not hparams["skip_prep"]:
         run_on_main(
             prepare_covost,

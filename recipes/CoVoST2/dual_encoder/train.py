@@ -28,8 +28,6 @@ Several GPUs (prepare and tokenise once, then launch)::
 import os
 import sys
 
-import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ST"))
@@ -39,7 +37,7 @@ from covost_prepare import prepare_covost  # noqa: E402
 from sense.distill import make_train_loader  # noqa: E402
 from sense.dual_encoder.brain import DualEncoderBrain, make_datasets  # noqa: E402
 from sense.dual_encoder.tokens import TokenCache, fit_centroids, tokenize_files  # noqa: E402
-from sense.finetune import resolve_device  # noqa: E402
+from sense.finetune import start_experiment  # noqa: E402
 from sense.prepare import read_manifest  # noqa: E402
 from sense.samplers import BatchBudget  # noqa: E402
 
@@ -59,16 +57,7 @@ def load_manifests(paths: dict[str, str]) -> dict[str, dict[str, dict]]:
 def main(argv):
     prepare_only = PREPARE_ONLY in argv
     argv = [a for a in argv if a != PREPARE_ONLY]
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
-    sb.utils.distributed.ddp_init_group(run_opts)
-    run_opts = resolve_device(run_opts)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
+    hparams_file, hparams, run_opts = start_experiment(argv)
     if not hparams["skip_prep"]:
         run_on_main(
             prepare_covost,

@@ -22,9 +22,7 @@ Several nodes: prepare and cache once, then launch::
 import os
 import sys
 
-import speechbrain as sb
 from commonvoice_prepare import prepare_common_voice
-from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from sense.distill import (
@@ -35,7 +33,7 @@ from sense.distill import (
     make_train_loader,
     teacher_mean,
 )
-from sense.finetune import resolve_device
+from sense.finetune import start_experiment
 from sense.samplers import BatchBudget
 
 PREPARE_ONLY = "--prepare_only"
@@ -44,17 +42,8 @@ PREPARE_ONLY = "--prepare_only"
 def main(argv):
     prepare_only = PREPARE_ONLY in argv
     argv = [a for a in argv if a != PREPARE_ONLY]
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
-    sb.utils.distributed.ddp_init_group(run_opts)
-    run_opts = resolve_device(run_opts)
+    hparams_file, hparams, run_opts = start_experiment(argv)
     device = run_opts["device"]
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
 
     if not hparams["skip_prep"]:
         run_on_main(

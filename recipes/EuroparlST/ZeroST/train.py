@@ -20,15 +20,13 @@ import math
 import os
 import sys
 
-import speechbrain as sb
 from europarl_prepare import prepare_europarl_st, read_direction_manifests
-from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from zerost_prepare import prepare_zerost_data
 
 from sense.distill import make_train_loader
-from sense.finetune import resolve_device, three_phase_schedule
+from sense.finetune import start_experiment, three_phase_schedule
 from sense.prepare import read_manifest
 from sense.samplers import BatchBudget
 from sense.translation.bleu import BleuTable
@@ -120,16 +118,7 @@ def evaluate(brain: ZeroSTBrain, hparams: dict, manifests: dict, row: str) -> No
 
 
 def main(argv):
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
-    sb.utils.distributed.ddp_init_group(run_opts)
-    run_opts = resolve_device(run_opts)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
+    hparams_file, hparams, run_opts = start_experiment(argv)
     step = hparams["zerost_step"]
     manifests = {"train": hparams["train_csv"], "valid": hparams["valid_csv"]}
     if not hparams["skip_prep"]:
