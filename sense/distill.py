@@ -294,17 +294,7 @@ class DistillationBrain(FineTuneBrain):
             return
         stats = {"loss": stage_loss, **self._retrieval_stats()}
         if stage == sb.Stage.VALID:
-            lrs = self.anneal(stage_loss)
-            self.hparams.train_logger.log_stats(
-                stats_meta={"epoch": epoch, **lrs},
-                train_stats=getattr(self, "train_stats", None),
-                valid_stats=stats,
-            )
-            self.checkpointer.save_and_keep_only(
-                meta={"loss": stage_loss, "R@1": stats.get("R@1", 0.0)},
-                min_keys=["loss"],
-                num_to_keep=getattr(self.hparams, "checkpoints_to_keep", 2),
-            )
+            self.end_valid_epoch(epoch, stats, {"loss": stage_loss, "R@1": stats.get("R@1", 0.0)})
         else:
             self.hparams.train_logger.log_stats(
                 stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},

@@ -219,18 +219,43 @@ class FineTuneBrain(sb.Brain):
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable(TRAIN_LOADER_KEY, loader)
 
-    def end_valid_epoch(self, epoch: int, stats: dict, **stats_meta) -> None:
-        """After validation: anneal on the loss, log, keep the checkpoints of lowest loss."""
+    def end_valid_epoch(
+        self,
+        epoch: int,
+        stats: dict,
+        meta: dict | None = None,
+        min_key: str = "loss",
+        max_key: str | None = None,
+        **stats_meta,
+    ) -> None:
+        """After validation: anneal on the loss, log, keep the best checkpoints.
+
+        Parameters
+        ----------
+        epoch : int
+        stats : dict
+            Validation statistics (``loss`` among them), logged.
+        meta : dict, optional
+            Recorded with the checkpoint (default: ``stats``).
+        min_key, max_key : str
+            The best checkpoints have the lowest ``min_key`` or, when given,
+            the highest ``max_key`` of their ``meta``.
+        **stats_meta
+            Logged beside the epoch (e.g. the training step).
+        """
         lrs = self.anneal(stats["loss"])
         self.hparams.train_logger.log_stats(
             stats_meta={"epoch": epoch, **stats_meta, **lrs},
             train_stats=getattr(self, "train_stats", None),
             valid_stats=stats,
         )
+        if self.checkpointer is None:
+            return
+        best = {"max_keys": [max_key]} if max_key else {"min_keys": [min_key]}
         self.checkpointer.save_and_keep_only(
-            meta={"loss": stats["loss"]},
-            min_keys=["loss"],
+            meta=dict(stats if meta is None else meta),
             num_to_keep=getattr(self.hparams, "checkpoints_to_keep", 2),
+            **best,
         )
 
     # -- export ------------------------------------------------------------------------

@@ -123,17 +123,8 @@ class SLUBrain(FineTuneBrain):
             return
         stats = {"loss": stage_loss, **self.stage_metrics()}
         if stage == sb.Stage.VALID:
-            lrs = self.anneal(stage_loss)
-            self.hparams.train_logger.log_stats(
-                stats_meta={"epoch": epoch, **lrs},
-                train_stats=getattr(self, "train_stats", None),
-                valid_stats=stats,
-            )
-            select = getattr(self.hparams, "select_metric", "CVER")
-            self.checkpointer.save_and_keep_only(
-                meta=stats,
-                min_keys=[select],
-                num_to_keep=getattr(self.hparams, "checkpoints_to_keep", 2),
+            self.end_valid_epoch(
+                epoch, stats, min_key=getattr(self.hparams, "select_metric", "CVER")
             )
         else:
             self.hparams.train_logger.log_stats(

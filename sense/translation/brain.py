@@ -198,18 +198,9 @@ class TranslationBrain(FineTuneBrain):
             return
         stats = {"loss": stage_loss, **self.bleu_stats()}
         if stage == sb.Stage.VALID:
-            lrs = self.anneal(stage_loss)
-            self.hparams.train_logger.log_stats(
-                stats_meta={"epoch": epoch, **lrs},
-                train_stats=getattr(self, "train_stats", None),
-                valid_stats=stats,
-            )
             # the best checkpoint: highest BLEU when decoded, else lowest loss
-            self.checkpointer.save_and_keep_only(
-                meta={"loss": stage_loss, "BLEU": stats.get("BLEU", -stage_loss)},
-                max_keys=["BLEU"],
-                num_to_keep=getattr(self.hparams, "checkpoints_to_keep", 2),
-            )
+            meta = {"loss": stage_loss, "BLEU": stats.get("BLEU", -stage_loss)}
+            self.end_valid_epoch(epoch, stats, meta, max_key="BLEU")
             return
         self.test_bleu = {
             k.removeprefix("BLEU_"): v for k, v in stats.items() if k.startswith("BLEU_")
