@@ -185,6 +185,27 @@ def build_tiny_wav2vec2(
 #: Whisper window of the tiny model in seconds (30 s in the released models).
 TINY_WHISPER_SECONDS = 2
 TINY_MEL_BINS = 80
+TINY_WHISPER_TARGET_POSITIONS = 64
+
+
+def _tiny_whisper_config(extractor, hidden_size: int, num_layers: int, vocab_size: int, **tokens):
+    """A tiny ``WhisperConfig`` reading ``extractor``'s window; ``tokens``: special ids."""
+    from transformers import WhisperConfig
+
+    return WhisperConfig(
+        vocab_size=vocab_size,
+        num_mel_bins=TINY_MEL_BINS,
+        d_model=hidden_size,
+        encoder_layers=num_layers,
+        decoder_layers=1,
+        encoder_attention_heads=TINY_HEADS,
+        decoder_attention_heads=TINY_HEADS,
+        encoder_ffn_dim=TINY_FFN,
+        decoder_ffn_dim=TINY_FFN,
+        max_source_positions=extractor.nb_max_frames // 2,
+        max_target_positions=TINY_WHISPER_TARGET_POSITIONS,
+        **tokens,
+    )
 
 
 def build_tiny_whisper(
@@ -211,21 +232,14 @@ def build_tiny_whisper(
     >>> WhisperFeatureExtractor.from_pretrained(p).n_samples
     32000
     """
-    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
+    from transformers import WhisperFeatureExtractor, WhisperModel
 
     extractor = WhisperFeatureExtractor(feature_size=TINY_MEL_BINS, chunk_length=window_seconds)
-    config = WhisperConfig(
-        vocab_size=TINY_VOCAB,
-        num_mel_bins=TINY_MEL_BINS,
-        d_model=hidden_size,
-        encoder_layers=num_layers,
-        decoder_layers=1,
-        encoder_attention_heads=TINY_HEADS,
-        decoder_attention_heads=TINY_HEADS,
-        encoder_ffn_dim=TINY_FFN,
-        decoder_ffn_dim=TINY_FFN,
-        max_source_positions=extractor.nb_max_frames // 2,
-        max_target_positions=64,
+    config = _tiny_whisper_config(
+        extractor,
+        hidden_size,
+        num_layers,
+        TINY_VOCAB,
         # special tokens of a tiny vocabulary (the real ones sit above 50000)
         pad_token_id=1,
         bos_token_id=2,
@@ -281,7 +295,6 @@ def build_tiny_whisper_asr(
     from tokenizers import ByteLevelBPETokenizer
     from transformers import (
         GenerationConfig,
-        WhisperConfig,
         WhisperFeatureExtractor,
         WhisperForConditionalGeneration,
         WhisperProcessor,
@@ -302,18 +315,11 @@ def build_tiny_whisper_asr(
     ids = dict(zip(specials, tokenizer.convert_tokens_to_ids(specials)))
     extractor = WhisperFeatureExtractor(feature_size=TINY_MEL_BINS, chunk_length=window_seconds)
     eot = tokenizer.convert_tokens_to_ids(WHISPER_EOT)
-    config = WhisperConfig(
-        vocab_size=len(tokenizer),
-        num_mel_bins=TINY_MEL_BINS,
-        d_model=hidden_size,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=TINY_HEADS,
-        decoder_attention_heads=TINY_HEADS,
-        encoder_ffn_dim=TINY_FFN,
-        decoder_ffn_dim=TINY_FFN,
-        max_source_positions=extractor.nb_max_frames // 2,
-        max_target_positions=64,
+    config = _tiny_whisper_config(
+        extractor,
+        hidden_size,
+        1,
+        len(tokenizer),
         pad_token_id=eot,
         bos_token_id=eot,
         eos_token_id=eot,
