@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 import speechbrain as sb
 import torch
+import torch.nn.functional as F
 from speechbrain.dataio.dataset import DynamicItemDataset
 
 from sense.checkpoints import AtomicCheckpointer
@@ -154,6 +155,22 @@ def test_kd_loss_matches_a_hand_computation():
     padded = tokens.clone()
     padded[1, 2:] = 50.0
     assert loss_fn(queries, padded, lens)[0].item() == pytest.approx(loss.item(), rel=1e-6)
+
+
+def test_kd_projection_shared_or_none():
+    torch.manual_seed(0)
+    queries, tokens = torch.randn(2, 3, 4), torch.randn(2, 5, 4)
+    shared = ZeroSTKDLoss(4, 4, projection="shared")
+    assert shared.query_proj is shared.text_proj
+    assert sum(p.numel() for p in shared.parameters()) == 4 * 4 + 4
+    plain = ZeroSTKDLoss(4, 4, projection="none", beta=1.0)
+    assert list(plain.parameters()) == []
+    _, parts = plain(queries, tokens)
+    q, t = F.normalize(queries, dim=-1), F.normalize(tokens, dim=-1)
+    fine = (1 - (q @ t.transpose(1, 2)).max(dim=-1).values).sum(dim=1).mean()
+    assert parts["fine"].item() == pytest.approx(fine.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="as wide as the tokens"):
+        ZeroSTKDLoss(6, 4, projection="none")
 
 
 class _Counting:

@@ -12,6 +12,12 @@ so dot products are cosines. Then
   of the real tokens of ``T``, each through the same ``Proj`` and ``L2Norm``;
 * ``L_KD = β (L_Global + L_Fine)``, ``β = 10`` in the paper; averaged over the batch.
 
+``projection`` says what ``Proj`` is: ``"shared"``, one layer for both sides
+(the paper: "the same operations"); ``"separate"``, a layer per side; or
+``"none"``, only ``L2Norm``: the queries then learn the NLLB encoder's space
+itself, and no trainable map can make the two sides agree by mapping both
+to one vector (a learned ``Proj`` can).
+
 Example
 -------
 >>> loss = ZeroSTKDLoss(query_dim=8, text_dim=6, proj_dim=4)
@@ -32,6 +38,7 @@ from sense.losses import cosine_distance
 #: Paper's loss scale.
 DEFAULT_BETA = 10.0
 REDUCTIONS = ("sum", "mean")
+PROJECTIONS = ("shared", "separate", "none")
 
 
 def token_mask(tokens: torch.Tensor, token_lens: torch.Tensor | None) -> torch.Tensor:
@@ -108,8 +115,15 @@ class KDProjection(nn.Module):
         return F.normalize(torch.tanh(self.linear(x)).float(), dim=-1)
 
 
+class L2Norm(nn.Module):
+    """``x / ||x||`` over the last dimension (the ``"none"`` projection)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x.float(), dim=-1)
+
+
 class ZeroSTKDLoss(nn.Module):
-    """``β (L_Global + L_Fine)`` with trainable projections of both sides.
+    """``β (L_Global + L_Fine)`` after ``L2Norm(Proj(·))`` of both sides.
 
     Parameters
     ----------
@@ -123,6 +137,9 @@ class ZeroSTKDLoss(nn.Module):
         Loss scale (paper: 10).
     reduction : {"sum", "mean"}
         Of the fine-grained loss over the queries (paper: sum).
+    projection : {"separate", "shared", "none"}
+        ``Proj`` of each side (see the module docstring); ``"shared"`` and
+        ``"none"`` need ``query_dim == text_dim``.
     """
 
     def __init__(
@@ -132,13 +149,27 @@ class ZeroSTKDLoss(nn.Module):
         proj_dim: int | None = None,
         beta: float = DEFAULT_BETA,
         reduction: str = "sum",
+        projection: str = "separate",
     ):
         super().__init__()
         proj_dim = int(proj_dim or text_dim)
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-        self.query_proj = KDProjection(query_dim, proj_dim)
-        self.text_proj = KDProjection(text_dim, proj_dim)
+        if projection not in PROJECTIONS:
+            raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
+        if projection != "separate" and query_dim != text_dim:
+            raise ValueError(
+                f"a {projection!r} projection needs queries as wide as the tokens, "
+                f"got {query_dim} and {text_dim}"
+            )
+        if projection == "none":
+            self.query_proj = self.text_proj = L2Norm()
+        elif projection == "shared":
+            self.query_proj = self.text_proj = KDProjection(query_dim, proj_dim)
+        else:
+            self.query_proj = KDProjection(query_dim, proj_dim)
+            self.text_proj = KDProjection(text_dim, proj_dim)
+        self.projection = projection
         self.beta, self.reduction = float(beta), reduction
 
     def forward(
@@ -168,4 +199,12 @@ class ZeroSTKDLoss(nn.Module):
         return loss, {"fine": fine.detach().mean(), "global": glob.detach().mean()}
 
 
-__all__ = ["KDProjection", "ZeroSTKDLoss", "fine_grained_kd", "masked_mean", "token_mask"]
+__all__ = [
+    "PROJECTIONS",
+    "KDProjection",
+    "L2Norm",
+    "ZeroSTKDLoss",
+    "fine_grained_kd",
+    "masked_mean",
+    "token_mask",
+]
