@@ -57,6 +57,7 @@ TEXT_BATCH = 32
 TEXT_LR = 1e-3
 #: Table 1 rows of the two trainings (``train.py`` names them ``<model> <step>``).
 MODEL = "demo"
+RUNS = ("KD", "KD→NLL", "NLL")
 TABLE_TITLE = "Held-out X speech -> Y text BLEU on the demo corpus, averaged per source (Table 1)"
 
 
@@ -217,6 +218,11 @@ def main(argv=None) -> int:
     parser.add_argument("--qformer", default="nllb", choices=["simple", "lite", "nllb"])
     parser.add_argument("--num-queries", type=int, default=32)
     parser.add_argument("--encoder", default="train/model", help="speech encoder, in --demo")
+    parser.add_argument("--kd-projection", default="shared", choices=["shared", "separate", "none"])
+    parser.add_argument("--name", default=MODEL, help="Table 1 row prefix")
+    parser.add_argument(
+        "--runs", nargs="+", default=list(RUNS), choices=list(RUNS), help="trainings to run"
+    )
     parser.add_argument("--text-only", action="store_true", help="stop after the text translator")
     args = parser.parse_args(argv)
     out = os.path.abspath(args.output)
@@ -244,6 +250,7 @@ def main(argv=None) -> int:
         f"--d_model={TEXT_HIDDEN}",
         f"--qformer_type={args.qformer}",
         f"--num_queries={args.num_queries}",
+        f"--kd_projection={args.kd_projection}",
         f"--number_of_epochs={args.epochs}",
         "--lr=0.001",
         "--batch_seconds=60",
@@ -256,19 +263,24 @@ def main(argv=None) -> int:
         "--ckpt_interval_minutes=0",
         "--device=cpu",
     ]
+    tag = args.name.replace(" ", "_")
     runs = {
-        "KD": [f"--experiment_folder={out}/zerost", f"--model_name={MODEL}"],
-        "KD→NLL": [f"--experiment_folder={out}/zerost", f"--model_name={MODEL}"],
+        "KD": [f"--experiment_folder={out}/{tag}", "--zerost_step=kd"],
+        "KD→NLL": [f"--experiment_folder={out}/{tag}", "--zerost_step=nll"],
         "NLL": [
-            f"--experiment_folder={out}/nll_only",
-            f"--model_name={MODEL}",
+            f"--experiment_folder={out}/{tag}_nll_only",
+            "--zerost_step=nll",
             "--kd_checkpoint=null",
         ],
     }
-    for name, extra in runs.items():
-        step = "kd" if name == "KD" else "nll"
-        times[name] = run_recipe([*common, *extra, f"--zerost_step={step}"])
+    for name in args.runs:
+        times[f"{args.name} {name}"] = run_recipe(
+            [*common, f"--model_name={args.name}", *runs[name]]
+        )
         print(json.dumps(times), flush=True)
+    times_file = os.path.join(out, "times.json")
+    if os.path.isfile(times_file):
+        times = {**json.load(open(times_file)), **times}
     with open(os.path.join(out, "times.json"), "w") as f:
         json.dump(times, f, indent=2)
     return 0
