@@ -46,6 +46,10 @@ TRUSTED_NEW = frozenset(
         "sense.summarization.model.Seq2SeqSummarizer",
         "sense.translation.decoder.FrameProjection",
         "sense.translation.decoder.Seq2SeqDecoder",
+        "sense.zerost.qformer.QLite",
+        "sense.zerost.qformer.QNLLB",
+        "sense.zerost.qformer.QSimple",
+        "sense.zerost.speech.AdaptedSpeechEncoder",
         "speechbrain.utils.parameter_transfer.Pretrainer",
     }
 )
@@ -54,6 +58,7 @@ TRUSTED_NAME = frozenset(
     {
         "sense.export.load_state_dict_strict",
         "sense.inference.build_teacher",  # the teacher of format-1 folders
+        "sense.zerost.speech.load_trained_parts",
     }
 )
 #: Tags that only refer to other values of the same file.

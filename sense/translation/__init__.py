@@ -17,6 +17,7 @@ _EXPORTS = {
     "FrameProjection": "sense.translation.decoder",
     "Seq2SeqDecoder": "sense.translation.decoder",
     "Translator": "sense.translation.inference",
+    "load_translator": "sense.translation.inference",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -15,7 +15,7 @@ from sense import cli
 
 def cmd_translate(args) -> int:
     """Translate the audio inputs; one output line per translated file."""
-    from sense.translation.inference import Translator
+    from sense.translation.inference import load_translator
 
     audio, text, failures = cli.collect_inputs(args.inputs)
     failures += [(path, "not an audio file") for path in text]
@@ -31,8 +31,8 @@ def cmd_translate(args) -> int:
     if args.window:
         overrides["window_duration"] = args.window
     try:
-        model = Translator.from_hparams(
-            source=source,
+        model = load_translator(
+            source,
             savedir=args.savedir,
             device=args.device,
             precision=args.precision,
@@ -42,6 +42,8 @@ def cmd_translate(args) -> int:
     except (OSError, ValueError) as err:
         raise cli.CLIError(f"cannot load the model {source!r}: {err}") from err
     try:
+        if args.target_lang:  # refused before any audio is read
+            model.mods.decoder.language_id(args.target_lang)
         results, audio_failures = model.translate_files(
             audio,
             beam_size=args.beam_size,
@@ -68,8 +70,9 @@ def add_translate_parser(sub) -> None:
         "translate",
         help="translate speech: one line of text per audio file",
         description="Translate audio files (or folders of them) with a speech translation "
-        "model (sense.translation.Translator): one line per file, '<file>\\t<translation>', "
-        "or JSON with --json. Long recordings are cut at pauses and translated window by window.",
+        "model (sense.translation.Translator) or a ZeroST model (sense.zerost): one line per "
+        "file, '<file>\\t<translation>', or JSON with --json. Long recordings are cut at pauses "
+        "and translated window by window.",
     )
     parser.add_argument(
         "inputs", nargs="+", metavar="INPUT", help="audio files or folders of audio (recursive)"
@@ -79,7 +82,9 @@ def add_translate_parser(sub) -> None:
         "--beam-size", type=cli._positive_int, help="beams (1: greedy; default: the model's, 5)"
     )
     parser.add_argument(
-        "--target-lang", help="language token to force (default: the model's, e.g. en_XX)"
+        "--target-lang",
+        help="language code to translate into (default: the model's; mBART-50 codes like "
+        "en_XX, NLLB and ZeroST codes like deu_Latn)",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument(

@@ -45,6 +45,103 @@ def is_translator_folder(folder: str) -> bool:
     return has_format(folder, FORMAT_NAME)
 
 
+def save_decoder(decoder, folder: str, target_lang: str | None = None) -> dict:
+    """Save a :class:`Seq2SeqDecoder` with its tokenizer (transformers layout) into ``folder``.
+
+    Returns the decoder's description for ``meta.json`` (``target_lang``:
+    the model's default language, the decoder's own by default).
+    """
+    decoder.model.save_pretrained(folder)
+    decoder.tokenizer.save_pretrained(folder)
+    return {
+        "model_type": decoder.model_type,
+        "trained_from": decoder.source,
+        "target_lang": target_lang or decoder.target_lang,
+    }
+
+
+#: Pretrainer hook of every trained state in a translation folder.
+STRICT_HOOK = "sense.export.load_state_dict_strict"
+
+
+def yaml_block(name: str, target: str | None, args: dict[str, str], indent: str = "") -> str:
+    """``name: !new:target`` (``name:`` without a target) and one line per argument (YAML).
+
+    Example
+    -------
+    >>> print(yaml_block("decoder", "pkg.Decoder", {"freeze": "True"}), end="")
+    decoder: !new:pkg.Decoder
+        freeze: True
+    """
+    head = f"{indent}{name}:" + (f" !new:{target}" if target else "")
+    return head + "\n" + "".join(f"{indent}    {k}: {v}\n" for k, v in args.items())
+
+
+def translation_hparams(
+    header: str,
+    sample_rate: int,
+    target_lang: str,
+    decoding_comment: str,
+    decoding: dict,
+    max_duration: float,
+    window: float,
+    modules: dict[str, tuple[str, dict[str, str]]],
+    loadables: dict[str, tuple[str, str]],
+) -> str:
+    """A translation folder's ``hyperparams.yaml``: speech modules, then the text decoder.
+
+    Parameters
+    ----------
+    header : str
+        Comment lines on top (what the folder is, how to load it).
+    sample_rate, target_lang
+        Audio rate; default language code of the translations.
+    decoding_comment, decoding
+        Comment and values (plain numbers) of the decoding settings.
+    max_duration, window : float
+        Long-recording settings (seconds).
+    modules : dict
+        ``name -> (class, {argument: YAML value})`` of the modules before the
+        decoder (:class:`sense.translation.decoder.Seq2SeqDecoder` in ``decoder/``).
+    loadables : dict
+        ``name -> (file in the folder, pretrainer hook)`` of the trained states.
+    """
+    decoder_args = {
+        "source": f"!ref <model_dir>/{DECODER_DIR}",
+        "target_lang": "!ref <target_lang>",
+        "freeze": "True",
+    }
+    blocks = {**modules, "decoder": ("sense.translation.decoder.Seq2SeqDecoder", decoder_args)}
+    module_text = "\n".join(yaml_block(name, *spec) for name, spec in blocks.items())
+    settings = "".join(f"{k}: {yaml_scalar(v)}\n" for k, v in decoding.items())
+    pretrainer = {
+        "loadables": {name: f"!ref <{name}>" for name in loadables},
+        "paths": {name: f"!ref <model_dir>/{file}" for name, (file, _) in loadables.items()},
+        "custom_hooks": {name: f"!name:{hook}" for name, (_, hook) in loadables.items()},
+    }
+    pretrainer_text = "".join(yaml_block(k, None, v, "    ") for k, v in pretrainer.items())
+    return f"""\
+{header}
+model_dir: !PLACEHOLDER
+
+# Audio is read as mono at this rate.
+sample_rate: {yaml_scalar(int(sample_rate))}
+# Language token every translation starts with (target_lang=... picks another).
+target_lang: {yaml_scalar(target_lang)}
+
+{decoding_comment}
+{settings}
+# Recordings longer than max_duration seconds are cut at pauses into windows
+# of at most window_duration seconds, each translated on its own.
+max_duration: {yaml_scalar(float(max_duration))}
+window_duration: {yaml_scalar(float(window))}
+
+{module_text}
+{yaml_block("modules", None, {name: f"!ref <{name}>" for name in blocks})}
+pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+{pretrainer_text}"""
+
+
 def render_hparams(
     projection,
     target_lang: str,
@@ -65,60 +162,45 @@ def render_hparams(
     >>> "target_lang: \\"en_XX\\"" in text
     True
     """
-    return f"""\
+    header = f"""\
 # A speech translation model exported by sense.translation.export (format {FORMAT_VERSION}).
 # Load it with:
 #   from sense.translation import Translator
 #   model = Translator.from_hparams(source="<this folder or its hub id>")
 # Translator.from_hparams fills model_dir with the local folder of the model.
-
-model_dir: !PLACEHOLDER
-
-# Audio is read as mono at this rate.
-sample_rate: {yaml_scalar(int(sample_rate))}
-# Language token every translation starts with.
-target_lang: {yaml_scalar(target_lang)}
-
-# Beam search (transformers' generate): beams, length normalisation exponent,
-# output tokens per encoder frame at most, and at least min_decode_tokens.
-beam_size: {yaml_scalar(int(beam_size))}
-length_penalty: {yaml_scalar(float(length_penalty))}
-max_decode_ratio: {yaml_scalar(float(max_decode_ratio))}
-min_decode_tokens: {yaml_scalar(int(min_decode_tokens))}
-
-# Recordings longer than max_duration seconds are cut at pauses into windows
-# of at most window_duration seconds, each translated on its own.
-max_duration: {yaml_scalar(float(max_duration))}
-window_duration: {yaml_scalar(float(window))}
-
-encoder: !new:sense.lobes.speech.HFSpeechEncoder
-    source: !ref <model_dir>/{ENCODER_DIR}
-    freeze: True
-
-projection: !new:sense.translation.decoder.FrameProjection
-    input_dim: {yaml_scalar(projection.input_dim)}
-    output_dim: {yaml_scalar(projection.output_dim)}
-    hidden_dim: {yaml_scalar(projection.hidden_dim)}
-    dropout: {yaml_scalar(projection.dropout_p)}
-
-decoder: !new:sense.translation.decoder.Seq2SeqDecoder
-    source: !ref <model_dir>/{DECODER_DIR}
-    target_lang: !ref <target_lang>
-    freeze: True
-
-modules:
-    encoder: !ref <encoder>
-    projection: !ref <projection>
-    decoder: !ref <decoder>
-
-pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
-    loadables:
-        projection: !ref <projection>
-    paths:
-        projection: !ref <model_dir>/{PROJECTION_FILE}
-    custom_hooks:
-        projection: !name:sense.export.load_state_dict_strict
 """
+    decoding_comment = """\
+# Beam search (transformers' generate): beams, length normalisation exponent,
+# output tokens per encoder frame at most, and at least min_decode_tokens."""
+    encoder_args = {"source": f"!ref <model_dir>/{ENCODER_DIR}", "freeze": "True"}
+    projection_args = {
+        "input_dim": projection.input_dim,
+        "output_dim": projection.output_dim,
+        "hidden_dim": projection.hidden_dim,
+        "dropout": projection.dropout_p,
+    }
+    return translation_hparams(
+        header,
+        sample_rate,
+        target_lang,
+        decoding_comment,
+        {
+            "beam_size": int(beam_size),
+            "length_penalty": float(length_penalty),
+            "max_decode_ratio": float(max_decode_ratio),
+            "min_decode_tokens": int(min_decode_tokens),
+        },
+        max_duration,
+        window,
+        modules={
+            "encoder": ("sense.lobes.speech.HFSpeechEncoder", encoder_args),
+            "projection": (
+                "sense.translation.decoder.FrameProjection",
+                {k: yaml_scalar(v) for k, v in projection_args.items()},
+            ),
+        },
+        loadables={"projection": (PROJECTION_FILE, STRICT_HOOK)},
+    )
 
 
 def export_translator(
@@ -168,9 +250,7 @@ def export_translator(
     check_output_folder(folder, is_translator_folder, "sense translator", force=force)
     with staged_folder(folder) as tmp:
         encoder_info = save_encoder(encoder, os.path.join(tmp, ENCODER_DIR))
-        decoder_dir = os.path.join(tmp, DECODER_DIR)
-        decoder.model.save_pretrained(decoder_dir)
-        decoder.tokenizer.save_pretrained(decoder_dir)
+        decoder_info = save_decoder(decoder, os.path.join(tmp, DECODER_DIR))
         save_state(projection, os.path.join(tmp, PROJECTION_FILE))
         hparams_text = render_hparams(
             projection,
@@ -189,11 +269,7 @@ def export_translator(
             FORMAT_NAME,
             FORMAT_VERSION,
             encoder=encoder_info,
-            decoder={
-                "model_type": decoder.model_type,
-                "trained_from": decoder.source,
-                "target_lang": decoder.target_lang,
-            },
+            decoder=decoder_info,
             extra=extra or {},
         )
     logger.info("exported translator to %s", folder)

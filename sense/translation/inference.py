@@ -2,7 +2,8 @@
 
 :class:`Translator` loads a folder written by
 :func:`sense.translation.export.export_translator` (locally or from the
-model hub) and translates speech to text:
+model hub) and translates speech to text; :func:`load_translator` also
+loads ZeroST folders (:class:`sense.zerost.inference.ZeroSTTranslator`):
 
 >>> model = Translator.from_hparams(source="path/or/hub-id")  # doctest: +SKIP
 >>> model.translate_file("question.mp3")  # doctest: +SKIP
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 import torch
 
 from sense.dataio import AudioError, pad_batch
-from sense.inference import SenseModel, audio_error_reason
+from sense.inference import SenseModel, audio_error_reason, resolve_model_dir
 from sense.windows import split_waveform
 
 DEFAULT_BATCH_SIZE = 8
@@ -103,17 +104,31 @@ class Translator(SenseModel):
         try:
             with self.inference_ctx:
                 frames, frame_lens = self.mods.encoder(wavs, wav_lens.to(self.device).float())
-                memory = self.mods.projection(frames)
+                memory, memory_lens = self.decoder_memory(frames, frame_lens)
                 return decoder.generate(
                     memory,
-                    frame_lens,
+                    memory_lens,
                     beam_size=int(self._setting("beam_size", beam_size)),
-                    length_penalty=float(self.hparams.length_penalty),
-                    max_decode_ratio=float(self.hparams.max_decode_ratio),
-                    min_decode_tokens=int(self.hparams.min_decode_tokens),
+                    **self.decoding_settings(),
                 )
         finally:
             decoder.set_target_lang(default_lang)
+
+    def decoder_memory(self, frames: torch.Tensor, frame_lens: torch.Tensor):
+        """What the decoder attends to: the projected ``[B, T, D]`` frames and their lengths.
+
+        The one step between encoder and decoder that differs between models
+        (:class:`sense.zerost.inference.ZeroSTTranslator`: the Q-Former).
+        """
+        return self.mods.projection(frames), frame_lens
+
+    def decoding_settings(self) -> dict:
+        """The folder's arguments of ``Seq2SeqDecoder.generate`` besides the beam size."""
+        return {
+            "length_penalty": float(self.hparams.length_penalty),
+            "max_decode_ratio": float(self.hparams.max_decode_ratio),
+            "min_decode_tokens": int(self.hparams.min_decode_tokens),
+        }
 
     def forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> list[str]:
         """Same as :meth:`translate_batch`."""
@@ -234,4 +249,22 @@ class Translator(SenseModel):
         return {p: results[p] for p in paths if p in results}, failures
 
 
-__all__ = ["Translator"]
+def load_translator(source: str, savedir: str | None = None, **kwargs) -> Translator:
+    """The translation model of a folder or hub id, whatever its kind.
+
+    A ZeroST folder (:func:`sense.zerost.export.export_zerost`) loads as
+    :class:`sense.zerost.inference.ZeroSTTranslator`, any other as
+    :class:`Translator`. Keyword arguments go to ``from_hparams``
+    (``device``, ``overrides``, ``trust_remote_code``, ...).
+    """
+    from sense.zerost.export import is_zerost_folder
+
+    model_dir = resolve_model_dir(source, savedir=savedir)
+    if is_zerost_folder(model_dir):
+        from sense.zerost.inference import ZeroSTTranslator as cls
+    else:
+        cls = Translator
+    return cls.from_hparams(source=model_dir, savedir=savedir, **kwargs)
+
+
+__all__ = ["Translator", "load_translator"]

@@ -10,5 +10,8 @@ The pieces (paper: ``../shared/seeds/002_aa94e236ee3abfdc.txt``):
   transcript, computed once (the KD teacher);
 * :mod:`sense.zerost.losses`: the fine-grained and global KD losses;
 * :mod:`sense.zerost.brain`: the KD and NLL training steps, and
-  :func:`sense.zerost.brain.translate` into any NLLB language.
+  :func:`sense.zerost.brain.translate` into any NLLB language;
+* :mod:`sense.zerost.export` and :mod:`sense.zerost.inference`: a trained
+  model as a folder that :class:`~sense.zerost.inference.ZeroSTTranslator`
+  and ``sense translate --target-lang`` load.
 """

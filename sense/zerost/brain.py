@@ -249,6 +249,30 @@ class ZeroSTBrain(FineTuneBrain):
             stats_meta={"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats
         )
 
+    def export(self, folder: str, extra: dict | None = None, **settings):
+        """Load the best checkpoint (lowest validation loss) of step 2 and export it.
+
+        Runs on the main process; returns the folder there and ``None``
+        elsewhere. ``settings`` go to :func:`sense.zerost.export.export_zerost`
+        (``target_lang``: the model's default language, ...).
+        """
+        from sense.zerost.export import export_zerost
+
+        if self.zerost_step != NLL:
+            raise ValueError("only a ZeroST step-2 (nll) model, with its decoder, can be exported")
+        meta = self.load_best(min_key="loss")
+        if meta is None:
+            return None
+        meta.update(extra or {})
+        return export_zerost(
+            folder,
+            encoder=unwrap(self.modules.encoder),
+            qformer=unwrap(self.modules.qformer),
+            decoder=unwrap(self.modules.decoder),
+            extra=meta,
+            **settings,
+        )
+
 
 __all__ = [
     "STEPS",

@@ -57,7 +57,14 @@ def frame_mask(frames: torch.Tensor, frame_lens: torch.Tensor | None) -> torch.T
 
 
 class _Queries(nn.Module):
-    """``num_queries`` learned vectors of size ``dim``, expanded over the batch."""
+    """``num_queries`` learned vectors of size ``dim``, expanded over the batch.
+
+    Every variant keeps its constructor's arguments in ``settings`` (and its
+    :data:`QFORMERS` name in ``name``), so that an export can rebuild it.
+    """
+
+    name: str
+    settings: dict
 
     def __init__(self, num_queries: int, dim: int):
         super().__init__()
@@ -88,9 +95,12 @@ class QSimple(_Queries):
     torch.Size([2, 3, 8])
     """
 
+    name = "simple"
+
     def __init__(self, dim: int, num_queries: int = DEFAULT_NUM_QUERIES):
         super().__init__(num_queries, dim)
         self.output_dim = self.dim
+        self.settings = {"dim": self.dim, "num_queries": self.num_queries}
 
     def forward(self, frames: torch.Tensor, frame_lens: torch.Tensor | None = None):
         """``[B, T, dim]`` frames -> ``[B, num_queries, dim]``."""
@@ -121,6 +131,8 @@ class QLite(_Queries):
     torch.Size([2, 4, 8])
     """
 
+    name = "lite"
+
     def __init__(
         self,
         dim: int = LITE_DIM,
@@ -138,6 +150,15 @@ class QLite(_Queries):
         self.layers = nn.TransformerDecoder(layer, num_layers, norm=nn.LayerNorm(dim))
         self.output_dim = int(output_dim or dim)
         self.out = nn.Identity() if self.output_dim == dim else nn.Linear(dim, self.output_dim)
+        self.settings = {
+            "dim": self.dim,
+            "num_queries": self.num_queries,
+            "num_layers": int(num_layers),
+            "num_heads": int(num_heads),
+            "ffn_dim": int(ffn_dim),
+            "output_dim": self.output_dim,
+            "dropout": float(dropout),
+        }
 
     def forward(self, frames: torch.Tensor, frame_lens: torch.Tensor | None = None):
         """``[B, T, dim]`` frames -> ``[B, num_queries, output_dim]``."""
@@ -188,6 +209,9 @@ class QNLLB(_Queries):
         NLLB's ``d_model``: the input frames must already have this width.
     initialised_layers : int
         How many layers took the encoder's self-attention.
+    config : transformers.M2M100Config
+        The checkpoint's config with ``num_layers`` decoder layers (what an
+        export saves, so that the Q-Former is rebuilt without the checkpoint).
 
     Example
     -------
@@ -197,6 +221,8 @@ class QNLLB(_Queries):
     >>> q(torch.randn(2, 6, q.dim), torch.tensor([1.0, 0.5])).shape, q.initialised_layers
     (torch.Size([2, 4, 32]), 1)
     """
+
+    name = "nllb"
 
     def __init__(
         self,
@@ -218,6 +244,13 @@ class QNLLB(_Queries):
             layer.self_attn.is_causal = False  # bidirectional over the queries
         self.layer_norm = nn.LayerNorm(self.dim)
         self.initialised_layers = self._init_from_encoder() if init_from_encoder else 0
+        self.config = config
+        self.settings = {
+            "source": self.source,
+            "num_queries": self.num_queries,
+            "num_layers": int(config.decoder_layers),
+            "init_from_encoder": bool(init_from_encoder),
+        }
 
     def _init_from_encoder(self) -> int:
         from transformers import M2M100ForConditionalGeneration

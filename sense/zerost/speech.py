@@ -31,6 +31,9 @@ from sense.lobes.speech import HFSpeechEncoder, load_config, resolve_encoder_sou
 from sense.zerost.adapters import DEFAULT_BOTTLENECK, EncoderAdapters, adapter_sites
 
 WHISPER = "whisper"
+#: Architecture of a saved Whisper encoder alone (``save_pretrained`` of
+#: :attr:`WhisperEncoder.model`, as an export writes it).
+ENCODER_ONLY = "WhisperEncoder"
 #: Stride of Whisper's second convolution: one encoder frame per two mel frames.
 WHISPER_CONV_STRIDE = 2
 
@@ -45,7 +48,8 @@ class WhisperEncoder(nn.Module):
     Parameters
     ----------
     source : str
-        Hub id or folder of a Whisper checkpoint with its feature extractor.
+        Hub id or folder of a Whisper checkpoint with its feature extractor
+        (the whole model, or its encoder alone as an export saves it).
 
     Attributes
     ----------
@@ -67,11 +71,15 @@ class WhisperEncoder(nn.Module):
     def __init__(self, source: str):
         super().__init__()
         from transformers import WhisperFeatureExtractor, WhisperModel
+        from transformers.models.whisper.modeling_whisper import WhisperEncoder as Encoder
 
         self.source = os.fspath(source)
         try:
             self.extractor = WhisperFeatureExtractor.from_pretrained(self.source)
-            self.model = WhisperModel.from_pretrained(self.source).get_encoder()
+            if ENCODER_ONLY in (load_config(self.source).architectures or ()):
+                self.model = Encoder.from_pretrained(self.source)
+            else:
+                self.model = WhisperModel.from_pretrained(self.source).get_encoder()
         except (OSError, ValueError) as err:
             raise OSError(f"WhisperEncoder: cannot load {self.source!r}: {err}") from err
         self.model_type = WHISPER
@@ -95,6 +103,11 @@ class WhisperEncoder(nn.Module):
         mel_frames = counts.clamp(max=window).float() / self.extractor.hop_length
         out = torch.ceil(mel_frames / WHISPER_CONV_STRIDE).clamp(1, frames.shape[1])
         return frames, out / frames.shape[1]
+
+    @property
+    def window_seconds(self) -> float:
+        """Longest input in seconds (30 in the released models); longer audio is cut."""
+        return self.extractor.n_samples / self.sample_rate
 
 
 def load_speech_encoder(source: str) -> nn.Module:
@@ -166,5 +179,27 @@ class AdaptedSpeechEncoder(nn.Module):
         frames, frame_lens = self.encoder(wavs, wav_lens)
         return self.projection(frames), frame_lens
 
+    @property
+    def min_samples(self) -> int:
+        """Fewest input samples the frozen encoder reads (1 for Whisper, which pads)."""
+        return getattr(self.encoder, "min_samples", 1)
 
-__all__ = ["AdaptedSpeechEncoder", "WhisperEncoder", "encoder_layers", "load_speech_encoder"]
+    def trained_parts(self) -> nn.ModuleDict:
+        """What learns, as one module (``adapters``, ``projection``): what an export saves."""
+        return nn.ModuleDict({"adapters": self.adapters, "projection": self.projection})
+
+
+def load_trained_parts(encoder: AdaptedSpeechEncoder, path: str) -> None:
+    """Pretrainer hook: the adapters and projection of ``encoder`` from ``path``, strictly."""
+    from sense.export import load_state_dict_strict
+
+    load_state_dict_strict(encoder.trained_parts(), path)
+
+
+__all__ = [
+    "AdaptedSpeechEncoder",
+    "WhisperEncoder",
+    "encoder_layers",
+    "load_speech_encoder",
+    "load_trained_parts",
+]

@@ -9,7 +9,8 @@ paper's three-phase schedule. After either step the best checkpoint
 translates Europarl-ST (when ``europarl_folder`` is set) from each language
 into each other one; the per-source BLEU goes to Table 1 as row
 ``<model_name> <step>`` and the average to Table 2 under ``num_queries``.
-The model is exported for ``sense.translation.Translator.from_hparams``.
+After the NLL step the model is exported for
+``sense.zerost.inference.ZeroSTTranslator`` and ``sense translate``.
 
     python train.py hparams/train.yaml --data_folder=/data/cv-corpus-16.1 --zerost_step=kd
     python train.py hparams/train.yaml --data_folder=/data/cv-corpus-16.1 --zerost_step=nll \\
@@ -177,10 +178,13 @@ def main(argv):
     manifests = evaluation_manifests(hparams) if if_main_process() else {}
     if manifests:
         evaluate(brain, hparams, manifests, row)
-    brain.export(
-        hparams["export_folder"],
-        extra={"recipe": "EuroparlST/ZeroST", "hparams": os.path.abspath(hparams_file), "row": row},
-    )
+    if step == NLL:  # a KD-step model is a baseline, not a translator to ship
+        brain.export(
+            hparams["export_folder"],
+            extra={"recipe": "EuroparlST/ZeroST", "hparams": os.path.abspath(hparams_file)},
+            beam_size=hparams["eval_beam_size"],
+            max_new_tokens=hparams["max_new_tokens"],
+        )
 
 
 if __name__ == "__main__":
