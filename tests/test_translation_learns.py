@@ -10,6 +10,13 @@ held-out utterance decoded from another held-out utterance's frames): it
 gives what the model writes from the corpus's English sentence form alone.
 Held-out BLEU far above that control, and a lower held-out loss, show that
 the content of the speech is translated, not only the sentence form.
+
+Measured (one run, one core, 85 s with the synthesis): held-out BLEU 0.0
+before training, 4.13 after (300 training sentences, 20 epochs), 2.24 with
+the wrong speech; held-out loss 5.39 -> 0.695, 0.718 with the wrong speech.
+The margin is thin: at this size the decoder reads only part of the content
+(the demo-size run in recipes/CoVoST2/ST/README.md: 10-13 BLEU against 3.9
+without speech).
 """
 
 import random
