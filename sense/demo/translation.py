@@ -13,8 +13,9 @@ VI-shaped table.
 
     python -m sense.demo.translation --demo /work/demo_shared --output st_demo
 
-The encoder is frozen (``--freeze_encoder=True``): what the decoder can read
-from its frames is what is compared.
+By default the encoder is frozen: what the decoder can read from its frames
+is what is compared. ``--no-freeze-encoder`` fine-tunes it too, at
+``--encoder-lr``; ``--lr`` is the decoder's and the projection's rate.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ DECODER_HIDDEN = 128
 DECODER_LAYERS = 2
 DECODER_HEADS = 4
 DECODER_VOCAB = 600
+#: Adam rates: the decoder and the projection; the encoder when fine-tuned.
+HEAD_LR = 1e-3
+ENCODER_LR = 1e-4
 #: Model name in the BLEU table -> its folder in the demo's output.
 ENCODERS = {"SENSE demo student": "train/model", "random student": "model_before"}
 
@@ -103,6 +107,9 @@ def train(
     epochs: int,
     sources: tuple[str, ...] = SOURCES,
     extra: tuple[str, ...] = (),
+    freeze_encoder: bool = True,
+    encoder_lr: float = ENCODER_LR,
+    lr: float = HEAD_LR,
 ) -> float:
     """Run the CoVoST 2 recipe with ``encoder``; the seconds it took."""
     cmd = [
@@ -118,14 +125,15 @@ def train(
         f"--languages=[{', '.join(sources)}]",
         f"--encoder_source={os.path.abspath(encoder)}",
         f"--encoder_dim={encoder_dim}",
-        "--freeze_encoder=True",
+        f"--freeze_encoder={freeze_encoder}",
+        f"--encoder_lr={encoder_lr}",
         "--gradient_checkpointing=False",
         f"--decoder_source={os.path.abspath(decoder)}",
         f"--decoder_dim={DECODER_HIDDEN}",
         f"--number_of_epochs={epochs}",
         f"--valid_search_interval={epochs}",
-        "--decoder_lr=0.001",
-        "--projection_lr=0.001",
+        f"--decoder_lr={lr}",
+        f"--projection_lr={lr}",
         "--max_batch_size=16",
         "--batch_seconds=60",
         "--balancing_alpha=1.0",
@@ -157,6 +165,14 @@ def main(argv=None) -> int:
         default=list(SOURCES),
         help="source languages (default: every non-English language of the demo)",
     )
+    parser.add_argument(
+        "--freeze-encoder",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep the speech encoder fixed (default); --no-freeze-encoder fine-tunes it",
+    )
+    parser.add_argument("--encoder-lr", type=float, default=ENCODER_LR)
+    parser.add_argument("--lr", type=float, default=HEAD_LR, help="decoder and projection")
     args = parser.parse_args(argv)
     sources = tuple(args.languages)
     release = os.path.join(args.demo, "commonvoice")
@@ -173,7 +189,18 @@ def main(argv=None) -> int:
             continue
         encoder = os.path.join(args.demo, folder)
         times[name] = train(
-            release, covost, args.output, name, encoder, decoder, encoder_dim, args.epochs, sources
+            release,
+            covost,
+            args.output,
+            name,
+            encoder,
+            decoder,
+            encoder_dim,
+            args.epochs,
+            sources,
+            freeze_encoder=args.freeze_encoder,
+            encoder_lr=args.encoder_lr,
+            lr=args.lr,
         )
         write_text_atomic(times_file, json.dumps(times, indent=2) + "\n")
     with open(os.path.join(args.output, "bleu_table.md"), encoding="utf-8") as f:
