@@ -88,3 +88,17 @@ def test_kd_then_nll_train_and_fill_tables_1_and_2(runs):
     assert table2.languages == ["4"] and len(table2.models) == 2
     with open(os.path.join(out, "nll", "europarl_bleu.tsv"), encoding="utf-8") as f:
         assert [line.split("\t")[0] for line in f] == ["en-de", "en-fr", "fr-en"]
+
+
+@pytest.mark.slow
+def test_the_nll_step_exports_a_translator_into_any_nllb_language(runs):
+    from sense.translation.inference import load_translator
+    from sense.zerost.inference import ZeroSTTranslator
+
+    out, _, _ = runs
+    model = load_translator(os.path.join(out, "nll", "model"), device="cpu")
+    assert isinstance(model, ZeroSTTranslator)
+    assert not os.path.exists(os.path.join(out, "kd", "model"))  # KD alone is a baseline
+    clip = read_manifest(os.path.join(out, "europarl", "en-fr_test.csv"))[0]["wav"]
+    for lang in ("fra_Latn", "ita_Latn"):  # Italian: a language it never saw
+        assert isinstance(model.translate_file(clip, target_lang=lang, beam_size=1), str)

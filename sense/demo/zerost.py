@@ -171,8 +171,15 @@ def train_text_translator(folder: str, release: str, languages, epochs: int, see
     return folder
 
 
-def add_topline(nllb: str, manifests: dict, table_path: str) -> None:
-    """Table 1's topline row: the true transcripts through the text translator."""
+def add_text_rows(nllb: str, manifests: dict, table_path: str, zerost: str | None = None):
+    """Table 1's text rows: the topline and, with a ZeroST model, the cascade.
+
+    Topline: the true transcripts through the text translator. Cascade, from
+    the same parts: the ZeroST model decodes each clip into its own language
+    (recognition), then the text translator translates that. Returns the
+    recognition WER (%) per source language.
+    """
+    from jiwer import wer
     from transformers import AutoTokenizer, M2M100ForConditionalGeneration
 
     from sense.translation.bleu import BleuTable
@@ -180,24 +187,48 @@ def add_topline(nllb: str, manifests: dict, table_path: str) -> None:
 
     model = M2M100ForConditionalGeneration.from_pretrained(nllb).eval()
     tokenizer = AutoTokenizer.from_pretrained(nllb)
-    directions = translate_directions(
-        manifests,
-        lambda rows: nllb_translate_texts(
+
+    def text_translate(texts, rows):
+        return nllb_translate_texts(
             model,
             tokenizer,
-            [r["transcript"] for r in rows],
+            texts,
             rows[0]["language"],
             rows[0]["target_language"],
             beam_size=1,
             batch_size=64,
             max_new_tokens=48,
-        ),
-        desc="text topline",
-    )
+        )
+
+    systems = {"text topline": lambda rows: text_translate([r["transcript"] for r in rows], rows)}
+    transcripts, wers = {}, {}
+    if zerost:
+        from sense.zerost.inference import ZeroSTTranslator
+
+        asr = ZeroSTTranslator.from_hparams(source=zerost, device="cpu")
+
+        def cascade(rows):
+            todo = sorted({r["wav"] for r in rows} - set(transcripts))
+            if todo:
+                found, failures = asr.translate_files(
+                    todo, beam_size=1, target_lang=rows[0]["language"], batch_size=32
+                )
+                if failures:
+                    raise ValueError(f"recognition failed: {failures[:3]}")
+                transcripts.update(found)
+                src = rows[0]["language"]
+                wers[src] = 100 * wer(
+                    [r["transcript"] for r in rows], [transcripts[r["wav"]] for r in rows]
+                )
+            return text_translate([transcripts[r["wav"]] for r in rows], rows)
+
+        systems["cascade (ZeroST recognition -> text translator)"] = cascade
     table = BleuTable.open(table_path, title=TABLE_TITLE)
-    add_system(table, "text topline", directions)
+    for name, translate in systems.items():
+        add_system(table, name, translate_directions(manifests, translate, desc=name))
     table.save(table_path)
     print(table.to_markdown(), flush=True)
+    return wers
 
 
 def run_recipe(args: list[str]) -> float:
@@ -234,7 +265,7 @@ def main(argv=None) -> int:
     times["text translator"] = time.time() - started
     heldout = os.path.join(out, "heldout")
     manifests = write_heldout_manifests(release, heldout, langs, DemoConfig())
-    add_topline(nllb, manifests, os.path.join(out, "table1"))
+    add_text_rows(nllb, manifests, os.path.join(out, "table1"))
     if args.text_only:
         return 0
     common = [
@@ -278,11 +309,19 @@ def main(argv=None) -> int:
             [*common, f"--model_name={args.name}", *runs[name]]
         )
         print(json.dumps(times), flush=True)
-    times_file = os.path.join(out, "times.json")
-    if os.path.isfile(times_file):
-        times = {**json.load(open(times_file)), **times}
-    with open(os.path.join(out, "times.json"), "w") as f:
-        json.dump(times, f, indent=2)
+    summary = {"times_s": times}
+    model = os.path.join(out, tag, "nll", "model")
+    if os.path.isdir(model):
+        wers = add_text_rows(nllb, manifests, os.path.join(out, "table1"), model)
+        summary["recognition_wer"] = {f"{args.name} {k}": v for k, v in wers.items()}
+        print(json.dumps(summary["recognition_wer"]), flush=True)
+    summary_file = os.path.join(out, "summary.json")
+    if os.path.isfile(summary_file):
+        old = json.load(open(summary_file))
+        for key in summary:
+            summary[key] = {**old.get(key, {}), **summary[key]}
+    with open(summary_file, "w") as f:
+        json.dump(summary, f, indent=2, ensure_ascii=False)
     return 0
 
 
