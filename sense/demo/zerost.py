@@ -35,8 +35,6 @@ from sense.demo.run import REPO, DemoConfig
 from sense.prepare import write_manifest
 
 RECIPE = os.path.join(REPO, "recipes", "EuroparlST", "ZeroST")
-sys.path.insert(0, RECIPE)
-from europarl_prepare import FIELDS, manifest_name  # noqa: E402
 
 #: The demo's languages as NLLB codes.
 NLLB = {
@@ -61,6 +59,18 @@ RUNS = ("KD", "KD→NLL", "NLL")
 TABLE_TITLE = "Held-out X speech -> Y text BLEU on the demo corpus, averaged per source (Table 1)"
 
 
+def recipe_module(name: str):
+    """A module of the ZeroST recipe folder (the manifest layout lives there)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        f"_zerost_{name}", os.path.join(RECIPE, f"{name}.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def read_split(release: str, lang: str, split: str) -> list[dict]:
     """Rows of the demo release's ``<lang>/<split>.tsv`` (Common Voice columns)."""
     with open(os.path.join(release, lang, f"{split}.tsv"), encoding="utf-8") as f:
@@ -75,6 +85,7 @@ def write_heldout_manifests(
 
     from sense.dataio import load_audio
 
+    europarl = recipe_module("europarl_prepare")
     corpus = build_parallel_corpus(config.sentences, seed=0)
     index = {lang: {row[lang]: i for i, row in enumerate(corpus)} for lang in languages}
     os.makedirs(os.path.join(folder, "audio"), exist_ok=True)
@@ -102,8 +113,8 @@ def write_heldout_manifests(
                 }
                 for row, wav, meaning in clips
             ]
-            path = os.path.join(folder, manifest_name(src, tgt, SPLIT))
-            write_manifest(path, rows, FIELDS)
+            path = os.path.join(folder, europarl.manifest_name(src, tgt, SPLIT))
+            write_manifest(path, rows, europarl.FIELDS)
             manifests[f"{src}-{tgt}"] = path
     return manifests
 
