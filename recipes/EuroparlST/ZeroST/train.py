@@ -30,6 +30,7 @@ from sense.distill import make_train_loader
 from sense.finetune import start_experiment, three_phase_schedule
 from sense.prepare import read_manifest
 from sense.samplers import BatchBudget
+from sense.teacher_cache import TeacherCacheError
 from sense.translation.bleu import BleuTable
 from sense.zerost.brain import KD, NLL, ZeroSTBrain, add_zerost_pipelines
 from sense.zerost.cache import NLLBTokenEncoder, TokenEmbeddingCache
@@ -51,15 +52,22 @@ def step_label(step: str, kd_checkpoint) -> str:
 
 
 def build_token_cache(manifests, source: str, folder: str, device: str) -> None:
-    """Encode every transcript with the frozen NLLB encoder into ``folder``, once."""
-    teacher = NLLBTokenEncoder(source).to(device)
+    """Encode every transcript with the frozen NLLB encoder into ``folder``, once.
+
+    A cache that already holds every transcript is left as it is, and NLLB
+    is not loaded (a restarted KD step, another Q-Former or number of queries).
+    """
     items, langs = {}, {}
     for path in manifests:
         for row in read_manifest(path):
             items[row["ID"]] = row["transcript"]
             langs[row["ID"]] = row["language"]
-    TokenEmbeddingCache.build(folder, items, teacher, langs)
-    return folder
+    try:
+        TokenEmbeddingCache.open(folder).verify(items, langs)
+        return
+    except TeacherCacheError:
+        pass
+    TokenEmbeddingCache.build(folder, items, NLLBTokenEncoder(source).to(device), langs)
 
 
 def make_datasets(manifests: dict, step: str, decoder, cache_folder: str | None, rate: int):
