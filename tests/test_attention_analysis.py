@@ -377,9 +377,10 @@ def test_sense_attention_command_end_to_end(model_dir, speech, tmp_path, capsys)
     logits = [
         model.attention_file(str(speech / f"{k}.wav")).logits.numpy() for k in ("fr_0", "fr_1")
     ]
-    assert fr["first_frames"]["mass"] == pytest.approx(edge_mass(logits, 3).mass, rel=1e-5)
+    # the command runs padded batches, this one file at a time: float32 rounding differs
+    assert fr["first_frames"]["mass"] == pytest.approx(edge_mass(logits, 3).mass, rel=1e-3)
     curve = position_curve(logits)
-    assert fr["position_curve"]["0.50"] == pytest.approx(curve.mean[50], rel=1e-5, abs=1e-6)
+    assert fr["position_curve"]["0.50"] == pytest.approx(curve.mean[50], rel=1e-3, abs=1e-6)
     assert 0 < fr["nonspeech"]["frame_share"] < 1  # VAD: the padding is silence
     rows = list(csv.DictReader(open(out / "word_scores.csv", encoding="utf-8")))
     assert [r["word"] for r in rows if r["utterance"] == "fr_0"] == [
