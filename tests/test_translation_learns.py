@@ -5,10 +5,10 @@ parc`` -> ``The man in the park.``), read by espeak-ng. Some subject-place
 combinations are held out of training; every subject and every place is heard
 in other combinations. A tiny frozen random w2v-BERT, the projection and a tiny
 mBART decoder are trained on the rest; the held-out sentences must then be
-translated far better from their own speech than from another held-out
-utterance's speech (the same model: the wrong-speech control), which is what a
-decoder that learned only the sentence form, or memorised training clips,
-would score.
+translated far better from their own speech than from the speech of a held-out
+utterance sharing neither their subject nor their place (the same model: the
+wrong-speech control), which is what a decoder that learned only the sentence
+form, or memorised training clips, would score.
 """
 
 import itertools
@@ -57,6 +57,15 @@ def phrase(combo: tuple[int, int], column: int) -> str:
 def english(combo: tuple[int, int]) -> str:
     text = phrase(combo, 0)
     return text[0].upper() + text[1:] + "."
+
+
+def unrelated_donors(combos: list[tuple[int, int]]) -> list[int]:
+    """For each combination, another one sharing neither its subject nor its place."""
+    donors = []
+    for i, (s, p) in enumerate(combos):
+        order = [(i + k) % len(combos) for k in range(1, len(combos))]
+        donors.append(next(j for j in order if combos[j][0] != s and combos[j][1] != p))
+    return donors
 
 
 def speak(synth, combos) -> list[torch.Tensor]:
@@ -135,12 +144,13 @@ def test_translation_of_unheard_sentences_reads_the_speech(tiny_w2v_bert, tmp_pa
     projection.eval(), decoder.eval()
     with torch.no_grad():
         own = decoder.generate(projection(held_frames), held_lens, beam_size=1, max_new_tokens=30)
-        wrong = decoder.generate(  # each held-out sentence from the next one's speech
-            projection(held_frames.roll(1, 0)), held_lens.roll(1, 0), beam_size=1, max_new_tokens=30
+        donors = unrelated_donors(held)  # each held-out sentence from unrelated speech
+        wrong = decoder.generate(
+            projection(held_frames[donors]), held_lens[donors], beam_size=1, max_new_tokens=30
         )
     own_bleu, wrong_bleu = corpus_bleu(own, references), corpus_bleu(wrong, references)
     report = (own_bleu, wrong_bleu, list(zip(references, own)))
-    # measured: 78.6 against 16.5, 8 of 16 sentences exact
-    assert own_bleu > 50 and own_bleu > 3 * wrong_bleu, report
+    # measured: 66-79 against 3-6, 6-9 sentences exact (espeak-ng's output varies run to run)
+    assert own_bleu > 40 and own_bleu > 4 * wrong_bleu, report
     exact = sum(h == r for h, r in zip(own, references))
-    assert exact >= 4, report  # whole unheard sentences, not only their frame
+    assert exact >= 3, report  # whole unheard sentences, not only their frame
