@@ -17,6 +17,7 @@ import random
 import pytest
 import torch
 
+from sense.dataio import resample
 from sense.translation.bleu import corpus_bleu
 
 NUM_SUBJECTS, NUM_PLACES = 12, 8
@@ -70,13 +71,11 @@ def unrelated_donors(combos: list[tuple[int, int]]) -> list[int]:
 
 def speak(synth, combos) -> list[torch.Tensor]:
     """16 kHz waveforms of the French phrases."""
-    import torchaudio
-
     waves = []
     for combo in combos:
         out = synth.synthesize(phrase(combo, 1), "fr", rate=150, pitch=40)
         wave = torch.from_numpy(out.waveform).float()
-        waves.append(torchaudio.functional.resample(wave, out.sample_rate, SAMPLE_RATE))
+        waves.append(resample(wave, out.sample_rate, SAMPLE_RATE))
     return waves
 
 
