@@ -17,7 +17,7 @@ import random
 import pytest
 import torch
 
-from sense.dataio import resample
+from sense.dataio import pad_batch, resample
 from sense.translation.bleu import corpus_bleu
 
 NUM_SUBJECTS, NUM_PLACES = 12, 8
@@ -79,15 +79,6 @@ def speak(synth, combos) -> list[torch.Tensor]:
     return waves
 
 
-def padded(seqs: list[torch.Tensor], fill) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[B, L]`` padded rows and their ``[B]`` relative lengths."""
-    longest = max(len(s) for s in seqs)
-    out = torch.full((len(seqs), longest), fill, dtype=seqs[0].dtype)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = s
-    return out, torch.tensor([len(s) / longest for s in seqs])
-
-
 @pytest.mark.slow
 def test_translation_of_unheard_sentences_reads_the_speech(tiny_w2v_bert, tmp_path):
     from sense.demo.synth import EspeakSynthesizer
@@ -118,14 +109,14 @@ def test_translation_of_unheard_sentences_reads_the_speech(tiny_w2v_bert, tmp_pa
 
     def frames(waves):  # the encoder is frozen: its frames are computed once
         with torch.no_grad():
-            return encoder(*padded(waves, 0.0))
+            return encoder(*pad_batch(waves))
 
     order = sorted(range(len(train)), key=lambda i: len(train_waves[i]))
     batches = []
     for start in range(0, len(order), BATCH):
         rows = order[start : start + BATCH]
         targets = [decoder.target_ids(english(train[i])) for i in rows]
-        inputs, labels = decoder.teacher_forcing(*padded(targets, decoder.pad_id))
+        inputs, labels = decoder.teacher_forcing(*pad_batch(targets))
         batches.append((*frames([train_waves[i] for i in rows]), inputs, labels))
     held_frames, held_lens = frames(held_waves)
 
