@@ -1,5 +1,6 @@
 """The LLM speech-text dual encoder: audio tokens, extended vocabulary, loss, training, loading."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -55,6 +56,30 @@ def test_kmeans_assignment_is_the_brute_force_nearest_centroid(tokenizer, audio_
     )
     assert torch.equal(tokens[0], brute)
     assert len(set(tokens[0].tolist())) > 1  # the centroids split the frames
+
+
+#: Five separated blobs (10 apart on the axes, spread 0.5), two of them small:
+#: faiss's uniform random start seeds the small ones rarely and merges them.
+BLOB_SIZES = (600, 600, 600, 40, 40)
+BLOB_DIM = 8
+BLOB_SEEDS = range(5)
+
+
+def _blobs(seed):
+    rng = np.random.default_rng(seed)
+    centres = 10.0 * np.eye(len(BLOB_SIZES), BLOB_DIM)
+    x = np.concatenate([rng.normal(c, 0.5, (n, BLOB_DIM)) for c, n in zip(centres, BLOB_SIZES)])
+    return x.astype(np.float32), np.repeat(np.arange(len(BLOB_SIZES)), BLOB_SIZES)
+
+
+@pytest.mark.parametrize("seed", BLOB_SEEDS)
+def test_kmeans_recovers_separated_clusters_exactly(seed):
+    x, blob = _blobs(seed)
+    centroids = fit_kmeans(x, len(BLOB_SIZES), seed=seed)
+    assigned = nearest_centroid(torch.from_numpy(x), centroids).numpy()
+    per_blob = [set(assigned[blob == b].tolist()) for b in range(len(BLOB_SIZES))]
+    assert all(len(ids) == 1 for ids in per_blob), per_blob  # no blob split
+    assert len(set().union(*per_blob)) == len(BLOB_SIZES), per_blob  # no two merged
 
 
 def test_tokens_are_at_25_hz_and_reduction_averages_real_frames_only(tokenizer):

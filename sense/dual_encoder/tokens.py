@@ -48,6 +48,10 @@ SAMPLE_RATE = 16000
 #: k-means iterations and the seed of the fit.
 KMEANS_ITERATIONS = 50
 KMEANS_SEED = 1234
+#: k-means++ seeding looks at a random subsample of this many frames per centroid,
+#: and at least ``KMEANS_PP_MIN_POINTS`` (all of them when there are fewer).
+KMEANS_PP_POINTS_PER_CENTROID = 32
+KMEANS_PP_MIN_POINTS = 20_000
 
 
 def reduce_frames(
@@ -95,6 +99,54 @@ def nearest_centroid(frames: torch.Tensor, centroids: torch.Tensor) -> torch.Ten
     return dist.argmin(dim=1).reshape(frames.shape[:-1])
 
 
+def kmeans_plus_plus(x: np.ndarray, num_centroids: int, seed: int = KMEANS_SEED) -> np.ndarray:
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007): ``[N, D] -> [K, D]`` float32.
+
+    Each new centroid is the best of ``2 + ln K`` frames drawn with probability
+    proportional to their squared distance to the nearest centroid so far (the
+    greedy variant scikit-learn uses). At most
+    ``KMEANS_PP_POINTS_PER_CENTROID * K`` frames, drawn at random, are looked
+    at (and at least ``KMEANS_PP_MIN_POINTS``); the draw is fixed by ``seed``.
+
+    Example
+    -------
+    >>> x = np.array([[0.0, 0.0], [0.1, 0.0], [9.0, 9.0], [9.1, 9.0]], dtype=np.float32)
+    >>> sorted(kmeans_plus_plus(x, 2, seed=0).sum(1).round().tolist())  # one seed per cluster
+    [0.0, 18.0]
+    """
+    rng = np.random.default_rng(seed)
+    sample_size = max(KMEANS_PP_MIN_POINTS, KMEANS_PP_POINTS_PER_CENTROID * num_centroids)
+    if sample_size < len(x):
+        x = x[np.sort(rng.choice(len(x), sample_size, replace=False))]
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    norms = np.square(x, dtype=np.float64).sum(1)
+    trials = 2 + int(np.log(num_centroids))
+    chosen = [int(rng.integers(len(x)))]
+    closest = _squared_distances(x, norms, [chosen[0]])[0]
+    for _ in range(1, num_centroids):
+        candidates = _draw_by_weight(rng, closest, trials)
+        potentials = np.minimum(closest[None, :], _squared_distances(x, norms, candidates))
+        best = int(potentials.sum(1).argmin())
+        chosen.append(int(candidates[best]))
+        closest = potentials[best]
+    return x[chosen].copy()
+
+
+def _squared_distances(x: np.ndarray, norms: np.ndarray, rows: Sequence[int]) -> np.ndarray:
+    """Squared L2 distances ``[len(rows), N]`` from the frames ``x[rows]`` to every frame."""
+    dot = (x[rows] @ x.T).astype(np.float64)
+    return np.maximum(norms[rows][:, None] - 2.0 * dot + norms[None, :], 0.0)
+
+
+def _draw_by_weight(rng: np.random.Generator, weights: np.ndarray, count: int) -> np.ndarray:
+    """``count`` indices drawn with probability proportional to ``weights`` (uniform if all 0)."""
+    cumulative = np.cumsum(weights)
+    if cumulative[-1] <= 0:  # every frame sits on a centroid: fewer distinct frames than K
+        return rng.integers(len(weights), size=count)
+    picks = np.searchsorted(cumulative, rng.random(count) * cumulative[-1], side="right")
+    return np.minimum(picks, len(weights) - 1)
+
+
 def fit_kmeans(
     frames: np.ndarray | torch.Tensor,
     num_tokens: int,
@@ -102,6 +154,10 @@ def fit_kmeans(
     seed: int = KMEANS_SEED,
 ) -> torch.Tensor:
     """Fit ``num_tokens`` k-means centroids on frames ``[N, D]`` (faiss); ``[K, D]`` float32.
+
+    Lloyd iterations (faiss) start from :func:`kmeans_plus_plus` seeds: faiss's
+    own start, ``K`` frames drawn uniformly, often puts two seeds in one
+    cluster and none in another, and the iterations never separate them.
 
     Example
     -------
@@ -129,7 +185,7 @@ def fit_kmeans(
         verbose=False,
         max_points_per_centroid=100000,
     )
-    kmeans.train(x)
+    kmeans.train(x, init_centroids=kmeans_plus_plus(x, num_tokens, seed=seed))
     return torch.from_numpy(np.array(kmeans.centroids, dtype=np.float32))
 
 
