@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -25,6 +25,7 @@ from sense.io import atomic_write, write_text_atomic
 
 # Preparation manifests are SpeechBrain CSV files with these columns.
 MANIFEST_FIELDS = ("ID", "duration", "wav", "language", "transcript")
+ID_FIELD = "ID"
 
 
 def convert_audio(src: str, dst: str, sample_rate: int = SAMPLE_RATE) -> float:
@@ -155,18 +156,147 @@ def write_manifest(
     write_tsv(path, rows, fields, delimiter=",")
 
 
+class ManifestError(ValueError):
+    """A manifest that cannot be read; the message names the file, the line and the problem."""
+
+
+def _manifest_rows(path: str, f) -> Iterator[tuple[int, dict]]:
+    """``(line number, row)`` of an open manifest, each row checked against the header."""
+    reader = csv.reader(f, strict=True)
+    records = []  # (first line, fields) of each record; blank lines left out
+    try:
+        header = [name.strip() for name in next(reader, [])]
+        start = reader.line_num + 1
+        for fields in reader:
+            if fields:
+                records.append((start, fields))
+            start = reader.line_num + 1
+    except csv.Error as err:
+        raise ManifestError(f"{path}: line {start}: not CSV ({err})") from err
+    if ID_FIELD not in header:
+        raise ManifestError(f"{path}: no {ID_FIELD!r} column in the header {header}")
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise ManifestError(f"{path}: columns named twice in the header: {repeated}")
+    for line, fields in records:
+        if len(fields) != len(header):
+            raise ManifestError(
+                f"{path}: line {line}: {len(fields)} fields, "
+                f"the header has {len(header)} (a comma or quote not quoted as CSV?)"
+            )
+        yield line, dict(zip(header, fields))
+
+
 def read_manifest(path: str) -> list[dict]:
-    """Read a CSV manifest written by :func:`write_manifest`.
+    """Rows of a CSV manifest (:func:`write_manifest`), every cell exactly as written.
+
+    This is the one reader of manifests: datasets are built from its rows
+    (:func:`manifest_dataset`). Nothing in a cell is interpreted (SpeechBrain's
+    ``DynamicItemDataset.from_csv`` would substitute ``$word``, fail on "it
+    costs $5" and strip leading spaces); a UTF-8 byte-order mark and CRLF line
+    ends are accepted.
 
     Raises
     ------
     FileNotFoundError
         Naming the manifest, when it is missing.
+    ManifestError
+        Naming the manifest (and the line): no ``ID`` column, a row whose
+        field count differs from the header's, an empty or repeated ID,
+        text that is not UTF-8 or not CSV.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "train.csv")
+    >>> write_manifest(path, [{"ID": "u1", "duration": 1.5, "wav": "a.flac",
+    ...     "language": "en", "transcript": 'It costs $5, "${x}"'}])
+    >>> read_manifest(path)[0]["transcript"]
+    'It costs $5, "${x}"'
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such manifest (run the preparation first)")
-    with open(path, encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
+    rows, seen = [], {}
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            for line, row in _manifest_rows(path, f):
+                uid = row[ID_FIELD]
+                if not uid.strip():
+                    raise ManifestError(f"{path}: line {line}: empty {ID_FIELD}")
+                if uid in seen:
+                    raise ManifestError(
+                        f"{path}: line {line}: {ID_FIELD} {uid!r} repeated (first on line "
+                        f"{seen[uid]}); IDs must be unique"
+                    )
+                seen[uid] = line
+                rows.append(row)
+    except UnicodeDecodeError as err:
+        raise ManifestError(f"{path}: not UTF-8 text ({err})") from err
+    return rows
+
+
+def manifest_data(path: str) -> dict[str, dict]:
+    """``{ID: row}`` of a manifest, as SpeechBrain's ``DynamicItemDataset`` takes it.
+
+    Each row keeps its other columns as :func:`read_manifest` reads them,
+    except ``duration``, a float (as SpeechBrain's ``load_data_csv`` gives
+    it). Nothing is substituted.
+
+    Raises
+    ------
+    ManifestError
+        Also for a ``duration`` that is not a number (naming the row).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "train.csv")
+    >>> write_manifest(path, [{"ID": "u1", "duration": "1.5", "wav": "a.flac",
+    ...     "language": "en", "transcript": "$HOME"}])
+    >>> manifest_data(path)
+    {'u1': {'duration': 1.5, 'wav': 'a.flac', 'language': 'en', 'transcript': '$HOME'}}
+    """
+    data = {}
+    for row in read_manifest(path):
+        uid = row.pop(ID_FIELD)
+        if "duration" in row:
+            try:
+                row["duration"] = float(row["duration"])
+            except ValueError:
+                raise ManifestError(
+                    f"{path}: row {uid!r}: duration {row['duration']!r} is not a number"
+                ) from None
+        data[uid] = row
+    return data
+
+
+def manifest_dataset(path: str, dynamic_items=(), output_keys=()):
+    """A SpeechBrain ``DynamicItemDataset`` of a manifest's rows (:func:`manifest_data`).
+
+    Use it in place of ``DynamicItemDataset.from_csv``, which substitutes
+    ``$word`` in every cell.
+
+    Raises
+    ------
+    ManifestError
+        Also when the manifest has no rows.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "train.csv")
+    >>> write_manifest(path, [{"ID": "u1", "duration": "1.5", "wav": "a.flac",
+    ...     "language": "en", "transcript": "It costs $5"}])
+    >>> data = manifest_dataset(path, output_keys=["id", "transcript", "duration"])
+    >>> data[0]
+    {'id': 'u1', 'transcript': 'It costs $5', 'duration': 1.5}
+    """
+    from speechbrain.dataio.dataset import DynamicItemDataset
+
+    data = manifest_data(path)
+    if not data:
+        raise ManifestError(f"{path}: the manifest has no rows")
+    return DynamicItemDataset(data, list(dynamic_items), list(output_keys))
 
 
 def done_stamp(folder: str, settings: dict) -> tuple[str, Callable[[], bool], Callable[[], None]]:
