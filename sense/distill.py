@@ -34,7 +34,7 @@ from speechbrain.utils.distributed import if_main_process
 from sense.dataio import load_audio
 from sense.finetune import FineTuneBrain, unwrap
 from sense.lobes.text import TeacherSpec
-from sense.prepare import read_manifest
+from sense.prepare import manifest_dataset, read_manifest
 from sense.retrieval import recall_at_k
 from sense.samplers import BalancedDurationBatchSampler, BatchBudget, save_ratios
 from sense.teacher_cache import TeacherCache, TeacherCacheError, build_distributed
@@ -138,8 +138,7 @@ def make_datasets(
 
     datasets = {}
     for split, path in manifests.items():
-        read_manifest(path)  # a clear error when it is missing
-        data = DynamicItemDataset.from_csv(path)
+        data = manifest_dataset(path)
         data.add_dynamic_item(audio_pipeline)
         data.add_dynamic_item(teacher_pipeline)
         data.set_output_keys(["id", "sig", "teacher_emb", "language", "duration"])

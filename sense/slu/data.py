@@ -28,7 +28,7 @@ import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 
 from sense.dataio import load_audio
-from sense.prepare import MANIFEST_FIELDS, read_manifest, write_manifest
+from sense.prepare import MANIFEST_FIELDS, manifest_dataset, read_manifest, write_manifest
 from sense.slu.markup import LabelMarkup, check_spans
 
 #: Columns of an SLU manifest.
@@ -109,7 +109,7 @@ def make_slu_datasets(
     datasets = {}
     for split, path in manifests.items():
         read_slu_manifest(path)  # a clear error for a missing or malformed manifest
-        data = DynamicItemDataset.from_csv(path)
+        data = manifest_dataset(path)
         data.add_dynamic_item(audio_pipeline)
         data.add_dynamic_item(target_pipeline)
         data.set_output_keys(["id", "sig", "tokens", "transcript", "spans", "language", "duration"])

@@ -30,7 +30,7 @@ from speechbrain.utils.distributed import if_main_process
 
 from sense.dataio import load_audio
 from sense.finetune import FineTuneBrain, unwrap
-from sense.prepare import read_manifest
+from sense.prepare import manifest_dataset
 from sense.translation.bleu import bleu_by_language, corpus_bleu
 from sense.translation.decoder import IGNORE_INDEX
 
@@ -69,8 +69,7 @@ def make_datasets(
 
     datasets = {}
     for split, path in manifests.items():
-        read_manifest(path)  # a clear error when it is missing
-        data = DynamicItemDataset.from_csv(path)
+        data = manifest_dataset(path)
         data.add_dynamic_item(audio_pipeline)
         data.add_dynamic_item(text_pipeline)
         data.set_output_keys(["id", "sig", "tokens", "translation", "language", "duration"])

@@ -38,7 +38,7 @@ from sense.distill import make_train_loader  # noqa: E402
 from sense.dual_encoder.brain import DualEncoderBrain, make_datasets  # noqa: E402
 from sense.dual_encoder.tokens import TokenCache, fit_centroids, tokenize_files  # noqa: E402
 from sense.finetune import start_experiment  # noqa: E402
-from sense.prepare import read_manifest  # noqa: E402
+from sense.prepare import manifest_data  # noqa: E402
 from sense.samplers import BatchBudget  # noqa: E402
 
 PREPARE_ONLY = "--prepare_only"
@@ -51,7 +51,7 @@ def bitext_pairs(rows) -> list[tuple[str, str, str]]:
 
 
 def load_manifests(paths: dict[str, str]) -> dict[str, dict[str, dict]]:
-    return {split: {row["ID"]: row for row in read_manifest(path)} for split, path in paths.items()}
+    return {split: manifest_data(path) for split, path in paths.items()}
 
 
 def main(argv):

@@ -22,13 +22,12 @@ import os
 import sys
 
 from europarl_prepare import prepare_europarl_st, read_direction_manifests
-from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from zerost_prepare import prepare_zerost_data
 
 from sense.distill import make_train_loader
 from sense.finetune import start_experiment, three_phase_schedule
-from sense.prepare import read_manifest
+from sense.prepare import manifest_dataset, read_manifest
 from sense.samplers import BatchBudget
 from sense.teacher_cache import TeacherCacheError
 from sense.translation.bleu import BleuTable
@@ -74,7 +73,7 @@ def make_datasets(manifests: dict, step: str, decoder, cache_folder: str | None,
     cache = TokenEmbeddingCache.open(cache_folder) if step == KD else None
     return {
         split: add_zerost_pipelines(
-            DynamicItemDataset.from_csv(path),
+            manifest_dataset(path),
             decoder=decoder if step == NLL else None,
             token_cache=cache,
             sample_rate=rate,
