@@ -284,7 +284,7 @@ def read_jsonl(
     >>> list(read_jsonl(path, "en", "train", report)), report.reasons()
     ([(1, {'a': 1})], {'malformed line': 1})
     """
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # a byte-order mark is not part of line 1
         for n, line in enumerate(f, start=1):
             if not line.strip():
                 continue

@@ -84,7 +84,7 @@ def read_synopses(path: str) -> list[str]:
     with open(path, "rb") as f:
         raw = f.read()
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a byte-order mark is not part of the first synopsis
     except UnicodeDecodeError:
         text = raw.decode("iso-8859-1")
     synopses = []

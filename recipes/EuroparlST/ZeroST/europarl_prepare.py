@@ -86,7 +86,9 @@ def decode_pyav(path: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 def _read_lines(path: str) -> list[str]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: missing from the Europarl-ST release")
-    with open(path, encoding="utf-8") as f:
+    # utf-8-sig: a file saved with a byte-order mark would otherwise start its first line
+    # (a talk id, a transcript) with U+FEFF; universal newlines take CRLF line ends too.
+    with open(path, encoding="utf-8-sig") as f:
         return [line.rstrip("\n") for line in f]
 
 

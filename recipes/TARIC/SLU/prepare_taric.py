@@ -71,7 +71,8 @@ def split_rows(
     report: PreparationReport,
 ) -> list[dict]:
     """Manifest rows of one split's table."""
-    with open(path, encoding="utf-8", newline="") as f:
+    # utf-8-sig: a table saved by a spreadsheet may begin with a byte-order mark
+    with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f, delimiter=delimiter)
         missing = [c for c in (*REQUIRED, annotation_column) if c not in (reader.fieldnames or [])]
         if missing:
