@@ -7,3 +7,19 @@ translations.
 """
 
 __version__ = "0.1.0"
+
+
+def load(source, **kwargs):
+    """Load any exported ``sense`` folder or hub id with the interface its ``meta.json`` names.
+
+    A SENSE model, a translator, a ZeroST translator, an SLU model, a
+    summarizer or a dual encoder; keywords as :func:`sense.formats.load`.
+
+    Example
+    -------
+    >>> import sense
+    >>> model = sense.load("path/to/exported-folder", device="cpu")  # doctest: +SKIP
+    """
+    from sense.formats import load as _load
+
+    return _load(source, **kwargs)

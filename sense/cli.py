@@ -39,16 +39,21 @@ with ``--backend``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
+import re
 import sys
 import time
 
-from sense import __version__
+from sense import __version__, formats
 from sense.io import (
     OutputExistsError,
     atomic_write,
+    check_output_file,
     check_output_folder,
+    first_json_line_has,
     save_npy_atomic,
     staged_folder,
     write_text_atomic,
@@ -66,6 +71,10 @@ INDEX_FORMAT = "sense-index"
 INDEX_VERSION = 1
 ENTRY_KINDS = ("text", "audio")
 DAMAGED = "a damaged index: rebuild it with `sense index`"
+NPY_MAGIC = b"\x93NUMPY"
+ATTENTION_SUMMARY = "summary.json"
+#: The keys of the JSON lines each command writes with ``-o`` (how it knows its own file).
+SLU_KEYS = ("path", "transcript", "spans")
 
 
 class CLIError(Exception):
@@ -74,6 +83,10 @@ class CLIError(Exception):
 
 class UsageError(CLIError):
     """A bad command line found after parsing; printed like argparse's errors (exit 2)."""
+
+
+class RefusedError(CLIError):
+    """An output that must not be replaced, or a model of the wrong kind: one line, exit 2."""
 
 
 # ---------------------------------------------------------------------------
@@ -119,28 +132,65 @@ def _quiet_libraries() -> None:
         pass
 
 
-def _load_model(args, source: str, interface=None, what: str = "model"):
-    """Load ``source`` with ``interface.from_hparams``.
+def check_model_kind(args, accepted=formats.EMBEDDING_FORMATS, model: str | None = None) -> None:
+    """Refuse a local model folder of another kind than the command needs, before any work.
 
-    By default, the embedding model the folder holds: a SENSE model or an LLM
-    dual encoder (:func:`sense.dual_encoder.inference.load_model`).
+    A hub id is checked once downloaded, by :func:`_load_model`.
     """
-    if interface is None:
-        from sense.dual_encoder.inference import load_model as load
-    else:
-        load = interface.from_hparams
+    source = _model_source(model or args.model)
+    if not os.path.isdir(source):
+        return
+    try:
+        formats.check_format(source, accepted, f"sense {args.command}")
+    except formats.WrongModelError as err:
+        raise RefusedError(str(err)) from err
+    except formats.ModelFormatError as err:
+        raise CLIError(str(err)) from err
+
+
+def _load_model(
+    args,
+    source: str,
+    accepted=formats.EMBEDDING_FORMATS,
+    default: str = formats.SENSE_MODEL,
+    what: str = "model",
+    **kwargs,
+):
+    """Load ``source`` with the interface its ``meta.json`` names, one of ``accepted``.
+
+    ``default`` is the format of a folder without ``meta.json``; ``kwargs`` go
+    to ``from_hparams`` (e.g. ``overrides``).
+    """
     _quiet_libraries()
     _log(args, f"loading {what} {source}")
     try:
-        return load(
-            source=source,
+        return formats.load(
+            source,
+            accepted,
+            default=default,
+            needed_by=f"sense {args.command}",
             savedir=args.savedir,
             device=args.device,
             precision=args.precision,
             trust_remote_code=args.trust_remote_code,
+            **kwargs,
         )
+    except formats.WrongModelError as err:
+        raise RefusedError(str(err)) from err
     except (OSError, ValueError) as err:
         raise CLIError(f"cannot load the {what} {source!r}: {err}") from err
+
+
+def check_output(args, path: str, is_ours, folder: bool = False) -> None:
+    """Refuse an output path holding anything but an earlier output of this command.
+
+    Unless ``--force``; checked before any work (:mod:`sense.io`'s policy).
+    """
+    check = check_output_folder if folder else check_output_file
+    try:
+        check(path, is_ours, f"sense {args.command}", force=args.force, hint="pass --force")
+    except OutputExistsError as err:
+        raise RefusedError(str(err)) from err
 
 
 def collect_inputs(inputs, force_text: bool = False):
@@ -301,6 +351,21 @@ def _ids_path(output: str) -> str:
     return (root if ext == ".npy" else output) + ".jsonl"
 
 
+def _is_ids_file(path: str) -> bool:
+    """An ids file ``sense embed`` wrote (JSON lines with ``id`` and ``kind``)."""
+    return first_json_line_has(path, ("id", "kind"))
+
+
+def _is_embeddings_file(path: str) -> bool:
+    """A ``.npy`` file beside an ids file: what ``sense embed`` wrote."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(len(NPY_MAGIC))
+    except OSError:
+        return False
+    return magic == NPY_MAGIC and _is_ids_file(_ids_path(path))
+
+
 # ---------------------------------------------------------------------------
 # Commands
 # ---------------------------------------------------------------------------
@@ -309,6 +374,9 @@ def _ids_path(output: str) -> str:
 def cmd_embed(args) -> int:
     """``sense embed``: embeddings to a ``.npy`` file, ids to a ``.jsonl`` beside it."""
     output = args.output if args.output.endswith(".npy") else args.output + ".npy"
+    check_output(args, output, _is_embeddings_file)
+    check_output(args, _ids_path(output), _is_ids_file)
+    check_model_kind(args)
     inputs = gather_inputs(args)
     model = _load_model(args, _model_source(args.model))
     embeddings, entries, failures = _embed_inputs(args, model, inputs, windows=args.windows)
@@ -326,14 +394,17 @@ def cmd_embed(args) -> int:
 
 def cmd_slu(args) -> int:
     """``sense slu``: annotated transcript and labelled spans of each file, as JSON lines."""
-    from sense.slu.inference import SLU
-
+    if args.output:
+        check_output(args, args.output, lambda p: first_json_line_has(p, SLU_KEYS))
+    check_model_kind(args, [formats.SLU_MODEL])
     audio, text, failures = collect_inputs(args.inputs)
     failures += [(path, "not an audio file") for path in text]
     if not audio:
         _report_failures(failures)
         raise CLIError("nothing to decode")
-    model = _load_model(args, _model_source(args.model), SLU)
+    model = _load_model(
+        args, _model_source(args.model), [formats.SLU_MODEL], formats.SLU_MODEL, "SLU model"
+    )
     _log(args, f"decoding {len(audio)} audio file(s)")
     results, audio_failures = model.predict_files(audio, batch_size=args.batch_size)
     failures += audio_failures
@@ -354,10 +425,8 @@ def cmd_index(args) -> int:
 
     from sense.io import content_fingerprint
 
-    try:
-        check_output_folder(args.output, is_index_folder, "sense index", force=args.force)
-    except OutputExistsError as err:
-        raise UsageError(f"argument -o/--output: {err}") from err
+    check_output(args, args.output, is_index_folder, folder=True)
+    check_model_kind(args)
     inputs = gather_inputs(args)
     source = _model_source(args.model)
     model = _load_model(args, source)
@@ -547,14 +616,16 @@ def _format_hit(rank: int, score: float, entry: dict) -> str:
 
 def cmd_search(args) -> int:
     """``sense search``: top-k entries of an index for text and audio queries."""
+    if not args.queries and not args.audio:
+        raise UsageError("give a text query, or an audio file with --audio")
+    if args.model:
+        check_model_kind(args)
     import torch
 
     from sense.dataio import AudioError, audio_info
     from sense.inference import audio_error_reason
     from sense.retrieval import search
 
-    if not args.queries and not args.audio:
-        raise UsageError("give a text query, or an audio file with --audio")
     info, embeddings, entries = load_index(args.index)
     embeddings, entries = _select_kind(embeddings, entries, args.only, args.index)
     audio, failures = [], []
@@ -618,6 +689,7 @@ def cmd_search(args) -> int:
 
 def cmd_import(args) -> int:
     """``sense import``: a SpeechBrain SENSE/SAMU checkpoint as a model folder."""
+    check_output(args, args.output, _is_sense_model_folder, folder=True)
     from sense.speechbrain_import import CheckpointImportError, import_speechbrain
 
     _quiet_libraries()
@@ -630,7 +702,7 @@ def cmd_import(args) -> int:
             base=args.base,
             teacher=args.teacher,
             activation=args.activation,
-            overwrite=args.overwrite,
+            force=args.force,
         )
     except (CheckpointImportError, FileExistsError) as err:
         print(f"sense: error: {err}", file=sys.stderr)
@@ -639,8 +711,28 @@ def cmd_import(args) -> int:
     return EXIT_OK
 
 
+def _is_sense_model_folder(folder: str) -> bool:
+    try:
+        return formats.read_format(folder) == formats.SENSE_MODEL
+    except formats.ModelFormatError:
+        return False
+
+
+def _is_attention_folder(folder: str) -> bool:
+    """A folder written by ``sense attention`` (its ``summary.json`` names the format)."""
+    try:
+        with open(os.path.join(folder, ATTENTION_SUMMARY), encoding="utf-8") as f:
+            return json.load(f).get("format") == formats.ATTENTION_OUTPUT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def cmd_attention(args) -> int:
     """``sense attention``: where the model finds the meaning (paper, section VII)."""
+    check_output(args, args.output, _is_attention_folder, folder=True)
+    check_model_kind(args, [formats.SENSE_MODEL])
+    if args.force and os.path.isfile(args.output):
+        os.remove(args.output)  # --force: the folder takes the file's place
     from sense.analysis.run import analyze, build_aligner, load_utterances, load_vad, read_word_list
 
     try:
@@ -659,7 +751,7 @@ def cmd_attention(args) -> int:
         if not os.path.isfile(os.path.join(folder, "query.json")):
             raise CLIError(f"{folder}: not a prepared retrieval pair (no query.json)")
     source = _model_source(args.model)
-    model = _load_model(args, source)
+    model = _load_model(args, source, [formats.SENSE_MODEL])
     try:
         aligner = build_aligner(
             args.alignments, args.tier, args.align_model, not args.no_whisperx, str(model.device)
@@ -746,22 +838,20 @@ def _non_negative_float(text: str) -> float:
 
 
 DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+DEVICE_PATTERN = re.compile(rf"^({'|'.join(DEVICE_TYPES)})(:\d+)?$")
 
 
 def _check_device(device: str | None) -> None:
-    """Refuse a device torch does not know or this machine does not have."""
+    """Refuse a device name torch does not know (without torch) or this machine does not have."""
     if device is None:
         return
-    import torch
-
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError):
-        parsed = None
-    if parsed is None or parsed.type not in DEVICE_TYPES:
+    if not DEVICE_PATTERN.match(device):
         raise UsageError(f"argument --device: {device!r} is not a device (cpu, cuda, cuda:1, ...)")
-    if parsed.type == "cpu":
+    if device.startswith("cpu"):
         return
+    import torch  # only to ask whether this machine has the device
+
+    parsed = torch.device(device)
     backend = getattr(torch, parsed.type) if parsed.type != "mps" else torch.backends.mps
     count = 1 if parsed.type == "mps" else 0
     if backend.is_available() and parsed.type != "mps":
@@ -781,10 +871,16 @@ def _check_device(device: str | None) -> None:
 def _check_windows(args, model=None) -> None:
     """``--window``/``--overlap``/``--max-duration``, with the model's settings for the others."""
     window, overlap = getattr(args, "window", None), getattr(args, "overlap", None)
+    max_duration = getattr(args, "max_duration", None)
     if model is None:
         if window is not None and overlap is not None and overlap >= window:
             raise UsageError(
                 f"argument --overlap: must be smaller than --window ({window:g}), got {overlap:g}"
+            )
+        if window is not None and max_duration is not None and window > max_duration:
+            raise UsageError(
+                f"argument --window: {window:g} s is longer than --max-duration ({max_duration:g} "
+                "s), the length from which recordings are cut into windows"
             )
         return
     from sense.windows import check_durations
@@ -797,6 +893,8 @@ def _check_windows(args, model=None) -> None:
     )
     try:
         check_durations(*settings)
+        if settings[1] > settings[0]:
+            raise ValueError("the window is longer than the maximum duration")
     except ValueError as err:
         raise UsageError(
             f"--max-duration {settings[0]:g}, --window {settings[1]:g}, --overlap "
@@ -826,6 +924,16 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         help="let the model's hyperparams.yaml run any Python (only for a model you trust)",
     )
     group.add_argument("--quiet", "-q", action="store_true", help="no progress bars or messages")
+
+
+def add_force_option(parser: argparse.ArgumentParser) -> None:
+    """``--force``: the one flag that lets a command replace what it did not write."""
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace whatever is at the output path (by default only this command's own "
+        "earlier output)",
+    )
 
 
 def _add_inputs(parser: argparse.ArgumentParser, what: str) -> None:
@@ -876,6 +984,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument(
         "--windows", action="store_true", help="one embedding per window of long recordings"
     )
+    add_force_option(embed)
     _add_run_options(embed)
     embed.set_defaults(func=cmd_embed)
 
@@ -889,11 +998,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument(
         "--no-windows", action="store_true", help="one entry per recording, pooled over windows"
     )
-    index.add_argument(
-        "--force",
-        action="store_true",
-        help="replace whatever is at OUTPUT (by default only an earlier index)",
-    )
+    add_force_option(index)
     _add_run_options(index)
     index.set_defaults(func=cmd_index)
 
@@ -964,7 +1069,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="activation after the pooling head, for one applied in the recipe's train.py "
         "(default: what the hparams list)",
     )
-    imp.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    add_force_option(imp)
+    imp.add_argument("--overwrite", dest="force", action="store_true", help=argparse.SUPPRESS)
     imp.add_argument("--quiet", "-q", action="store_true", help="no messages")
     imp.set_defaults(func=cmd_import)
     _add_attention_parser(sub)
@@ -1022,6 +1128,7 @@ def _add_slu_parser(sub) -> None:
     slu.add_argument(
         "--strict", action="store_true", help="exit with status 3 if any input was skipped"
     )
+    add_force_option(slu)
     _add_run_options(slu)
     slu.set_defaults(func=cmd_slu)
 
@@ -1077,6 +1184,7 @@ def _add_attention_parser(sub) -> None:
     attention.add_argument(
         "--strict", action="store_true", help="exit with status 3 if any input was skipped"
     )
+    add_force_option(attention)
     _add_run_options(attention)
     attention.set_defaults(func=cmd_attention)
 
@@ -1084,13 +1192,38 @@ def _add_attention_parser(sub) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sense`` console script; returns the exit status."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     args = parse_args(parser, argv)
     started = time.time()
+    with _quiet_logs(getattr(args, "quiet", False)):
+        return _run(args, started)
+
+
+@contextlib.contextmanager
+def _quiet_logs(quiet: bool):
+    """With ``-q``, the library's warnings are not printed either (errors still are)."""
+    logger = logging.getLogger("sense")
+    level = logger.level
+    if quiet:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _run(args, started: float) -> int:
     try:
         check_args(args)
         status = args.func(args)
     except UsageError as err:
         args.parser.print_usage(sys.stderr)
+        print(f"{args.parser.prog}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except RefusedError as err:
         print(f"{args.parser.prog}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except CLIError as err:
@@ -1099,7 +1232,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sense: interrupted", file=sys.stderr)
         return 130
-    _log(args, f"done in {time.time() - started:.1f} s")
+    if status in (EXIT_OK, EXIT_SKIPPED):
+        _log(args, f"done in {time.time() - started:.1f} s")
     return status
 
 

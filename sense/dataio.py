@@ -185,6 +185,8 @@ def audio_info(path: str) -> tuple[int, int]:
     """
     if not os.path.isfile(path):
         raise AudioError(path, "no such file")
+    if os.path.getsize(path) == 0:
+        raise AudioError(path, "empty file (0 bytes)")
     try:
         info = sf.info(path)
     except Exception as err:  # soundfile raises several types for bad files

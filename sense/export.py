@@ -43,16 +43,17 @@ from typing import Any
 
 import torch
 
+from sense import formats
 from sense.io import check_output_folder, staged_folder
 
 logger = logging.getLogger(__name__)
 
-FORMAT_NAME = "sense-model"
+FORMAT_NAME = formats.SENSE_MODEL
 FORMAT_VERSION = 1
 HPARAMS_FILE = "hyperparams.yaml"
 ENCODER_DIR = "encoder"
 POOLING_FILE = "pooling.ckpt"
-META_FILE = "meta.json"
+META_FILE = formats.META_FILE
 # Mean teacher embedding subtracted from the distillation targets (optional):
 # text embeddings get the same centring, so speech and text stay comparable.
 TEACHER_CENTER_FILE = "teacher_center.pt"

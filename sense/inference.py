@@ -281,10 +281,7 @@ class SenseModel(Pretrained):
         sense.dataio.AudioError
             Missing, unreadable or empty file, naming it.
         """
-        path = os.fspath(path)
-        if os.path.isfile(path) and os.path.getsize(path) == 0:
-            raise AudioError(path, "empty file (0 bytes)")
-        return load_audio(path, sample_rate=self.sample_rate)
+        return load_audio(os.fspath(path), sample_rate=self.sample_rate)
 
 
 class SENSE(SenseModel):

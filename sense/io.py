@@ -30,7 +30,7 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -53,8 +53,10 @@ __all__ = [
     "TMP_SUFFIX",
     "OutputExistsError",
     "atomic_write",
+    "check_output_file",
     "check_output_folder",
     "content_fingerprint",
+    "first_json_line_has",
     "fsync_tree",
     "is_hub_id",
     "is_local_source",
@@ -215,6 +217,7 @@ def check_output_folder(
     is_ours: Callable[[str], bool],
     what: str,
     force: bool = False,
+    hint: str = "pass force=True",
 ) -> None:
     """Refuse to replace anything at ``folder`` but an earlier output of the same kind.
 
@@ -234,6 +237,8 @@ def check_output_folder(
         The kind of output, for the message (``"sense index"``).
     force : bool
         Replace whatever is there.
+    hint : str
+        How to replace it anyway, for the message (``"pass --force"`` in a command).
 
     Raises
     ------
@@ -264,9 +269,83 @@ def check_output_folder(
         shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
         problem = f"holds other files ({shown}), not a {what}"
     raise OutputExistsError(
-        f"{folder}: {problem}; writing there would delete it: choose another path, or "
-        "pass --force (force=True)"
+        f"{folder}: {problem}; writing there would delete it: choose another path, or {hint}"
     )
+
+
+def check_output_file(
+    path: str | os.PathLike,
+    is_ours: Callable[[str], bool],
+    what: str,
+    force: bool = False,
+    hint: str = "pass force=True",
+) -> None:
+    """Refuse to replace a file at ``path`` unless it is empty or an earlier output of ``what``.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The output file.
+    is_ours : callable
+        ``is_ours(path) -> bool``: the file is an earlier output of this kind.
+    what : str
+        Who writes it, for the message (``"sense embed"``).
+    force : bool
+        Replace any file (never a folder).
+    hint : str
+        How to replace it anyway, for the message.
+
+    Raises
+    ------
+    OutputExistsError
+        Naming the path and what it holds.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "out.jsonl")
+    >>> check_output_file(path, lambda p: False, "sense slu")  # nothing there: fine
+    >>> _ = open(path, "w").write("my notes")
+    >>> check_output_file(path, lambda p: False, "sense slu")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sense.io.OutputExistsError: ...out.jsonl: a file that sense slu did not write; ...
+    """
+    path = os.fspath(path)
+    if not os.path.lexists(path):
+        return
+    if os.path.isdir(path):
+        raise OutputExistsError(f"{path}: is a folder, not a file: choose another path")
+    if force or (os.path.isfile(path) and os.path.getsize(path) == 0) or is_ours(path):
+        return
+    raise OutputExistsError(
+        f"{path}: a file that {what} did not write; writing there would replace it: choose "
+        f"another path, or {hint}"
+    )
+
+
+def first_json_line_has(path: str | os.PathLike, keys: Collection[str]) -> bool:
+    """Whether the first non-blank line of ``path`` is a JSON object with all of ``keys``.
+
+    How a command recognises the JSON lines file it wrote earlier.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "out.jsonl")
+    >>> _ = open(path, "w").write('{"path": "a.wav", "summary": "Il pleut."}\n')
+    >>> first_json_line_has(path, ("path", "summary")), first_json_line_has(path, ("id",))
+    (True, False)
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    record = json.loads(line)
+                    return isinstance(record, dict) and all(k in record for k in keys)
+    except (OSError, ValueError):
+        return False
+    return False
 
 
 @contextmanager

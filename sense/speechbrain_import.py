@@ -616,7 +616,7 @@ def import_speechbrain(
     base: str | None = None,
     teacher: str | None = None,
     activation: str | None = FROM_RECIPE,
-    overwrite: bool = False,
+    force: bool = False,
 ) -> str:
     """Turn a SpeechBrain SENSE or SAMU checkpoint into a ``sense`` model folder.
 
@@ -641,8 +641,8 @@ def import_speechbrain(
         ``"recipe"``: what the hparams list after the pooling; ``None`` or
         ``"none"``, ``"tanh"``, ``"relu"``, ``"gelu"``: that, for an activation
         the recipe's ``train.py`` applies in code.
-    overwrite : bool
-        Replace an existing ``output``.
+    force : bool
+        Replace whatever is at ``output`` (by default only an earlier model folder).
 
     Returns
     -------
@@ -654,9 +654,11 @@ def import_speechbrain(
     CheckpointImportError
         Anything that makes the checkpoint unusable, with the file and the problem.
     FileExistsError
-        ``output`` exists and ``overwrite`` is false.
+        ``output`` holds anything but an earlier model folder, and not ``force``
+        (:class:`sense.io.OutputExistsError`).
     """
-    from sense.export import export_model
+    from sense.export import export_model, is_model_folder
+    from sense.io import check_output_folder
     from sense.lobes.speech import HFSpeechEncoder
     from sense.nnet.pooling import ACTIVATIONS
 
@@ -666,8 +668,7 @@ def import_speechbrain(
             f"got {activation!r}"
         )
     output = os.path.abspath(os.path.expanduser(os.fspath(output)))
-    if os.path.lexists(output) and not overwrite:
-        raise FileExistsError(f"{output}: already exists (overwrite it with --overwrite)")
+    check_output_folder(output, is_model_folder, "sense model", force=force)
     folder, files = find_checkpoint(checkpoint)
     hparams_path = os.fspath(hparams) if hparams is not None else os.fspath(find_hparams(folder))
     layout = read_recipe(hparams_path)
@@ -736,7 +737,7 @@ def import_speechbrain(
             teacher_pooling=layout.teacher_pooling,
             extra=extra,
             normalize=True,
-            overwrite=overwrite,
+            force=force,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -386,7 +386,8 @@ def _case(kind, runs, root, tiny_wav2vec2):
         return argv, "cannot read the base model"
     if kind == "output-exists":
         (root / "out").mkdir()
-        return ["import", str(run.checkpoint), "-o", out], "already exists"
+        (root / "out" / "notes.txt").write_text("mine", encoding="utf-8")
+        return ["import", str(run.checkpoint), "-o", out], "holds other files (notes.txt)"
     raise AssertionError(kind)
 
 

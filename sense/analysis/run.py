@@ -65,6 +65,7 @@ from sense.analysis.pooling import compare_pooling
 from sense.analysis.report import REPORT_POSITIONS, format_report
 from sense.dataio import AUDIO_EXTENSIONS, AudioError, find_audio_files
 from sense.evaluation import AudioItem
+from sense.formats import ATTENTION_OUTPUT
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,13 @@ def _manifest_entries(path: str) -> dict[str, dict]:
             raise ValueError(f"{path}: entry {key!r} has no 'path'")
         out[str(key)] = {**entry, "path": os.path.join(folder, os.path.expanduser(entry["path"]))}
     return out
+
+
+def _failure_reason(key: str, err: Exception) -> str:
+    """The problem of an utterance; the file is named only when the id does not name it."""
+    if isinstance(err, AudioError) and os.path.abspath(key) == os.path.abspath(err.path):
+        return str(err).removeprefix(f"{err.path}: ")
+    return str(err)
 
 
 def load_utterances(inputs: Sequence[str]) -> tuple[dict[str, dict], list[tuple[str, str]]]:
@@ -292,7 +300,7 @@ def extract(
                 wavs.append(item.load(model.sample_rate))
                 group.append((key, entry))
             except (AudioError, ValueError, RuntimeError) as err:
-                failures.append((key, str(err)))
+                failures.append((key, _failure_reason(key, err)))
         attentions = model.attention_waveforms(wavs, batch_size=batch_size)
         for (key, entry), wav, att in zip(group, wavs, attentions):
             if isinstance(att, str):
@@ -453,6 +461,7 @@ def analyze(
         )
     groups = _by_lang(records)
     summary: dict = {
+        "format": ATTENTION_OUTPUT,
         "utterances": len(records),
         "skipped": [{"id": k, "reason": why} for k, why in failures],
         "languages": {},

@@ -30,12 +30,13 @@ from collections.abc import Sequence
 
 import torch
 
+from sense import formats
 from sense.dataio import AudioError
-from sense.export import HPARAMS_FILE, save_encoder, save_state, write_description
-from sense.inference import SENSE, WindowEmbeddings, audio_error_reason, resolve_model_dir
+from sense.export import has_format, save_encoder, save_state, write_description
+from sense.inference import SENSE, WindowEmbeddings, audio_error_reason
 from sense.io import check_output_folder, staged_folder
 
-MODEL_CLASS = "sense-dual-encoder"
+MODEL_CLASS = formats.DUAL_ENCODER
 SPEECH_DIR = "speech_encoder"
 BACKBONE_DIR = "backbone"
 CENTROIDS_FILE = "centroids.pt"
@@ -46,11 +47,7 @@ TEXT_BATCH_SIZE = 32
 
 def is_dual_encoder_folder(folder: str) -> bool:
     """Whether ``folder`` holds an exported dual encoder."""
-    path = os.path.join(folder, HPARAMS_FILE)
-    if not os.path.isfile(path):
-        return False
-    with open(path, encoding="utf-8") as f:
-        return any(line.strip() == f"model_class: {MODEL_CLASS}" for line in f)
+    return has_format(folder, MODEL_CLASS)
 
 
 def render_hparams(tokenizer, llm, projection, normalize: bool = True) -> str:
@@ -261,6 +258,6 @@ def load_model(source: str, savedir: str | None = None, **kwargs):
     Keyword arguments go to ``from_hparams`` (``device``, ``precision``,
     ``trust_remote_code``, ...).
     """
-    model_dir = resolve_model_dir(source, savedir=savedir)
-    cls = DualEncoder if is_dual_encoder_folder(model_dir) else SENSE
-    return cls.from_hparams(source=model_dir, savedir=savedir, **kwargs)
+    return formats.load(
+        source, formats.EMBEDDING_FORMATS, default=formats.SENSE_MODEL, savedir=savedir, **kwargs
+    )

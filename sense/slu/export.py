@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 
+from sense import formats
 from sense.export import (
     ENCODER_DIR,
     has_format,
@@ -32,7 +33,7 @@ from sense.slu.markup import LabelMarkup
 
 logger = logging.getLogger(__name__)
 
-FORMAT_NAME = "sense-slu-model"
+FORMAT_NAME = formats.SLU_MODEL
 FORMAT_VERSION = 1
 PROBE_FILE = "probe.ckpt"
 MARKUP_FILE = "markup.json"

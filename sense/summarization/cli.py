@@ -17,13 +17,17 @@ from __future__ import annotations
 import json
 import sys
 
-from sense import cli
+from sense import cli, formats
+from sense.io import first_json_line_has
+
+#: The keys of the JSON lines ``sense summarize -o`` writes.
+OUTPUT_KEYS = ("input", "summary")
 
 
 def load_summarizer(args):
-    from sense.summarization.inference import Summarizer
-
-    return cli._load_model(args, cli._model_source(args.model), Summarizer, "summarizer")
+    accepted = [formats.SUMMARIZER]
+    source = cli._model_source(args.model)
+    return cli._load_model(args, source, accepted, formats.SUMMARIZER, "summarizer")
 
 
 def summarize_inputs(args, model, audio, documents):
@@ -46,6 +50,9 @@ def summarize_inputs(args, model, audio, documents):
 
 def cmd_summarize(args) -> int:
     """``sense summarize``."""
+    if args.output:
+        cli.check_output(args, args.output, lambda p: first_json_line_has(p, OUTPUT_KEYS))
+    cli.check_model_kind(args, [formats.SUMMARIZER])
     audio, sentences, failures = cli.gather_inputs(args)
     documents = {}
     for path, _, sentence in sentences:
@@ -55,7 +62,7 @@ def cmd_summarize(args) -> int:
         raise cli.CLIError(f"{args.model}: a text-only summarizer cannot summarise audio")
     results, more = summarize_inputs(args, model, audio, documents)
     failures += more
-    lines = [json.dumps({"input": p, "summary": s}, ensure_ascii=False) for p, s in results]
+    lines = [json.dumps(dict(zip(OUTPUT_KEYS, r)), ensure_ascii=False) for r in results]
     if args.output and results:
         cli.write_text_atomic(args.output, "".join(line + "\n" for line in lines))
         cli._log(args, f"wrote {len(results)} summaries to {args.output}")
@@ -93,5 +100,6 @@ def add_parser(sub) -> None:
     parser.add_argument(
         "--num-beams", type=cli._positive_int, help="beam size (default: the model's)"
     )
+    cli.add_force_option(parser)
     cli._add_run_options(parser)
     parser.set_defaults(func=cmd_summarize)

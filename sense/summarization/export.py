@@ -33,6 +33,7 @@ import shutil
 
 import torch
 
+from sense import formats
 from sense.export import (
     TEACHER_CENTER_FILE,
     has_format,
@@ -43,7 +44,7 @@ from sense.export import (
 )
 from sense.io import check_output_folder, staged_folder
 
-FORMAT_NAME = "sense-summarizer"
+FORMAT_NAME = formats.SUMMARIZER
 FORMAT_VERSION = 1
 SEQ2SEQ_DIR = "seq2seq"
 PROJECTION_FILE = "projection.ckpt"

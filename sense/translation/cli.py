@@ -10,37 +10,35 @@ from __future__ import annotations
 import json
 import sys
 
-from sense import cli
+from sense import cli, formats
+from sense.io import first_json_line_has
+
+#: The keys of the JSON lines ``sense translate`` writes (``--json``, ``-o``).
+OUTPUT_KEYS = ("path", "translation")
 
 
 def cmd_translate(args) -> int:
     """Translate the audio inputs; one output line per translated file."""
-    from sense.translation.inference import load_translator
-
+    if args.output:
+        cli.check_output(args, args.output, lambda p: first_json_line_has(p, OUTPUT_KEYS))
+    cli.check_model_kind(args, formats.TRANSLATION_FORMATS)
     audio, text, failures = cli.collect_inputs(args.inputs)
     failures += [(path, "not an audio file") for path in text]
     if not audio:
         cli._report_failures(failures)
         raise cli.CLIError("nothing to translate")
-    source = cli._model_source(args.model)
-    cli._quiet_libraries()
-    cli._log(args, f"loading model {source}")
     overrides = {}
     if args.max_duration:
         overrides["max_duration"] = args.max_duration
     if args.window:
         overrides["window_duration"] = args.window
-    try:
-        model = load_translator(
-            source,
-            savedir=args.savedir,
-            device=args.device,
-            precision=args.precision,
-            trust_remote_code=args.trust_remote_code,
-            overrides=overrides,
-        )
-    except (OSError, ValueError) as err:
-        raise cli.CLIError(f"cannot load the model {source!r}: {err}") from err
+    model = cli._load_model(
+        args,
+        cli._model_source(args.model),
+        formats.TRANSLATION_FORMATS,
+        formats.TRANSLATOR,
+        overrides=overrides,
+    )
     try:
         if args.target_lang:  # refused before any audio is read
             model.mods.decoder.language_id(args.target_lang)
@@ -53,10 +51,14 @@ def cmd_translate(args) -> int:
     except ValueError as err:  # e.g. an unknown --target-lang
         raise cli.CLIError(str(err)) from err
     failures += audio_failures
-    for path, translation in results.items():
-        if args.json:
-            print(json.dumps({"path": path, "translation": translation}, ensure_ascii=False))
-        else:
+    lines = [json.dumps(dict(zip(OUTPUT_KEYS, r)), ensure_ascii=False) for r in results.items()]
+    if args.output and results:
+        cli.write_text_atomic(args.output, "".join(line + "\n" for line in lines))
+        cli._log(args, f"wrote {len(lines)} translation(s) to {args.output}")
+    elif args.json:
+        print("\n".join(lines))
+    else:
+        for path, translation in results.items():
             print(f"{path}\t{translation}")
     if not results:
         print("sense: error: nothing to translate", file=sys.stderr)
@@ -87,6 +89,8 @@ def add_translate_parser(sub) -> None:
         "en_XX, NLLB and ZeroST codes like deu_Latn)",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("-o", "--output", help="write the translations to this file as JSON lines")
+    cli.add_force_option(parser)
     parser.add_argument(
         "--strict", action="store_true", help="exit with status 3 if any input was skipped"
     )

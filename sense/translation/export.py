@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 
+from sense import formats
 from sense.export import (
     ENCODER_DIR,
     has_format,
@@ -28,7 +29,7 @@ from sense.translation.decoder import DEFAULT_MAX_DECODE_RATIO, DEFAULT_MIN_DECO
 
 logger = logging.getLogger(__name__)
 
-FORMAT_NAME = "sense-translator"
+FORMAT_NAME = formats.TRANSLATOR
 FORMAT_VERSION = 1
 DECODER_DIR = "decoder"
 PROJECTION_FILE = "projection.ckpt"

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 
 from sense.dataio import AudioError, pad_batch
-from sense.inference import SenseModel, audio_error_reason, resolve_model_dir
+from sense.inference import SenseModel, audio_error_reason
 from sense.windows import split_waveform
 
 DEFAULT_BATCH_SIZE = 8
@@ -257,14 +257,11 @@ def load_translator(source: str, savedir: str | None = None, **kwargs) -> Transl
     :class:`Translator`. Keyword arguments go to ``from_hparams``
     (``device``, ``overrides``, ``trust_remote_code``, ...).
     """
-    from sense.zerost.export import is_zerost_folder
+    from sense import formats
 
-    model_dir = resolve_model_dir(source, savedir=savedir)
-    if is_zerost_folder(model_dir):
-        from sense.zerost.inference import ZeroSTTranslator as cls
-    else:
-        cls = Translator
-    return cls.from_hparams(source=model_dir, savedir=savedir, **kwargs)
+    return formats.load(
+        source, formats.TRANSLATION_FORMATS, default=formats.TRANSLATOR, savedir=savedir, **kwargs
+    )
 
 
 __all__ = ["Translator", "load_translator"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 
+from sense import formats
 from sense.export import (
     ENCODER_DIR,
     has_format,
@@ -45,7 +46,7 @@ from sense.zerost.qformer import QFORMERS
 
 logger = logging.getLogger(__name__)
 
-FORMAT_NAME = "sense-zerost"
+FORMAT_NAME = formats.ZEROST
 FORMAT_VERSION = 1
 ADAPTERS_FILE = "adapters.ckpt"
 QFORMER_FILE = "qformer.ckpt"
