@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import soundfile as sf
+from hostile_text import DOLLARS, EMOJI, LINE, MARKS, RTL
 
 from sense.demo.commonvoice import CV_COLUMNS
 
@@ -15,7 +16,7 @@ SENTENCES = {
         "le chat dort",
         "un jeune médecin lit une lettre",
         "il pleut sur le jardin",
-        "le train arrive à midi",
+        f"le train arrive à midi, il coûte {LINE}",  # text a TSV field can carry
         "nous mangeons du pain",
         "la porte est ouverte",
         "elle chante une chanson",
@@ -28,7 +29,7 @@ SENTENCES = {
         "der Zug kommt um zwölf",
         "wir essen Brot",
         "die Tür ist offen",
-        "sie singt ein Lied",
+        f"sie singt {MARKS} ein Lied {DOLLARS}",
         "der Himmel ist blau",
     ],
     "ru": [
@@ -36,7 +37,7 @@ SENTENCES = {
         "молодой врач читает письмо",
         "в саду идёт дождь",
         "поезд приходит в полдень",
-        "мы едим хлеб",
+        f"мы едим хлеб {EMOJI} {RTL} за $5",
         "дверь открыта",
         "она поёт песню",
         "небо синее",
@@ -66,10 +67,15 @@ def build_common_voice(root: str, n_train: int = 6, n_dev: int = 2) -> dict:
     train a missing clip, in ``ru`` train an empty transcript; in ``de`` dev an
     empty (0-byte) clip, in ``ru`` dev a clip shorter than ``min_duration``.
 
-    Returns ``{"bad": {clip: reason}, "good": {split: count}}``.
+    Three sentences hold hostile text (``$`` words, quotes, commas, emoji,
+    right-to-left script: :mod:`hostile_text`), one in each language.
+
+    Returns ``{"bad": {clip: reason}, "good": {split: count}, "transcripts":
+    {manifest ID: sentence}}`` (the good rows' sentences).
     """
     bad = {}
     good = {"train": 0, "dev": 0}
+    transcripts = {}
     for li, (loc, sentences) in enumerate(SENTENCES.items()):
         clips_dir = os.path.join(root, loc, "clips")
         os.makedirs(clips_dir, exist_ok=True)
@@ -96,6 +102,7 @@ def build_common_voice(root: str, n_train: int = 6, n_dev: int = 2) -> dict:
                 }
             )
             good[split] += 1
+            transcripts[f"{loc}_{os.path.splitext(name)[0]}"] = sentence
         extra = {
             "path": f"common_voice_{loc}_9999.mp3",
             "client_id": "cx",
@@ -130,7 +137,7 @@ def build_common_voice(root: str, n_train: int = 6, n_dev: int = 2) -> dict:
         _write_tsv(os.path.join(root, loc, "dev.tsv"), rows["dev"])
         _write_tsv(os.path.join(root, loc, "test.tsv"), [])
         _write_tsv(os.path.join(root, loc, "validated.tsv"), rows["train"] + rows["dev"])
-    return {"bad": bad, "good": good}
+    return {"bad": bad, "good": good, "transcripts": transcripts}
 
 
 def recipe_args(cv, out, w2v, xlmr, *extra):

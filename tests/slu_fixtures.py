@@ -2,7 +2,9 @@
 
 Each ``build_*`` writes a release under ``root`` and returns what a correct
 preparation must give: ``{"rows": {split: n}, "bad": {item substring: reason
-substring}, "example": (split, transcript, spans)}``.
+substring}, "example": (split, transcript, spans), "hostile": [(split,
+transcript)]}``; ``hostile`` are rows holding text that breaks careless readers
+(:mod:`hostile_text`), each with the transcript its manifest must hold.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 
 import numpy as np
 import soundfile as sf
+from hostile_text import BOM, DOLLARS, EMOJI, LINE, LONG, RTL
 
 RATE = 16000
 
@@ -37,12 +40,14 @@ def flac_bytes(seed: int, rate: int = RATE) -> bytes:
     return buf.getvalue()
 
 
-def write_jsonl(path: str, entries: list) -> None:
+def write_jsonl(path: str, entries: list, start: str = "", end: str = "\n") -> None:
+    """One JSON object a line; ``start`` begins the file (a BOM), ``end`` ends each line."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(start)
         for e in entries:
             f.write(e if isinstance(e, str) else json.dumps(e, ensure_ascii=False))
-            f.write("\n")
+            f.write(end)
 
 
 # ---------------------------------------------------------------- SLURP
@@ -80,7 +85,7 @@ def build_slurp(root: str) -> dict:
     train = [
         _slurp_entry(1, "wake me up at [time : five am] [date : this week]", rec(101)),
         _slurp_entry(2, "olly  play  [artist_name : the   beatles]", rec(102)),
-        _slurp_entry(3, "how many unread emails do i have", rec(103, headset_too=False)),
+        _slurp_entry(3, f"how many unread\temails {LINE}", rec(103, headset_too=False)),
         _slurp_entry(4, "set an alarm for [time : seven", rec(104)),  # unclosed
         _slurp_entry(5, "remind me [date : ] please", rec(105)),  # empty filler
         "{not json",
@@ -90,7 +95,7 @@ def build_slurp(root: str) -> dict:
     train.append(missing)
     synth_entries = [_slurp_entry(7, "order [food_type : chinese] food", ["audio-s1.flac"])]
     write_audio(os.path.join(synth, "audio-s1.flac"), next(seed))
-    devel = [_slurp_entry(8, "what is the weather in [place_name : paris]", rec(108))]
+    devel = [_slurp_entry(8, f"weather in [place_name : {RTL}] {DOLLARS} {EMOJI}", rec(108))]
     corrupt = os.path.join(real, "audio-109.flac")
     test = [_slurp_entry(9, "turn [device_type : lights] off", ["audio-109.flac"])]
     test.append(_slurp_entry(10, "[time : noon] lunch", rec(110, headset_too=False)))
@@ -114,6 +119,10 @@ def build_slurp(root: str) -> dict:
             "audio-109.flac": "unreadable",
         },
         "example": ("train", "olly play the beatles", [["artist_name", 10, 21]]),
+        "hostile": [
+            ("train", f"how many unread emails {LINE}"),
+            ("dev", f"weather in {RTL} {DOLLARS} {EMOJI}"),
+        ],
     }
 
 
@@ -123,7 +132,7 @@ MSNER_SENTENCES = {
     "nl": [" Ik ben in Nederland", " De Europese Commissie werkt", " Het is vrijdag", "Dag Weber"],
     "es": [" Yo estoy en Madrid", " La Comisión Europea trabaja", " Hoy es viernes", "Hola Weber"],
     "fr": [
-        " Je suis à Paris",
+        f" Je suis à Paris {LINE}",  # the entity (Paris) before the hostile words
         " La Commission européenne travaille",
         " Nous sommes vendredi",
         "Salut Weber",
@@ -221,7 +230,9 @@ def build_msner(root: str) -> dict:
             audio("fr", bad[5]["id"])  # a good one among the bad
             files["train"] += bad + ["{oops"]
         for name, entries in files.items():
-            write_jsonl(os.path.join(msner, f"transcript-{lang}-{name}.jsonl"), entries)
+            # files saved on Windows: fr's with a byte-order mark, nl's with CRLF line ends
+            start, end = (BOM, "\n") if lang == "fr" else ("", "\r\n" if lang == "nl" else "\n")
+            write_jsonl(os.path.join(msner, f"transcript-{lang}-{name}.jsonl"), entries, start, end)
     return {
         "languages": list(MSNER_SENTENCES),
         "rows": {"train": 2, "dev": 1, "test": 1},
@@ -236,6 +247,7 @@ def build_msner(root: str) -> dict:
         },
         "example": ("dev", "Nous sommes vendredi", [["date", 12, 20]]),
         "example_test_combined": ("test", "Salut Weber", [["person", 6, 11]]),
+        "hostile": [("train", f"Je suis à Paris {LINE}")],
     }
 
 
@@ -291,7 +303,7 @@ def build_speech_massive(root: str) -> dict:
     train = [
         _massive_row("1", "réveille-moi à [time : cinq heures]", _wav_bytes(1), "a1.wav"),
         _massive_row("2", "mets  [artist_name : les beatles]", _wav_bytes(2, 22050), "a2.wav"),
-        _massive_row("3", "quel temps fait-il", _wav_bytes(3), "a3.wav"),
+        _massive_row("3", f"quel temps\tfait-il {LINE}", _wav_bytes(3), "a3.wav"),
         _massive_row("4", "alarme à [time : sept heures", _wav_bytes(4), "a4.wav"),
         _massive_row("5", "   ", _wav_bytes(5), "a5.wav"),
         _massive_row("6", "allume la [house_place : cuisine]", b"RIFF not a wave file", "a6.wav"),
@@ -307,7 +319,7 @@ def build_speech_massive(root: str) -> dict:
         os.path.join(data, "validation-00000-of-00001.parquet"),
         [
             _massive_row("8", "[date : demain] à [time : midi]", _wav_bytes(8), "a8.wav"),
-            _massive_row("9", "bonjour", _wav_bytes(9), "a9.wav"),
+            _massive_row("9", f"bonjour [person : {RTL}] {EMOJI}", _wav_bytes(9), "a9.wav"),
         ],
     )
     _massive_parquet(
@@ -329,6 +341,10 @@ def build_speech_massive(root: str) -> dict:
             "7": "no audio bytes",
         },
         "example": ("train", "mets les beatles", [["artist_name", 5, 16]]),
+        "hostile": [
+            ("train", f"quel temps fait-il {LINE}"),
+            ("dev", f"bonjour {RTL} {EMOJI}"),
+        ],
     }
 
 
@@ -339,13 +355,16 @@ def build_taric(root: str) -> dict:
     """``{train,dev,test}.csv`` with ``ID, wav, semantics`` and ``wav/*.wav`` (8 kHz).
 
     Bad (train): an unclosed concept, a missing clip, an empty annotation, a
-    line with too many fields.
+    line with too many fields. The tables are CSV as a spreadsheet saves them
+    (CRLF line ends; train's with a byte-order mark); one transcript holds
+    hostile text, a tab and a very long line.
     """
     import csv
 
     def table(name: str, rows: list[list[str]]) -> None:
         with open(os.path.join(root, name), "w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f)
+            f.write(BOM if name == "train.csv" else "")
+            writer = csv.writer(f)  # CRLF line ends
             writer.writerow(["ID", "wav", "duration", "semantics"])
             writer.writerows(rows)
 
@@ -360,7 +379,7 @@ def build_taric(root: str) -> dict:
     train = [
         row("t1", "نحب <command-tache> نقطع > تسكرة لـ <ville-arrivee> تونس >"),
         row("t2", "<jour> غدوة> الصباح"),
-        row("t3", "بقداش التسكرة"),
+        row("t3", f"بقداش التسكرة\t{LINE} {LONG}"),
         row("t4", "نحب <ville-arrivee> سوسة"),  # never closed
         row("t5", "<ville-depart> صفاقس >", write=False),  # no audio
         row("t6", "   "),
@@ -382,4 +401,5 @@ def build_taric(root: str) -> dict:
             "نحب نقطع تسكرة لـ تونس",
             [["command-tache", 4, 8], ["ville-arrivee", 18, 22]],
         ),
+        "hostile": [("train", f"بقداش التسكرة {LINE} {LONG}")],
     }

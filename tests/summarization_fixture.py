@@ -7,8 +7,16 @@ import sys
 
 import numpy as np
 import soundfile as sf
+from hostile_text import BOM, DOLLARS, EMOJI, LINE, LONG, MARKS, RTL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: The sentences of the fourth article: hostile text (:mod:`hostile_text`), a tab, a very
+#: long sentence; JSON lines carry them all.
+HOSTILE_SENTENCES = [
+    "Le ciel est bleu.",
+    f"Nous mangeons du pain\tà {LINE}.",
+    f"Elle chante {LONG}.",
+]
 ARTICLES = [
     (
         "M. Dupont est arrivé à Paris. Il a visité le musée. Le train était en retard.",
@@ -22,7 +30,7 @@ ARTICLES = [
         "Un jeune médecin lit une lettre. Elle vient de l'hôpital. Il est content.",
         "Le médecin lit une lettre.",
     ),
-    ("Le ciel est bleu. Nous mangeons du pain. Elle chante une chanson.", "Un été à Noël."),
+    (" ".join(HOSTILE_SENTENCES), f"Un été à Noël, {DOLLARS} {MARKS} {EMOJI} {RTL}."),
 ]
 SUMMARY_WORDS = (
     " ".join(s for _, s in ARTICLES) + " Le client demande un horaire. Le client a perdu un objet."
@@ -86,7 +94,7 @@ TRS = """<?xml version="1.0" encoding="ISO-8859-1"?>
 <Turn speaker="spk2" startTime="1.4" endTime="2.4"><Sync time="1.4"/>oui c'est à quel sujet</Turn>
 </Section></Episode></Trans>
 """
-SYNOPSES = ["Le client demande un horaire.", "Le client a perdu un objet."]
+SYNOPSES = ["Le client demande un horaire.", f"Le client a perdu {MARKS} {DOLLARS} {EMOJI} {RTL}."]
 
 
 def build_decoda(root: str) -> dict:
@@ -94,7 +102,10 @@ def build_decoda(root: str) -> dict:
 
     Train has 3 good dialogues, dev 2, test 2 (one of them without a ``.trs``,
     listed in ``partitions/test.lst``: cut by the silence splitter). Two are bad:
-    a corrupt recording (train) and a dialogue without synopsis (dev).
+    a corrupt recording (train) and a dialogue without synopsis (dev). Every
+    other synopsis holds hostile text (:mod:`hostile_text`); as saved on
+    Windows, those files have CRLF line ends and the last one a byte-order mark
+    and no columns (the synopsis alone).
     """
     rate = 16000
     layout = {"train": 4, "dev": 3, "test": 2}
@@ -128,6 +139,9 @@ def build_decoda(root: str) -> dict:
                 bad[dialog] = "no synopsis"
                 continue
             os.makedirs(os.path.join(root, "synopsis"), exist_ok=True)
-            with open(os.path.join(root, "synopsis", f"FR_{dialog}_syn.txt"), "w") as f:
-                f.write(f"{dialog}\tannot1\t{SYNOPSES[n % 2]}\n")
+            synopsis, end = SYNOPSES[n % 2], "\r\n" if n % 2 else "\n"
+            line = synopsis if n == 9 else f"{dialog}\tannot1\t{synopsis}"
+            name = os.path.join(root, "synopsis", f"FR_{dialog}_syn.txt")
+            with open(name, "w", encoding="utf-8", newline="") as f:
+                f.write((BOM if n == 9 else "") + line + end)
     return bad

@@ -8,7 +8,7 @@ import torch
 from cv_fixture import checkpoints, run_recipe
 from cv_fixture import recipe_args as _args
 
-from sense.prepare import PreparationReport
+from sense.prepare import PreparationReport, read_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +64,21 @@ def test_report_lists_exactly_the_bad_rows(cv_release, trained):
     for split in ("train", "dev"):
         with open(os.path.join(trained, "data", f"{split}.csv"), encoding="utf-8") as f:
             assert sum(1 for _ in f) - 1 == info["good"][split], split
+
+
+def test_every_good_row_keeps_its_text_and_is_trained_on(cv_release, trained):
+    """Hostile transcripts ($5, ${x}, quotes, commas, emoji, RTL) reach the manifests
+    exactly as released, and the training steps take them."""
+    _, info = cv_release
+    kept = {}
+    for split in ("train", "dev"):
+        manifest = read_manifest(os.path.join(trained, "data", f"{split}.csv"))
+        assert len(manifest) == info["good"][split], split
+        kept.update((r["ID"], r["transcript"]) for r in manifest)
+    assert kept == info["transcripts"]
+    with open(os.path.join(trained, "batches", "rank0.txt"), encoding="utf-8") as f:
+        trained_on = set(f.read().split())
+    assert {"fr_common_voice_fr_1003", "ru_common_voice_ru_1004"} <= trained_on
 
 
 def test_loss_falls_and_both_parts_learn(trained):

@@ -266,7 +266,7 @@ def test_covost_recipe_trains_on_the_release_and_exports(tiny_w2v_bert, tiny_llm
     from cv_fixture import REPO, run_recipe
 
     from sense.dual_encoder.inference import load_model
-    from sense.prepare import PreparationReport
+    from sense.prepare import PreparationReport, read_manifest
 
     release = str(tmp_path / "covost")
     expected = build_covost(release)
@@ -293,11 +293,14 @@ def test_covost_recipe_trains_on_the_release_and_exports(tiny_w2v_bert, tiny_llm
     recipe = os.path.join(REPO, "recipes", "CoVoST2", "dual_encoder")
     proc = run_recipe(args, recipe=recipe)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for split in ("train", "dev"):  # every kept row, hostile text included, as released
+        rows = read_manifest(str(out / "data" / f"{split}.csv"))
+        assert len(rows) == expected["kept"][split]
+        for row in rows:
+            assert (row["transcript"], row["translation"]) == expected["texts"][row["ID"]]
     # CoVoST 2's own splits, every bad row reported with its reason
     report = PreparationReport.read(str(out / "data" / "preparation_report.tsv"))
     assert set(expected["bad"].items()) <= {(r["item"], r["reason"]) for r in report}
-    with open(out / "data" / "train.csv", encoding="utf-8") as f:
-        assert sum(1 for _ in f) - 1 == expected["kept"]["train"]
     with open(out / "train_log.txt", encoding="utf-8") as f:
         assert f.read().count("valid R@1:") == 2  # two epochs, validated
     model = load_model(str(out / "model"), device="cpu")

@@ -11,7 +11,7 @@ import soundfile as sf
 from sense.prepare import PreparationReport, read_manifest
 
 av = pytest.importorskip("av")
-from europarl_fixture import build_europarl, write_lines  # noqa: E402
+from europarl_fixture import DE, EN, FR, build_europarl, write_lines  # noqa: E402
 
 RECIPE = os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", "recipes", "EuroparlST", "ZeroST")
@@ -44,16 +44,17 @@ def test_prepare_reads_the_release_layout_and_decodes_m4a(release, tmp_path):
     prepare = _prepare_module()
     manifests = prepare.prepare_europarl_st(str(release), str(tmp_path), ["en", "fr", "de"])
     assert sorted(manifests) == ["en-de", "en-fr", "fr-en"]
-    rows = read_manifest(manifests["en-fr"])
-    assert [r["transcript"] for r in rows] == ["the cat sleeps", "a doctor reads"]
-    assert [r["translation"] for r in rows] == ["le chat dort", "un médecin lit"]
+    rows = read_manifest(manifests["en-fr"])  # files with a BOM; hostile text, a tab
+    assert [r["transcript"] for r in rows] == EN[:2]
+    assert [r["translation"] for r in rows] == FR[:2]
     assert {r["language"] for r in rows} == {"eng_Latn"} and rows[0][
         "target_language"
     ] == "fra_Latn"
     wav, rate = sf.read(rows[1]["wav"])
     assert rate == RATE and abs(len(wav) / RATE - 1.3) < 0.01
     assert np.abs(wav).max() > 0.1  # the tone survived AAC encoding and decoding
-    de = read_manifest(manifests["en-de"])
+    de = read_manifest(manifests["en-de"])  # CRLF line ends
+    assert [(r["transcript"], r["translation"]) for r in de] == list(zip(EN[:2], DE[:2]))
     assert [r["wav"] for r in de] == [r["wav"] for r in rows]  # one file per segment
     reasons = {r["item"]: r["reason"] for r in PreparationReport.read(str(tmp_path / "report.tsv"))}
     assert reasons["missing.m4a"] == "no such file"

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from hostile_text import EMOJI, LINE
 
 from sense.cli import EXIT_ERROR, EXIT_OK, EXIT_SKIPPED, main
 from sense.demo.slu import HPARAMS, prepare_demo_slu
 from sense.results import ErrorRateTable
-from sense.slu.data import read_slu_manifest
+from sense.slu.data import read_slu_manifest, write_slu_manifest
+from sense.slu.markup import LabelMarkup
 from sense.slu.recipe import run
 
 LANGUAGES = ["en", "fr"]
@@ -21,7 +23,18 @@ LANGUAGES = ["en", "fr"]
 def slu_data(tmp_path_factory):
     folder = str(tmp_path_factory.mktemp("slu_data"))
     prepare_demo_slu(folder, LANGUAGES, sentences=16, heldout=3, dev=3)
+    _add_hostile_text(folder)
     return folder
+
+
+def _add_hostile_text(folder: str) -> None:
+    """Append hostile text ($5, ${x}, quotes, commas, emoji, RTL) to the first transcript of
+    each English split, after its slots: the synthesized corpus's grammar holds none."""
+    for split in ("train", "dev", "test"):
+        path = os.path.join(folder, "en", f"{split}.csv")
+        rows = read_slu_manifest(path)
+        rows[0]["transcript"] += f" {LINE}"
+        write_slu_manifest(path, rows)
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +86,17 @@ def test_run_writes_per_split_results_and_tables(trained):
     assert table.value("tiny", "en-fr") == pytest.approx(results["en-fr"]["metrics"]["COER"] / 100)
     with open(os.path.join(out, "results", "summary.json")) as f:
         assert json.load(f)["train_hours"] > 0
+
+
+def test_hostile_rows_are_read_as_written_and_trained_on(trained, slu_data):
+    out, results = trained
+    for split in ("train", "dev", "test"):
+        rows = read_slu_manifest(os.path.join(slu_data, "en", f"{split}.csv"))
+        assert rows[0]["transcript"].endswith(f" {LINE}") and len(rows[0]["spans"]) >= 2
+    # the alphabet was built from the training transcripts, hostile characters included
+    markup = LabelMarkup.load(os.path.join(out, "save", "markup.json"))
+    assert {"$", "{", '"', EMOJI} <= set(markup.symbols)
+    assert results["en-en"]["num_utterances"] == 3
 
 
 def test_markup_and_probe_are_checkpointed(trained):

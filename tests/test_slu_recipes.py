@@ -8,6 +8,7 @@ with the same settings does nothing.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -16,9 +17,15 @@ import sys
 import pytest
 import slu_fixtures
 import soundfile as sf
+import torch
+from speechbrain.utils.epoch_loop import EpochCounter
+from speechbrain.utils.train_logger import FileTrainLogger
 
+from sense.lobes.speech import HFSpeechEncoder
+from sense.nnet.heads import CTCProbe
 from sense.prepare import PreparationReport, read_manifest
-from sense.slu.data import SLU_FIELDS, parse_spans
+from sense.slu.brain import HEAD, SLUBrain
+from sense.slu.data import SLU_FIELDS, make_slu_datasets, markup_from_manifests, parse_spans
 from sense.slu.prepare import (
     MarkupError,
     clean_spans,
@@ -54,6 +61,9 @@ def _check_prepared(paths: dict, expected: dict, rows_key: str = "rows") -> dict
     found = [r for r in manifests[split] if r["transcript"] == transcript]
     assert found, f"{transcript!r} not in {split}"
     assert parse_spans(found[0]["spans"], transcript, split) == spans
+    for split, transcript in expected["hostile"]:  # $5, ${x}, quotes, emoji, RTL, BOM, CRLF
+        assert transcript in [r["transcript"] for r in manifests[split]], (split, transcript)
+    _check_datasets(paths, manifests)
     report = PreparationReport.read(os.path.join(os.path.dirname(paths["train"]), "dropped.tsv"))
     for item, reason in expected["bad"].items():
         hits = [r for r in report if item in r["item"]]
@@ -61,6 +71,43 @@ def _check_prepared(paths: dict, expected: dict, rows_key: str = "rows") -> dict
         assert reason in hits[0]["reason"], hits[0]
     assert len(report) == len(expected["bad"]), report
     return manifests
+
+
+def _check_datasets(paths: dict, manifests: dict) -> None:
+    """The datasets training reads serve every row: its audio, its target, its text as written."""
+    datasets = make_slu_datasets(paths, markup_from_manifests([paths["train"]]))
+    for split, data in datasets.items():
+        items = [data[i] for i in range(len(data))]
+        assert [(i["id"], i["transcript"]) for i in items] == [
+            (r["ID"], r["transcript"]) for r in manifests[split]
+        ]
+        assert all(i["sig"].numel() and i["tokens"].numel() for i in items)
+
+
+def _train_one_epoch(paths: dict, encoder_source: str, folder: str) -> None:
+    """What the recipes' training (sense.slu.recipe.run) does with the prepared train set, for
+    one epoch of tiny steps: every row is read, encoded and takes part in a step."""
+    markup = markup_from_manifests([paths["train"]])
+    train = make_slu_datasets({"train": paths["train"]}, markup)["train"]
+    encoder = HFSpeechEncoder(encoder_source)
+    probe = CTCProbe(encoder.output_dim, len(markup), hidden_dim=8)
+    before = [p.detach().clone() for p in probe.parameters()]
+    counter = EpochCounter(1)
+    hparams = {
+        "encoder_opt_class": functools.partial(torch.optim.Adam, lr=1e-3),
+        "probe_opt_class": functools.partial(torch.optim.Adam, lr=1e-3),
+        "epoch_counter": counter,
+        "train_logger": FileTrainLogger(os.path.join(folder, "train_log.txt")),
+    }
+    brain = SLUBrain(
+        modules={"encoder": encoder, HEAD: probe},
+        hparams=hparams,
+        run_opts={"device": "cpu", "noprogressbar": True},
+        markup=markup,
+    )
+    brain.fit(counter, train, train_loader_kwargs={"batch_size": 2})
+    assert brain.optimizer_step == (len(train) + 1) // 2
+    assert any(not torch.equal(a, b) for a, b in zip(before, probe.parameters()))
 
 
 # ---------------------------------------------------------------- markup
@@ -132,16 +179,17 @@ def test_prepare_slurp(tmp_path):
 # ---------------------------------------------------------------- MSNER
 
 
-def test_prepare_msner(tmp_path):
+def test_prepare_msner(tmp_path, tiny_w2v_bert):
     expected = slu_fixtures.build_msner(str(tmp_path))
     prep = _load(os.path.join("MSNER", "NER"), "prepare_msner")
     msner, vox, out = str(tmp_path / "msner"), str(tmp_path / "voxpopuli"), str(tmp_path / "prep")
     paths = prep.prepare_msner(msner, vox, out)
     assert sorted(paths) == sorted(expected["languages"])
     _check_prepared(paths["fr"], expected, "rows_fr")
+    _train_one_epoch(paths["fr"], tiny_w2v_bert, str(tmp_path))
     for lang in ("nl", "es", "de"):
         manifests = _check_prepared(
-            paths[lang], dict(expected, bad={}, example=("dev",) + _any(paths[lang]))
+            paths[lang], dict(expected, bad={}, example=("dev",) + _any(paths[lang]), hostile=[])
         )
         assert {r["language"] for rows in manifests.values() for r in rows} == {lang}
         labels = {s[0] for r in manifests["train"] for s in json.loads(r["spans"])}
@@ -172,12 +220,13 @@ def _any(paths: dict) -> tuple:
 # ---------------------------------------------------------------- Speech-MASSIVE
 
 
-def test_prepare_speech_massive(tmp_path):
+def test_prepare_speech_massive(tmp_path, tiny_w2v_bert):
     expected = slu_fixtures.build_speech_massive(str(tmp_path))
     prep = _load(os.path.join("SpeechMASSIVE", "SLU"), "prepare_speech_massive")
     out = str(tmp_path / "prep")
     paths = prep.prepare_speech_massive(expected["data"], out, test_folder=expected["test"])
     manifests = _check_prepared(paths, expected)
+    _train_one_epoch(paths, tiny_w2v_bert, str(tmp_path))
     for rows in manifests.values():
         for row in rows:  # converted to 16 kHz mono FLAC
             info = sf.info(row["wav"])
@@ -222,12 +271,13 @@ def test_concept_markup():
             parse_concept_markup(bad)
 
 
-def test_prepare_taric(tmp_path):
+def test_prepare_taric(tmp_path, tiny_w2v_bert):
     expected = slu_fixtures.build_taric(str(tmp_path / "taric"))
     prep = _load(os.path.join("TARIC", "SLU"), "prepare_taric")
     out = str(tmp_path / "prep")
     paths = prep.prepare_taric(str(tmp_path / "taric"), out)
     manifests = _check_prepared(paths, expected)
+    _train_one_epoch(paths, tiny_w2v_bert, str(tmp_path))
     assert {r["language"] for r in manifests["train"]} == {"aeb"}
     stamp = os.path.getmtime(paths["train"])
     assert prep.prepare_taric(str(tmp_path / "taric"), out) == paths
@@ -270,6 +320,10 @@ def test_slurp_recipe_end_to_end(tmp_path):
     ]
     results = train.run(argv, prepare=train.prepare)
     assert results["SLURP"]["num_utterances"] == expected["rows"]["test"]
+    for split, transcript in expected["hostile"]:  # trained and validated on, as released
+        assert transcript in [
+            r["transcript"] for r in read_manifest(str(out / "data" / f"{split}.csv"))
+        ]
     assert set(results["SLURP"]["metrics"]) >= {"COER", "CVER", "slu_f1"}
     for metric in ("COER", "CVER"):
         rows = json.loads((tmp_path / "tables" / f"table_{metric}.json").read_text())

@@ -5,7 +5,14 @@ import os
 
 import pytest
 import torch
-from summarization_fixture import SUMMARY_WORDS, build_mlsum, load_recipe
+from summarization_fixture import (
+    ARTICLES,
+    HOSTILE_SENTENCES,
+    SUMMARY_WORDS,
+    SYNOPSES,
+    build_mlsum,
+    load_recipe,
+)
 
 from sense.summarization.metrics import FrenchTokenizer, bertscore_f1, rouge_l, rouge_l_scores
 from sense.testing.tiny import DEFAULT_TEXTS, build_tiny_bart
@@ -120,6 +127,9 @@ def test_mlsum_prepare_reads_the_release_and_reports_bad_rows(mlsum_run):
     first = next(iter(train.values()))
     assert first["units"][0] == "M. Dupont est arrivé à Paris."  # "M." kept in its sentence
     assert first["topic"] == "societe" and first["summary"] == "M. Dupont visite Paris."
+    # hostile text ($5, ${x}, quotes, a tab, emoji, RTL, a very long sentence) kept as released
+    hostile = train["fr-train-000003"]
+    assert hostile["units"] == HOSTILE_SENTENCES and hostile["summary"] == ARTICLES[3][1]
     report = json.loads((data / "report.json").read_text(encoding="utf-8"))
     assert [s["reason"] for s in report["skipped"]] == ["empty summary"]
 
@@ -216,10 +226,10 @@ def test_decoda_prepare_reads_turns_silence_and_synopses(decoda_run):
     assert [u[1:] for u in by_kind["turns"]["units"]] == [[0.0, 1.0], [1.4, 2.4]]
     cut = [u[2] for u in by_kind["silence"]["units"]]
     assert len(cut) == 2 and 1.0 <= cut[0] <= 1.5  # cut in the pause
-    assert by_kind["turns"]["summary"] in {
-        "Le client demande un horaire.",
-        "Le client a perdu un objet.",
-    }
+    assert by_kind["turns"]["summary"] == SYNOPSES[0]
+    # hostile text, in a file with a byte-order mark and CRLF line ends: kept as released
+    assert by_kind["silence"]["summary"] == SYNOPSES[1]
+    assert sum(d["summary"] == SYNOPSES[1] for d in manifests["train"].values()) == 2
     report = json.loads((data / "report.json").read_text())
     assert {s["id"] for s in report["skipped"]} == set(decoda_run["bad"])
 

@@ -1,5 +1,6 @@
 """Speech translation: BLEU, CoVoST 2 preparation, the recipe (mBART and NLLB), export, CLI."""
 
+import csv
 import json
 import os
 import re
@@ -11,7 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 from covost_fixture import ENGLISH, build_covost
-from cv_fixture import REPO, run_recipe
+from cv_fixture import REPO, SENTENCES, run_recipe
 
 from sense.checkpoints import KILL_AFTER_ENV
 from sense.prepare import PreparationReport, read_manifest
@@ -133,8 +134,15 @@ def test_prepare_joins_splits_and_reports_bad_rows(prepared):
     rows = {r["ID"]: r for r in train}
     assert rows["fr_common_voice_fr_1003"]["translation"] == ENGLISH[3]  # train_covost -> train
     dev = {r["ID"]: r for r in read_manifest(summary["manifests"]["dev"])}
-    assert dev["de_common_voice_de_1006"]["translation"] == 'she sings a "song"'
-    assert dev["de_common_voice_de_1006"]["transcript"] == "sie singt ein Lied"
+    assert dev["de_common_voice_de_1006"]["translation"] == ENGLISH[6]
+    assert dev["de_common_voice_de_1006"]["transcript"] == SENTENCES["de"][6]
+    # every kept row, hostile text included ($5, ${x}, quotes, emoji, RTL), exactly as released
+    texts = {
+        r["ID"]: (r["transcript"], r["translation"])
+        for path in summary["manifests"].values()
+        for r in read_manifest(path)
+    }
+    assert texts == expected["texts"]
     report = PreparationReport.read(summary["report"])
     reasons = {(r["item"], r["reason"]) for r in report}
     for item, reason in expected["bad"].items():
@@ -226,9 +234,11 @@ def test_recipe_resumes_mid_epoch_and_writes_the_bleu_table(mbart_run):
     hours = json.load(open(os.path.join(out, "data", "hours.json")))
     assert "| Duration (h) |" in (open(os.path.join(out, "bleu_table.md")).read())
     assert hours["fr"] > 0
-    with open(os.path.join(out, "test_hypotheses.tsv"), encoding="utf-8") as f:
-        rows = f.read().splitlines()
-    assert rows[0] == "ID\tlanguage\thypothesis\treference" and len(rows) == 1 + 6
+    with open(os.path.join(out, "test_hypotheses.tsv"), encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))  # TSV with CSV quoting
+    assert list(rows[0]) == ["ID", "language", "hypothesis", "reference"]
+    # the test references are the released translations, hostile text included
+    assert sorted(r["reference"] for r in rows) == sorted(3 * ENGLISH[4:6])
     assert "BLEU" in proc.stdout
 
 

@@ -11,7 +11,7 @@ from sense.testing.tiny import build_tiny_nllb, build_tiny_whisper
 from sense.translation.bleu import BleuTable
 
 pytest.importorskip("av")
-from europarl_fixture import build_europarl  # noqa: E402
+from europarl_fixture import DE, EN, FR, build_europarl  # noqa: E402
 
 RECIPE = os.path.join(REPO, "recipes", "EuroparlST", "ZeroST")
 MODEL = "CV-tiny"
@@ -69,6 +69,12 @@ def test_kd_then_nll_train_and_fill_tables_1_and_2(runs):
     train = read_manifest(os.path.join(out, "data", "zerost_train.csv"))
     assert len(train) == info["good"]["train"]
     assert {r["language"] for r in train} == {"fra_Latn", "deu_Latn", "rus_Cyrl"}
+    # hostile text ($5, ${x}, quotes, emoji, RTL; a tab, a BOM, CRLF in Europarl-ST) kept as released
+    valid = read_manifest(os.path.join(out, "data", "zerost_dev.csv"))
+    assert {r["ID"]: r["transcript"] for r in train + valid} == info["transcripts"]
+    for direction, src, tgt in (("en-fr", EN, FR), ("en-de", EN, DE)):
+        rows = read_manifest(os.path.join(out, "europarl", f"{direction}_test.csv"))
+        assert [(r["transcript"], r["translation"]) for r in rows] == list(zip(src, tgt))[:2]
     # the teacher cache was built in the KD step, one matrix per transcript
     cache = os.path.join(out, "data", "nllb_tokens")
     (key,) = os.listdir(cache)
