@@ -23,7 +23,7 @@ import sys
 import time
 import warnings
 
-BENCHMARKS = ("train", "frontend", "inference", "retrieval", "teacher", "decode")
+BENCHMARKS = ("train", "frontend", "inference", "retrieval", "teacher", "decode", "startup")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -144,6 +144,7 @@ def main(argv=None) -> dict:
         inference,
         report,
         retrieval,
+        startup,
         teacher_cache,
         train_step,
     )
@@ -269,6 +270,9 @@ def main(argv=None) -> dict:
                 num_queries=queries, database_size=args.retrieval_database, device=device
             ),
         )
+
+    if "startup" in only:
+        results["startup"] = attempt("start-up", lambda: startup.run(rounds=rounds))
 
     results["elapsed_s"] = round(time.perf_counter() - started, 1)
     results["load_average_end"] = load_average()

@@ -69,6 +69,8 @@ def render(results: dict) -> str:
         out += _teacher_cache(r)
     for r in results.get("decoding") or []:
         out += _decoding(r)
+    if results.get("startup"):
+        out += _startup(results["startup"])
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -218,3 +220,18 @@ def _decoding(r: dict) -> list[str]:
         f"Throughput ratio (sense / SpeechBrain): {r['speedup']:.2f}x.",
         "",
     ]
+
+
+def _startup(r: dict) -> list[str]:
+    lines = [
+        f"## Start-up: each command in a fresh process (median of {r['rounds']}, tiny models)",
+        "",
+        "| command | time | / `import torch` | exit status |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in r["rows"]:
+        lines.append(
+            f"| {row['command']} | {row['median_s']:.2f} s | {row['ratio_to_import_torch']:.2f} | "
+            f"{row['exit_status']} |"
+        )
+    return lines + [""]

@@ -33,6 +33,8 @@ def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     results = main(
         [
+            "--only",  # start-up runs fresh processes: its own test below measures two
+            "train,frontend,inference,retrieval,teacher,decode",
             "--sizes",
             "tiny",
             "--device",
@@ -182,3 +184,15 @@ def test_synthetic_batch_matches_token_rate():
     batch = synthetic_batch(2, 1.0, 2.0)
     batch.fit_transcripts(lambda text: len(text.split()), tokens_per_second=3.0)
     assert [len(t.split()) for t in batch.transcripts] == [3, 6]
+
+
+def test_startup_runs_each_command_in_a_fresh_process():
+    from benchmarks import report, startup
+
+    only = ("sense --help", "usage error: sense search INDEX (no query)")
+    r = startup.run(rounds=1, only=only)
+    assert [row["command"] for row in r["rows"]] == [startup.BASELINE, *only]
+    assert [row["exit_status"] for row in r["rows"]] == [0, 0, 2]
+    assert all(_measured(row["median_s"]) for row in r["rows"])
+    assert r["rows"][0]["ratio_to_import_torch"] == 1.0
+    assert "| sense --help |" in "\n".join(report._startup(r))

@@ -14,13 +14,13 @@ import sys
 
 import pytest
 import soundfile as sf
-from helpers.exports import export_each_kind
 from test_cli import SR, tone
 from test_cli_errors import snapshot
 
 import sense
 from sense import formats
 from sense.cli import main
+from sense.testing.exports import export_each_kind
 
 INTERFACES = {
     formats.SENSE_MODEL: "SENSE",
