@@ -1,5 +1,8 @@
 """The one manifest reader: cells come back exactly as written, bad manifests are named."""
 
+import re
+from pathlib import Path
+
 import pytest
 from speechbrain.dataio.dataset import DynamicItemDataset
 
@@ -112,3 +115,15 @@ def test_bad_duration_empty_manifest_missing_file_and_bad_encoding(tmp_path):
     path.write_bytes("ID,transcript\na,co\u00fbte\n".encode("latin-1"))
     with pytest.raises(ManifestError, match="train.csv: not UTF-8 text"):
         read_manifest(str(path))
+
+
+def test_no_dataset_is_built_with_from_csv():
+    """Manifests are read by sense.prepare only: ``from_csv`` would bring $-substitution back."""
+    root = Path(__file__).resolve().parents[1]
+    callers = [
+        str(path.relative_to(root))
+        for folder in ("sense", "recipes", "benchmarks")
+        for path in sorted((root / folder).rglob("*.py"))
+        if re.search(r"\.from_csv\(|load_data_csv\(", path.read_text(encoding="utf-8"))
+    ]
+    assert callers == []
