@@ -33,7 +33,6 @@ from sense.slu.prepare import (
     parse_concept_markup,
     spans_from_tokens,
 )
-from sense.testing.tiny import build_tiny_w2v_bert
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPES = os.path.join(REPO, "recipes")
@@ -300,10 +299,9 @@ def _recipe_main(folder: str):
 
 
 @pytest.mark.slow
-def test_slurp_recipe_end_to_end(tmp_path):
+def test_slurp_recipe_end_to_end(tmp_path, tiny_w2v_bert):
     """Release -> manifests -> one epoch with a tiny encoder -> Table VII-shaped tables, export."""
     expected = slu_fixtures.build_slurp(str(tmp_path / "slurp"))
-    encoder = build_tiny_w2v_bert(str(tmp_path / "w2v"))
     train = _recipe_main(os.path.join("SLURP", "SLU"))
     out, table = tmp_path / "out", tmp_path / "tables" / "table"
     argv = [
@@ -312,7 +310,7 @@ def test_slurp_recipe_end_to_end(tmp_path):
         f"--output_folder={out}",
         f"--prepared_folder={out / 'data'}",
         f"--results_table={table}",
-        f"--encoder_source={encoder}",
+        f"--encoder_source={tiny_w2v_bert}",
         "--model_name=tiny",
         "--number_of_epochs=1",
         "--slu={probe_hidden: 16, num_workers: 0}",
