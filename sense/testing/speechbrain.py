@@ -333,6 +333,58 @@ def build_speechbrain_run(
     )
 
 
+#: ``(file name, language, sentence)`` of the example clips beside a tiny run.
+EXAMPLE_CLIPS = (
+    ("en_0.wav", "en", "The cat sleeps on the red sofa."),
+    ("fr_1.wav", "fr", "Le chat dort sur le canapé rouge."),
+    ("de_2.flac", "de", "Die Katze schläft auf dem roten Sofa."),
+    ("es_3.wav", "es", "El médico lee una carta larga."),
+)
+#: Sentences of ``sentences.txt`` beside a tiny run.
+EXAMPLE_SENTENCES = (
+    "The cat sleeps on the red sofa.",
+    "Le chat dort sur le canapé rouge.",
+    "The doctor reads a long letter.",
+    "El médico lee una carta larga.",
+)
+#: ``talk.flac`` (longer than a model's 30 s ``max_duration``) repeats the clips this often.
+TALK_REPEATS = 5
+TALK_PAUSE_S = 0.5
+
+
+def write_example_inputs(folder: str | os.PathLike) -> dict[str, str]:
+    """``clips/`` (espeak-ng speech, one long ``talk.flac``) and ``sentences.txt`` in ``folder``.
+
+    What the README's commands after ``sense import`` read.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> paths = write_example_inputs(tempfile.mkdtemp())  # doctest: +SKIP
+    >>> sorted(os.listdir(paths["clips"]))  # doctest: +SKIP
+    ['de_2.flac', 'en_0.wav', 'es_3.wav', 'fr_1.wav', 'talk.flac']
+    """
+    import numpy as np
+    import soundfile as sf
+
+    from sense.dataio import resample
+    from sense.demo.synth import EspeakSynthesizer
+
+    clips = pathlib.Path(folder) / "clips"
+    clips.mkdir(parents=True, exist_ok=True)
+    tts = EspeakSynthesizer()
+    waves = []
+    for name, lang, sentence in EXAMPLE_CLIPS:
+        wav, rate, _ = tts.synthesize(sentence, lang)
+        wav = resample(torch.from_numpy(np.asarray(wav, dtype=np.float32)), rate, 16000).numpy()
+        sf.write(clips / name, wav, 16000)
+        waves += [wav, np.zeros(int(TALK_PAUSE_S * 16000), dtype=np.float32)]
+    sf.write(clips / "talk.flac", np.concatenate(waves * TALK_REPEATS), 16000)
+    sentences = pathlib.Path(folder) / "sentences.txt"
+    sentences.write_text("\n".join(EXAMPLE_SENTENCES) + "\n", encoding="utf-8")
+    return {"clips": str(clips), "sentences": str(sentences)}
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m sense.testing.speechbrain FOLDER``: write a tiny run, print its paths."""
     import argparse
@@ -345,10 +397,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("folder")
     parser.add_argument("--recipe", choices=RECIPES, default="sense")
     parser.add_argument("--projection", type=int, help="SAMU-XLSR's projection size (samu)")
+    parser.add_argument(
+        "--no-examples",
+        action="store_true",
+        help="no clips/ and sentences.txt (espeak-ng speech) beside the run",
+    )
     args = parser.parse_args(argv)
     run = build_speechbrain_run(args.folder, args.recipe, args.projection)
     for name in ("checkpoint", "hparams", "base", "teacher"):
         print(f"{name}: {getattr(run, name)}")
+    if not args.no_examples:
+        for name, path in write_example_inputs(args.folder).items():
+            print(f"{name}: {path}")
 
 
 if __name__ == "__main__":
