@@ -128,7 +128,7 @@ def build_common_voice(root: str, n_train: int = 6, n_dev: int = 2) -> dict:
             path = os.path.join(clips_dir, dev_extra["path"])
             if loc == "de":  # an empty file
                 open(path, "wb").close()
-                bad[dev_extra["path"]] = "unreadable audio"
+                bad[dev_extra["path"]] = "empty file (0 bytes)"
             else:  # 50 ms: below the recipe's min_duration of 0.1 s
                 sf.write(path, _clip(998, 0.05), RATE, format="MP3")
                 bad[dev_extra["path"]] = "shorter than 0.1 s"
