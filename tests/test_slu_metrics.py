@@ -190,3 +190,37 @@ def test_slu_f1_matches_the_closest_value_of_a_label():
     gold = [[("time", "noon"), ("time", "seven am")]]
     r = slu_f1(gold, [[("time", "seven am")]])
     assert r["word_precision"] == 1.0 and r["word_recall"] == 0.5
+
+
+def test_slu_f1_hypothesis_longer_than_its_reference():
+    """SLURP's distances when the predicted value is longer than the gold one.
+
+    SLURP's word distance is jiwer's WER (edits over the *reference* words, not
+    capped at 1); its char distance is textdistance's normalised Levenshtein
+    (edits over the *longer* string). Expected counts by hand:
+
+    * ``"seven"`` -> ``"seven am"``: 1 word inserted over 1 reference word
+      (word distance 1); 3 characters (" am") over 8 (char distance 3/8).
+    * ``"noon"`` -> ``"twelve noon today"``: 2 words inserted over 1 (word
+      distance 2); 13 characters inserted over 17 (char distance 13/17).
+    """
+    gold = [[("time", "seven")], [("time", "noon")]]
+    pred = [[("time", "seven am")], [("time", "twelve noon today")]]
+    r = slu_f1(gold, pred)
+    word_d, char_d = 1.0 + 2.0, 3 / 8 + 13 / 17  # summed over the two matches
+    # tp 2 each; each distance counts as fp and as fn: precision = recall = F1
+    assert r["word_precision"] == pytest.approx(2 / (2 + word_d))
+    assert r["word_f1"] == pytest.approx(2 / (2 + word_d))
+    assert r["char_precision"] == pytest.approx(2 / (2 + char_d))
+    assert r["char_recall"] == pytest.approx(2 / (2 + char_d))
+    assert r["char_f1"] == pytest.approx(2 / (2 + char_d))
+    assert r["slu_f1"] == pytest.approx(4 / (4 + word_d + char_d))
+    # one utterance alone: Char-F1 = 1 / (1 + 3/8) = 8/11, SLU-F1 = 2 / (2 + 1 + 3/8) = 16/27
+    single = slu_f1(gold[:1], pred[:1])
+    assert single["char_f1"] == pytest.approx(8 / 11)
+    assert single["slu_f1"] == pytest.approx(16 / 27)
+    # the same pair the other way round (hypothesis shorter): the char distance is
+    # symmetric, the word distance is not (1 deletion over 2 reference words)
+    swapped = slu_f1(pred[:1], gold[:1])
+    assert swapped["char_f1"] == pytest.approx(8 / 11)
+    assert swapped["word_f1"] == pytest.approx(1 / 1.5)
