@@ -8,16 +8,26 @@ where the next one starts, minus the silence in between (found from the
 signal's energy); words espeak-ng speaks as one group ("in the") share the
 group's span in proportion to their letters.
 
-espeak-ng keeps one global state per process and is not thread-safe: every
-:class:`EspeakSynthesizer` in a process shares one engine, initialised once and
-used under a lock.  For parallel synthesis use processes, not threads.
+espeak-ng keeps one global state per process, is not thread-safe, and its
+wave generator carries state from one utterance to the next that no API call
+resets (the pitch flutter's phase, among others), so that in one process the
+same sentence read twice gave two different waveforms.  The library therefore
+runs in a small worker process (:mod:`sense.demo.espeak_worker`), one per
+process using it, which synthesizes every request in a fresh fork of its
+just-initialised engine, with the noise generator seeded: the same text,
+voice and parameters give the same samples, byte for byte, whatever was
+synthesized before.  Requests to the worker are serialised under a lock; for
+parallel synthesis use processes, not threads.
 """
 
 from __future__ import annotations
 
-import ctypes
+import atexit
 import functools
 import os
+import pickle
+import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,117 +55,65 @@ FRAME_S = 0.005
 TRAILING_PAD_S = 0.1
 """Silence kept after the last word when the trailing silence is trimmed."""
 
-# espeak_lib.h
-_AUDIO_OUTPUT_SYNCHRONOUS = 0x02
-_INITIALIZE_DONT_EXIT = 0x8000
-_POS_CHARACTER = 1
-_CHARS_UTF8 = 1
-_EVENT_LIST_TERMINATED = 0
-_EVENT_WORD = 1
-_PARAM_RATE = 1
-_PARAM_PITCH = 3
-_PARAM_RANGE = 4
-_EE_OK = 0
 _PUNCTUATION = ".,;:!?¿¡«»\"'()"
-
-
-class _EspeakEvent(ctypes.Structure):
-    """``espeak_EVENT`` of speak_lib.h."""
-
-    _fields_ = [
-        ("type", ctypes.c_int),
-        ("unique_identifier", ctypes.c_uint),
-        ("text_position", ctypes.c_int),  # 1-based, in characters
-        ("length", ctypes.c_int),  # in characters
-        ("audio_position", ctypes.c_int),  # ms
-        ("sample", ctypes.c_int),  # sample index
-        ("user_data", ctypes.c_void_p),
-        ("id", ctypes.c_char * 8),  # union {int number; const char *name; char string[8]}
-    ]
-
-
-_SynthCallback = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_EspeakEvent)
-)
+_WORKER_SCRIPT = Path(__file__).with_name("espeak_worker.py")
 
 
 class _Engine:
-    """The process-wide espeak-ng state: library handle, callback, buffers."""
+    """The client of this process's espeak-ng worker (see :mod:`sense.demo.espeak_worker`).
+
+    The worker process loads the library once and synthesizes every request
+    in a fresh fork of its just-initialised state, so that the audio of a
+    request does not depend on what was synthesized before.
+    """
 
     def __init__(self, library_path: str, data_path: str):
         self.pid = os.getpid()
         self.lock = threading.Lock()
-        self.chunks: list[np.ndarray] = []
-        self.word_events: list[tuple[int, int, int]] = []  # (char position, length, sample)
-        try:
-            lib = ctypes.CDLL(library_path)
-        except OSError as error:
-            raise RuntimeError(f"cannot load espeak-ng from {library_path}: {error}") from error
-        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-        lib.espeak_Initialize.restype = ctypes.c_int
-        lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
-        lib.espeak_SetSynthCallback.restype = None
-        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        lib.espeak_SetVoiceByName.restype = ctypes.c_int
-        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        lib.espeak_SetParameter.restype = ctypes.c_int
-        lib.espeak_Synth.argtypes = [
-            ctypes.c_char_p,
-            ctypes.c_size_t,
-            ctypes.c_uint,
-            ctypes.c_int,
-            ctypes.c_uint,
-            ctypes.c_uint,
-            ctypes.c_void_p,
-            ctypes.c_void_p,
-        ]
-        lib.espeak_Synth.restype = ctypes.c_int
-        rate = lib.espeak_Initialize(
-            _AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(), _INITIALIZE_DONT_EXIT
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", str(_WORKER_SCRIPT), library_path, data_path],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
         )
-        if rate != SAMPLE_RATE:
+        try:
+            ready = pickle.load(self.process.stdout)
+        except EOFError:
+            ready = ("error", f"the worker exited with status {self.process.wait()}")
+        if ready[0] != "ready":
+            self.close()
+            raise RuntimeError(f"espeak-ng worker for {library_path}: {ready[1]}")
+        if ready[1] != SAMPLE_RATE:
+            self.close()
             raise RuntimeError(
-                f"espeak_Initialize with data {data_path} returned {rate}, "
+                f"espeak_Initialize with data {data_path} returned {ready[1]}, "
                 f"expected the sample rate {SAMPLE_RATE}"
             )
-        self.callback = _SynthCallback(self._on_audio)  # kept alive with the engine
-        lib.espeak_SetSynthCallback(self.callback)
-        self.lib = lib
 
-    def _on_audio(self, wav, n_samples, events) -> int:
-        if n_samples > 0:
-            self.chunks.append(np.ctypeslib.as_array(wav, shape=(n_samples,)).copy())
-        i = 0
-        while events[i].type != _EVENT_LIST_TERMINATED:
-            event = events[i]
-            if event.type == _EVENT_WORD:
-                self.word_events.append((event.text_position, event.length, event.sample))
-            i += 1
-        return 0  # continue
+    def close(self) -> None:
+        """End the worker (it exits on EOF)."""
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.close()
+                self.process.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
 
     def run(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int):
-        """Synthesize under the lock; return (int16 samples, word events)."""
+        """Synthesize in the worker; return (int16 samples, word events)."""
         with self.lock:
-            self.chunks, self.word_events = [], []
-            status = self.lib.espeak_SetVoiceByName(voice.encode())
-            if status != _EE_OK:
-                raise ValueError(
-                    f"espeak-ng has no voice {voice!r} (espeak_SetVoiceByName error {status})"
-                )
-            for parameter, value in (
-                (_PARAM_RATE, rate),
-                (_PARAM_PITCH, pitch),
-                (_PARAM_RANGE, pitch_range),
-            ):
-                self.lib.espeak_SetParameter(parameter, value, 0)
-            data = text.encode("utf-8")
-            status = self.lib.espeak_Synth(
-                data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
-            )
-            if status != _EE_OK:
-                raise RuntimeError(f"espeak_Synth failed (error {status}) on {text!r}")
-            samples = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.int16)
-            return samples, list(self.word_events)
+            try:
+                pickle.dump((text, voice, rate, pitch, pitch_range), self.process.stdin)
+                self.process.stdin.flush()
+                answer = pickle.load(self.process.stdout)
+            except (OSError, EOFError) as error:
+                raise RuntimeError(
+                    f"the espeak-ng worker died (status {self.process.poll()}) on {text!r}"
+                ) from error
+        if answer[0] == "ok":
+            return np.frombuffer(answer[1], dtype=np.int16).copy(), answer[2]
+        _, kind, message = answer
+        raise (ValueError if kind == "voice" else RuntimeError)(message)
 
 
 _ENGINE: _Engine | None = None
@@ -163,12 +121,21 @@ _ENGINE_INIT_LOCK = threading.Lock()
 
 
 def _engine(library_path: str, data_path: str) -> _Engine:
-    """The process's engine, created on first use (and again in a forked child)."""
+    """The process's engine, started on first use (and again in a forked child)."""
     global _ENGINE
     with _ENGINE_INIT_LOCK:
-        if _ENGINE is None or _ENGINE.pid != os.getpid():
+        alive = _ENGINE is not None and _ENGINE.process.poll() is None
+        if not alive or _ENGINE.pid != os.getpid():
+            if _ENGINE is not None and _ENGINE.pid == os.getpid():
+                _ENGINE.close()
             _ENGINE = _Engine(library_path, data_path)
         return _ENGINE
+
+
+@atexit.register
+def _close_engine() -> None:
+    if _ENGINE is not None and _ENGINE.pid == os.getpid():
+        _ENGINE.close()
 
 
 class Synthesis(NamedTuple):
