@@ -30,6 +30,7 @@ from __future__ import annotations
 import ctypes
 import os
 import pickle
+import signal
 import sys
 
 # espeak_lib.h
@@ -213,6 +214,8 @@ def serve(library_path: str, data_path: str, requests, answers) -> None:
 
 
 if __name__ == "__main__":
+    # Ctrl-C reaches the whole process group: the parent decides; EOF ends the worker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The answers get their own copy of stdout; what the library prints goes to stderr.
     _answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
