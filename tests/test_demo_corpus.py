@@ -294,3 +294,7 @@ def test_parallel_release_matches_serial(tmp_path, tts, small_split, monkeypatch
     serial = _read_tsv(tmp_path / "serial" / "it" / "validated.tsv")
     assert _read_tsv(tmp_path / "parallel" / "it" / "validated.tsv") == serial
     assert len(list((tmp_path / "parallel" / "it" / "clips").glob("*.mp3"))) == 4
+    # and every clip's audio is the same, byte for byte (espeak-ng's state does not carry over)
+    parallel = tmp_path / "parallel" / "it" / "clips"
+    for clip in (tmp_path / "serial" / "it" / "clips").glob("*.mp3"):
+        assert clip.read_bytes() == (parallel / clip.name).read_bytes(), clip.name
