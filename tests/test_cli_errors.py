@@ -266,12 +266,12 @@ def test_version_and_defaults_in_help(capsys):
 
 
 def test_inputs_are_checked_before_the_model_loads(clips, tmp_path, capsys, monkeypatch):
-    import sense.cli
+    import sense.cli.common
 
     def no_model(*args, **kwargs):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr(sense.cli, "_load_model", no_model)
+    monkeypatch.setattr(sense.cli.common, "load_model", no_model)
     status, _, err = run(capsys, "index", "-m", "whatever", tmp_path / "missing.wav", "-o",
                          tmp_path / "i", "-q")  # fmt: skip
     assert status == 1 and "nothing to index" in err and "missing.wav: no such file" in err

@@ -269,7 +269,10 @@ def _usage_cases(kinds, clip, tmp):
             ([command, clip], "the following arguments are required: -m"),
             ([command, "-m", wrong, clip, "-o", os.path.join(tmp, "o")], "sense " + command),
             ([command, "-m", right, clip, "-o", user_file], "mine.npy: "),
-            (fresh + ["--batch-size", "x"], "invalid _positive_int value"),
+            (
+                fresh + ["--batch-size", "x"],
+                "argument --batch-size: must be a positive integer, got 'x'",
+            ),
             (fresh + ["--device", "gpu"], "is not a device"),
             (fresh + ["--bogus"], "unrecognized arguments: --bogus"),
         ]
