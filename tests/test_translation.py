@@ -14,7 +14,6 @@ import torch
 from covost_fixture import ENGLISH, build_covost
 from cv_fixture import REPO, SENTENCES, run_recipe
 
-from sense.checkpoints import KILL_AFTER_ENV
 from sense.prepare import PreparationReport, read_manifest
 from sense.testing.tiny import DEFAULT_TEXTS, build_tiny_mbart, build_tiny_nllb
 from sense.translation.bleu import BleuTable, bleu_by_language, corpus_bleu
@@ -213,7 +212,7 @@ def mbart_run(covost, tiny_w2v_bert, tiny_mbart, tmp_path_factory):
         "--ckpt_interval_steps=2",
         "--ckpt_interval_minutes=0",
     )
-    killed = _run(args, env={KILL_AFTER_ENV: "1"})
+    killed = _run(args, kill_after_checkpoint=1)
     assert killed.returncode == -signal.SIGKILL, killed.stdout[-3000:] + killed.stderr[-3000:]
     resumed = _run(args)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
@@ -313,3 +312,28 @@ def test_export_translates_files_and_the_cli_reports_bad_audio(mbart_run, tmp_pa
     assert status == 0
     assert main(["translate", "-m", folder, str(tmp_path / "empty.wav"), "-q"]) == 1
     assert "sense: error: nothing to translate" in capsys.readouterr().err
+
+
+def test_bleu_is_case_sensitive_as_sacrebleu():
+    """Mixed case, where lower-casing would change the score: ours is sacrebleu's default."""
+    import sacrebleu
+
+    hyps = ["The Cat sleeps on the sofa.", "A doctor reads Letters in Paris", "it is raining?"]
+    refs = [
+        "the cat sleeps on the red sofa.",
+        "A young doctor reads letters in paris",
+        "It is raining, no?",
+    ]
+    # 13a leaves guillemets on the words (sacrebleu's intl tokenizer would split them)
+    hyps.append("«Bonjour», dit le Chat.")
+    refs.append("« Bonjour », dit le chat.")
+    expected = sacrebleu.corpus_bleu(hyps, [refs]).score  # 13a, exp smoothing, cased
+    lowered = sacrebleu.corpus_bleu(hyps, [refs], lowercase=True).score
+    assert lowered > expected + 10  # the case really matters here
+    assert sacrebleu.corpus_bleu(hyps, [refs], tokenize="intl").score > expected + 10
+    assert corpus_bleu(hyps, refs) == pytest.approx(expected, abs=1e-9)
+    assert bleu_by_language(hyps, refs, ["fr", "fr", "de", "fr"])["de"] == pytest.approx(
+        sacrebleu.corpus_bleu(hyps[2:3], [refs[2:3]]).score, abs=1e-9
+    )
+    # a perfect match up to case is not 100
+    assert corpus_bleu(["The Cat Sleeps On The Sofa"], ["the cat sleeps on the sofa"]) < 100.0
