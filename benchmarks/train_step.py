@@ -32,7 +32,7 @@ recipe's favour or neutral:
   every call. It is not run unless ``probe=True``, so by default the
   recipe's teacher costs one forward per step, less than in reality.
 * The recipe's ``freeze_optimizers`` leaves the pooling head's optimizer out
-  (fault 1 in ``DESIGN.md``); here both heads step, so both steps do the same
+  (the pooling head never steps there); here both heads step, so both steps do the same
   optimizer work (the head has ``D + 1`` parameters: the difference is not
   measurable).
 """

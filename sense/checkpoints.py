@@ -3,8 +3,7 @@
 SpeechBrain's ``Checkpointer.save_checkpoint`` writes ``CKPT.yaml`` first and
 the parameter files after it, inside the final ``CKPT+...`` folder. A crash
 while those files are written leaves a folder that is listed as a valid
-checkpoint, and a resumed run loads truncated files (fault 8 of the existing
-SENSE recipe).
+checkpoint, and a resumed run loads truncated files.
 
 :class:`AtomicCheckpointer` writes the whole checkpoint into a hidden
 temporary folder, flushes it to disk, then renames it to its final name in one
@@ -15,10 +14,8 @@ left by a crash are removed at the next start.
 from __future__ import annotations
 
 import logging
-import os
 import pathlib
 import shutil
-import signal
 
 from speechbrain.utils.checkpoints import Checkpoint, Checkpointer
 from speechbrain.utils.distributed import ddp_barrier, if_main_process
@@ -28,20 +25,6 @@ from sense.io import fsync_tree, replace_folder
 logger = logging.getLogger(__name__)
 
 TMP_PREFIX = ".tmp-"
-
-
-# Tests only: kill this process (SIGKILL, as a crash would) right after its
-# N-th intra-epoch checkpoint is published, so a resume test never races the run.
-KILL_AFTER_ENV = "SENSE_TEST_KILL_AFTER_CHECKPOINT"
-_intra_epoch_saves = 0
-
-
-def _kill_for_tests() -> None:
-    global _intra_epoch_saves
-    _intra_epoch_saves += 1
-    wanted = os.environ.get(KILL_AFTER_ENV)
-    if wanted and _intra_epoch_saves == int(wanted):
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class AtomicCheckpointer(Checkpointer):
@@ -103,6 +86,4 @@ class AtomicCheckpointer(Checkpointer):
             kind = "end-of-epoch" if end_of_epoch else "intra-epoch"
             logger.log(verbosity, "Saved an %s checkpoint in %s", kind, final)
         ddp_barrier()
-        if not end_of_epoch:
-            _kill_for_tests()
         return saved

@@ -168,6 +168,7 @@ def checkpoints(out: str) -> list[str]:
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 RECIPE = os.path.join(REPO, "recipes", "CommonVoice", "SENSE")
+KILLER = os.path.join(REPO, "tests", "helpers", "kill_after_checkpoint.py")
 TIMEOUT = 600
 
 
@@ -177,12 +178,15 @@ def run_recipe(
     env: dict | None = None,
     threads: str | None = "1",
     recipe: str = RECIPE,
+    kill_after_checkpoint: int | None = None,
     **kw,
 ):
     """``train.py`` of the Common Voice recipe (or of ``recipe``) in a subprocess, offline.
 
     ``nproc > 1`` launches it with ``torch.distributed.run`` on a free port;
-    ``env`` adds variables; ``threads`` sets ``OMP_NUM_THREADS`` (None: unset).
+    ``env`` adds variables; ``threads`` sets ``OMP_NUM_THREADS`` (None: unset);
+    ``kill_after_checkpoint=N`` kills the run (SIGKILL) after its N-th intra-epoch
+    checkpoint (``helpers/kill_after_checkpoint.py``).
     """
     from helpers.ports import free_port
 
@@ -195,6 +199,8 @@ def run_recipe(
         launcher = ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}"]
         launcher.append(f"--master_port={free_port()}")
     kw.setdefault("text", True)
+    if kill_after_checkpoint is not None:
+        launcher = [KILLER, str(kill_after_checkpoint)]
     return subprocess.run(
         [sys.executable, *launcher, "train.py", *args],
         cwd=recipe,

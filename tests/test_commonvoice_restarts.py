@@ -12,8 +12,6 @@ import torch
 from cv_fixture import checkpoints, run_recipe
 from cv_fixture import recipe_args as _args
 
-from sense.checkpoints import KILL_AFTER_ENV
-
 pytestmark = pytest.mark.slow
 
 
@@ -44,7 +42,7 @@ def test_kill_mid_epoch_and_resume(cv_release, tiny_w2v_bert, tiny_xlmr, tmp_pat
     out = str(tmp_path / "killed")
     args = _args(cv, out, tiny_w2v_bert, tiny_xlmr, *common)
     # the run kills itself (SIGKILL) right after its first intra-epoch checkpoint
-    job = run_recipe(args, env={KILL_AFTER_ENV: "1"})
+    job = run_recipe(args, kill_after_checkpoint=1)
     assert job.returncode == -signal.SIGKILL, job.stderr[-3000:]
     (ckpt,) = checkpoints(out)
     with open(os.path.join(ckpt, "brain.ckpt"), encoding="utf-8") as f:

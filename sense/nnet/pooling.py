@@ -6,8 +6,8 @@ turns the scores into weights, and the weighted sum is the utterance vector.
 SAMU-XLSR then applies a linear projection and ``tanh``.
 
 Padding is masked out before the softmax, so an utterance's embedding does
-not depend on which other utterances share its batch (fault 3 of the
-SpeechBrain recipe, whose ``AttentionPooling`` gives padded frames weight).
+not depend on which other utterances share its batch (SpeechBrain's SENSE
+recipe's ``AttentionPooling`` gives padded frames weight).
 
 ``batch_norm=True`` standardises the pooled vector across utterances before
 the projection.  A *randomly initialised* encoder pools every utterance to
