@@ -34,6 +34,7 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check sense recipes tests benchmarks
 	$(VENV)/bin/ruff format --check sense recipes tests benchmarks
+	$(VENV)/bin/lint-imports
 
 bench: install
 	HF_HUB_OFFLINE=1 $(PY) -m benchmarks

@@ -16,7 +16,7 @@ import soundfile as sf
 
 from sense.demo.commonvoice import CV_COLUMNS
 from sense.demo.corpus import build_parallel_corpus, split_corpus
-from sense.dual_encoder.miniature import MiniatureConfig, run_miniature
+from sense.demo.dual_encoder import MiniatureConfig, run_miniature
 from sense.testing.tiny import build_tiny_w2v_bert
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from sense.summarization.demo import main
+from sense.demo.summarization import main
 
 
 @pytest.mark.slow

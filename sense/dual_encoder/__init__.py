@@ -5,5 +5,5 @@
 - :mod:`~sense.dual_encoder.brain`: contrastive training (SpeechBrain), bitext mixing;
 - :mod:`~sense.dual_encoder.evaluation`: speech -> transcript R@1 and WER, benchmark adapter;
 - :mod:`~sense.dual_encoder.inference`: export and ``from_hparams`` loading;
-- :mod:`~sense.dual_encoder.miniature`: the no-download run on the demo corpus.
+- :mod:`~sense.demo.dual_encoder`: the no-download run on the demo corpus.
 """

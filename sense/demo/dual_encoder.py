@@ -16,7 +16,7 @@ language (the others are unseen in training):
 
 ::
 
-    python -m sense.dual_encoder.miniature --release demo/commonvoice \\
+    python -m sense.demo.dual_encoder --release demo/commonvoice \\
         --speech-encoder demo/train/model --output results/dual_encoder_demo
 """
 

@@ -16,7 +16,7 @@ sentence.
   Russian), each clip embedded by the student; the stage-1 model continues on
   them, and the held-out clips (never heard by the student) make the test set.
 
-    python -m sense.summarization.demo --output results/summarization_demo \\
+    python -m sense.demo.summarization --output results/summarization_demo \\
         --student /work/demo_shared/train/model --commonvoice /work/demo_shared/commonvoice
 """
 
