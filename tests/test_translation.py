@@ -337,3 +337,69 @@ def test_bleu_is_case_sensitive_as_sacrebleu():
     )
     # a perfect match up to case is not 100
     assert corpus_bleu(["The Cat Sleeps On The Sofa"], ["the cat sleeps on the sofa"]) < 100.0
+
+
+def _sharp_decoder(folder, lang):
+    """A decoder whose random weights are large enough for its output to follow the memory.
+
+    The tiny checkpoint's own initialisation gives nearly uniform logits
+    that hardly depend on the frames: greedy and beam search then agree.
+    """
+    from sense.translation.decoder import Seq2SeqDecoder
+
+    decoder = Seq2SeqDecoder(folder, target_lang=lang).eval()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for param in decoder.model.parameters():
+            if param.dim() == 2:
+                param.copy_(torch.randn(param.shape, generator=gen) * 0.5)
+    return decoder
+
+
+@torch.no_grad()
+def _best_two_token_outputs(decoder, memory):
+    """Exhaustive search: the best output of at most two free tokens, for each utterance.
+
+    The output is ``[language, t1, t2, </s>]``, ``[language, t1, </s>]`` or
+    ``[language, </s>]``; its score is the sum of the log-probabilities of the
+    free tokens (the forced language token, and the ``</s>`` forced at the
+    length limit, score 0, as in transformers' forced-token processors),
+    not length-normalised (``length_penalty=0``).
+    """
+    vocab = decoder.model.config.vocab_size
+    best = []
+    for row in memory:
+        prefix = torch.tensor([[decoder.start_id, decoder.lang_id]])
+        first = decoder(row[None], torch.ones(1), prefix)[0, -1].double().log_softmax(-1)
+        grown = torch.cat([prefix.repeat(vocab, 1), torch.arange(vocab)[:, None]], dim=1)
+        second = decoder(row.expand(vocab, -1, -1), torch.ones(vocab), grown)[:, -1]
+        total = first[:, None] + second.double().log_softmax(-1)  # [t1, t2]
+        total[decoder.eos_id] = float("-inf")  # t1 = </s> ends the output: scored below
+        t1, t2 = divmod(int(total.argmax()), vocab)
+        pair = [t1, t2] if t2 == decoder.eos_id else [t1, t2, decoder.eos_id]
+        candidates = [
+            (first[decoder.eos_id].item(), [decoder.eos_id]),
+            (total[t1, t2].item(), pair),
+        ]
+        best.append(max(candidates)[1])
+    return best
+
+
+def test_beam_search_finds_the_best_output_greedy_misses(tiny_mbart):
+    """Beam search (4 beams) equals exhaustive search where greedy decoding does not."""
+    decoder = _sharp_decoder(tiny_mbart, "en_XX")
+    torch.manual_seed(0)
+    memory = torch.randn(6, 6, decoder.d_model)
+    ones = torch.ones(len(memory))
+
+    def outputs(beam_size):
+        ids = decoder.generate_ids(memory, ones, beam_size, 0.0, max_new_tokens=4)
+        assert ids[:, 1].eq(decoder.lang_id).all()
+        return [[t for t in row[2:].tolist() if t != decoder.pad_id] for row in ids]
+
+    best = _best_two_token_outputs(decoder, memory)
+    greedy, beam = outputs(1), outputs(4)
+    assert beam == best
+    assert sum(g != b for g, b in zip(greedy, best)) >= 1, (greedy, best)
+    texts = decoder.generate(memory, ones, beam_size=4, length_penalty=0.0, max_new_tokens=4)
+    assert texts == decoder.decode([[decoder.lang_id, *b] for b in best])
