@@ -130,27 +130,77 @@ def three_phase_schedule(
     )
 
 
-def start_experiment(argv: Sequence[str]):
-    """A recipe's start: ``(hparams_file, hparams, run_opts)`` of ``train.py hparams/x.yaml --k=v``.
+@dataclasses.dataclass
+class Experiment:
+    """A recipe's command line read, its hparams not loaded yet (see :func:`open_experiment`).
 
-    Parses the command line as SpeechBrain does, loads the YAML with its
-    overrides, joins the DDP group (under ``torchrun``), sets this process's
-    device (:func:`resolve_device`) and creates the experiment folder
-    (``hparams["output_folder"]``, the YAML and the overrides saved in it).
+    Attributes
+    ----------
+    hparams_file : str
+    overrides : str
+        The command line's overrides, as SpeechBrain parses them.
+    run_opts : dict
+        SpeechBrain's run options, this process's device set.
+    plan : sense.preflight.Plan
+        The hparams with no object built: folders, sources and sizes to check
+        and prepare from; models stay :class:`~sense.preflight.Deferred`.
     """
-    from hyperpyyaml import load_hyperpyyaml
+
+    hparams_file: str
+    overrides: str
+    run_opts: dict
+    plan: dict
+
+    def load(self) -> dict:
+        """The full hparams: every object (the models) built, as ``load_hyperpyyaml`` does."""
+        from hyperpyyaml import load_hyperpyyaml
+
+        with open(self.hparams_file, encoding="utf-8") as fin:
+            return load_hyperpyyaml(fin, self.overrides)
+
+
+def open_experiment(argv: Sequence[str]) -> Experiment:
+    """A recipe's start, before any model is loaded: parse, check the outputs, join DDP.
+
+    Parses the command line as SpeechBrain does, reads the YAML with its
+    overrides *without building its objects* (:func:`sense.preflight.peek_hparams`),
+    checks that every output path it names can be written
+    (:func:`sense.preflight.check_outputs`), runs its ``__`` hooks (the seed),
+    joins the DDP group (under ``torchrun``), sets this process's device
+    (:func:`resolve_device`) and creates the experiment folder
+    (``output_folder``, the YAML and the overrides saved in it). The recipe
+    then checks and prepares its data from ``experiment.plan`` and calls
+    ``experiment.load()`` for the models.
+
+    Raises
+    ------
+    sense.preflight.PreflightError
+        An output path cannot be written.
+    """
+    from sense.preflight import check_outputs, peek_hparams
 
     hparams_file, run_opts, overrides = sb.parse_arguments(list(argv))
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
+    plan = peek_hparams(hparams_file, overrides)
+    check_outputs(plan)
+    plan.run_hooks()
     sb.utils.distributed.ddp_init_group(run_opts)
     run_opts = resolve_device(run_opts)
     sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
+        experiment_directory=plan["output_folder"],
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-    return hparams_file, hparams, run_opts
+    return Experiment(hparams_file, overrides, run_opts, plan)
+
+
+def start_experiment(argv: Sequence[str]):
+    """A recipe's start: ``(hparams_file, hparams, run_opts)`` of ``train.py hparams/x.yaml --k=v``.
+
+    :func:`open_experiment`, then the full hparams loaded (every model built):
+    for a recipe with nothing to check or prepare before its models.
+    """
+    experiment = open_experiment(argv)
+    return experiment.hparams_file, experiment.load(), experiment.run_opts
 
 
 def resolve_device(run_opts):

@@ -24,14 +24,20 @@ def load_experiment(argv: Sequence[str]) -> tuple[dict, object]:
     """``(hparams, run_opts)`` of a SpeechBrain command line; the experiment folder created.
 
     ``argv`` is ``hparams.yaml --key=value ...``; the YAML and the overrides are
-    saved in ``output_folder``, as every SpeechBrain recipe does.
+    saved in ``output_folder``, as every SpeechBrain recipe does. The models
+    are specifications here (built by :func:`build_encoders` after the data
+    is prepared); every output path the hparams name is checked writable
+    first (:func:`sense.preflight.check_outputs`).
     """
     import speechbrain as sb
     from hyperpyyaml import load_hyperpyyaml
 
+    from sense.preflight import check_outputs
+
     hparams_file, run_opts, overrides = sb.parse_arguments(list(argv))
     with open(hparams_file, encoding="utf-8") as f:
         hparams = load_hyperpyyaml(f, overrides)
+    check_outputs(hparams)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,

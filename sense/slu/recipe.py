@@ -52,8 +52,9 @@ from collections.abc import Callable
 
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
-from sense.finetune import start_experiment
+from sense.finetune import open_experiment
 from sense.io import write_json_atomic
+from sense.preflight import PreflightError, materialize, require_files
 from sense.prepare import read_manifest
 from sense.results import ErrorRateTable
 from sense.slu.brain import HEAD, SLUBrain, check_probe
@@ -100,6 +101,23 @@ def write_tables(hparams: dict, results: dict[str, dict], label_metric: str) -> 
     return paths
 
 
+def check_manifests(plan: dict) -> dict[str, str]:
+    """The test manifests ``{column: path}``, once every manifest the run reads is there.
+
+    Raises
+    ------
+    sense.preflight.PreflightError
+        Naming the missing manifests (before any model is loaded).
+    """
+    require_files(plan, ["train_csv", "valid_csv"], "prepare them first (skip_prep: False)")
+    prefix = plan.get("column_prefix") or ""
+    tests = {f"{prefix}{k}": v for k, v in (materialize(plan.get("test_csvs")) or {}).items()}
+    missing = [f"{name} {path}" for name, path in tests.items() if not os.path.isfile(path)]
+    if missing:
+        raise PreflightError("test_csvs: missing " + ", ".join(missing))
+    return tests
+
+
 def _results_folder(hparams: dict) -> str:
     return hparams.get("results_folder") or os.path.join(hparams["output_folder"], "results")
 
@@ -114,7 +132,8 @@ def run(argv: list[str], prepare: Callable[[dict], None] | None = None) -> dict 
         stops after the preparation and the markup.
     prepare : callable, optional
         ``prepare(hparams)`` writes the manifests; run on the main process
-        unless ``skip_prep``.
+        unless ``skip_prep``, before any model is loaded: it gets the hparams
+        with no object built (:func:`sense.preflight.peek_hparams`).
 
     Returns
     -------
@@ -124,11 +143,14 @@ def run(argv: list[str], prepare: Callable[[dict], None] | None = None) -> dict 
     """
     prepare_only = PREPARE_ONLY in argv
     argv = [a for a in argv if a != PREPARE_ONLY]
-    hparams_file, hparams, run_opts = start_experiment(argv)
-    if prepare is not None and not hparams.get("skip_prep", False):
-        run_on_main(prepare, args=[hparams])
-    markup_path = os.path.join(hparams["save_folder"], MARKUP_FILE)
-    markup_csvs = list(hparams.get("markup_csvs") or [hparams["train_csv"]])
+    # The data first, from the hparams with no model built (the encoder loads after).
+    experiment = open_experiment(argv)
+    plan = experiment.plan
+    if prepare is not None and not plan.get("skip_prep", False):
+        run_on_main(prepare, args=[plan])
+    test_csvs = check_manifests(plan)
+    markup_path = os.path.join(plan["save_folder"], MARKUP_FILE)
+    markup_csvs = list(materialize(plan.get("markup_csvs")) or [plan["train_csv"]])
     run_on_main(prepare_markup, args=[markup_path, markup_csvs])
     markup = LabelMarkup.load(markup_path)
     if prepare_only:
@@ -136,13 +158,12 @@ def run(argv: list[str], prepare: Callable[[dict], None] | None = None) -> dict 
             print(f"prepared; label markup {markup} in {markup_path}")
         return None
 
+    hparams, run_opts = experiment.load(), experiment.run_opts
     encoder = hparams["encoder"]
     probe = hparams["probe"](input_dim=encoder.output_dim, num_symbols=len(markup))
     check_probe(encoder, probe, markup)
     checkpointer = hparams["checkpointer"]
     checkpointer.add_recoverable(HEAD, probe)
-    prefix = hparams.get("column_prefix") or ""
-    test_csvs = {f"{prefix}{k}": v for k, v in (hparams.get("test_csvs") or {}).items()}
     datasets = make_slu_datasets(
         {"train": hparams["train_csv"], "valid": hparams["valid_csv"], **test_csvs},
         markup,
@@ -179,6 +200,6 @@ def run(argv: list[str], prepare: Callable[[dict], None] | None = None) -> dict 
                 print(f.read())
     brain.export(
         hparams["export_folder"],
-        extra={"hparams": os.path.abspath(hparams_file), "test": results},
+        extra={"hparams": os.path.abspath(experiment.hparams_file), "test": results},
     )
     return results

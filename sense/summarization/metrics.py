@@ -80,6 +80,47 @@ def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
     return sum(scores) / len(scores)
 
 
+def check_bertscore(options: dict | None, key: str = "bertscore") -> None:
+    """Raise unless BERTScore, as ``options`` configure it, can run: in seconds, before training.
+
+    ``options`` are the keyword arguments of :func:`bertscore_f1` (a recipe's
+    ``bertscore`` block; ``None`` turns BERTScore off). Its model must load
+    (a local folder with ``config.json``, or a hub id reachable or cached, see
+    :func:`sense.preflight.check_model_loadable`), and a model bert-score does
+    not know needs ``num_layers``.
+
+    Raises
+    ------
+    sense.preflight.PreflightError
+        One line naming the model and the YAML key to change.
+
+    Example
+    -------
+    >>> check_bertscore(None)  # off: nothing to check
+    >>> check_bertscore({"model": "/no/such/folder"})
+    Traceback (most recent call last):
+    ...
+    sense.preflight.PreflightError: bertscore.model: '/no/such/folder' is neither a folder nor a hub id; ...
+    """
+    from sense.preflight import PreflightError, check_model_loadable
+
+    if not options:
+        return
+    model = options.get("model", BERTSCORE_MODEL)
+    hint = (
+        f"set {key}: null (--{key}=null) to leave BERTScore out, "
+        f"or {key}.model to a local copy of the model"
+    )
+    if options.get("num_layers", BERTSCORE_LAYER) is None:
+        from bert_score.utils import model2layers
+
+        if model not in model2layers:
+            raise PreflightError(
+                f"{key}.num_layers: bert-score has no default layer for {model!r}; set it"
+            )
+    check_model_loadable(model, f"{key}.model", hint)
+
+
 def bertscore_f1(
     predictions: Sequence[str],
     references: Sequence[str],

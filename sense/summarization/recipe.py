@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
 EMBEDDERS = ("text", "speech")
+PREPARE_ONLY = "--prepare_only"
 
 
 def embedder_factory(hparams: dict, device: str):
@@ -70,6 +71,13 @@ def build_caches(hparams: dict, manifests: dict, device: str):
         os.path.join(hparams["embedding_cache_folder"], name),
         batch_size=hparams["embedding_batch_size"],
     )
+
+
+def materialize_embedder(plan: dict) -> dict:
+    """The plan with its embedder's settings built (a TeacherSpec loads no model)."""
+    from sense.preflight import materialize
+
+    return {**plan, "teacher": materialize(plan.get("teacher"))}
 
 
 def run(hparams: dict, run_opts: dict, manifests: dict, hparams_file: str) -> dict:
@@ -129,12 +137,17 @@ def run(hparams: dict, run_opts: dict, manifests: dict, hparams_file: str) -> di
 
 
 def main(argv: list[str], prepare, prepare_args: dict[str, str]) -> dict:
-    """A summarization recipe's ``train.py``: parse, prepare on the main process, :func:`run`.
+    """A summarization recipe's ``train.py``: check, prepare on the main process, :func:`run`.
+
+    Before any model is loaded: the output paths are checked writable, the
+    BERTScore model loadable (:func:`~sense.summarization.metrics.check_bertscore`),
+    and the data prepared, its sentences embedded into the cache.
+    ``--prepare_only`` stops there (the seq2seq is never loaded).
 
     Parameters
     ----------
     argv : list of str
-        ``hparams.yaml`` and SpeechBrain options / overrides.
+        ``hparams.yaml`` and SpeechBrain options / overrides; ``--prepare_only``.
     prepare : callable
         The recipe's prepare function; returns ``{split: manifest path}`` and
         is cheap once its stamp says it is done.
@@ -143,13 +156,23 @@ def main(argv: list[str], prepare, prepare_args: dict[str, str]) -> dict:
     """
     from speechbrain.utils.distributed import run_on_main
 
-    from sense.finetune import start_experiment
+    from sense.finetune import open_experiment
+    from sense.summarization.metrics import check_bertscore
 
-    hparams_file, hparams, run_opts = start_experiment(argv)
-    kwargs = {name: hparams[key] for name, key in prepare_args.items()}
-    if not hparams["skip_prep"]:
+    prepare_only = PREPARE_ONLY in argv
+    argv = [a for a in argv if a != PREPARE_ONLY]
+    experiment = open_experiment(argv)
+    plan, run_opts = experiment.plan, experiment.run_opts
+    if not prepare_only:
+        check_bertscore(plan.get("bertscore"))
+    kwargs = {name: plan[key] for name, key in prepare_args.items()}
+    if not plan["skip_prep"]:
         run_on_main(prepare, kwargs=kwargs)
     manifests = prepare(**kwargs)  # every rank: the paths (prepared already)
-    stats = run(hparams, run_opts, manifests, hparams_file)
+    if prepare_only:
+        cache = build_caches(materialize_embedder(plan), manifests, run_opts["device"])
+        print(f"prepared {list(manifests.values())}; embeddings {cache.folder}", flush=True)
+        return {}
+    stats = run(experiment.load(), run_opts, manifests, experiment.hparams_file)
     print({k: round(v, 2) for k, v in stats.items()}, flush=True)
     return stats

@@ -9,38 +9,56 @@ model is exported for ``sense.translation.Translator.from_hparams``.
 
     python train.py hparams/train.yaml --data_folder=/data/cv-corpus-4 \\
         --covost_folder=/data/covost_tsv --encoder_source=/models/sense --model_name=SENSE
+
+``--prepare_only`` stops after the manifests (no model is loaded).
 """
 
 import json
 import os
-import sys
 
 from covost_prepare import prepare_covost
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from sense.distill import make_train_loader
-from sense.finetune import start_experiment
+from sense.finetune import open_experiment
+from sense.preflight import require_files, run_main
 from sense.samplers import BatchBudget
 from sense.translation.bleu import BleuTable
 from sense.translation.brain import TranslationBrain, make_datasets
 
 TABLE_TITLE = "BLEU, X speech -> EN text (CoVoST 2), as Table VI of the SENSE paper"
+PREPARE_ONLY = "--prepare_only"
+MANIFEST_KEYS = ("train_csv", "valid_csv", "test_csv", "hours_file")
 
 
 def main(argv):
-    hparams_file, hparams, run_opts = start_experiment(argv)
-    if not hparams["skip_prep"]:
+    prepare_only = PREPARE_ONLY in argv
+    argv = [a for a in argv if a != PREPARE_ONLY]
+    # The data first, from the hparams with no model built (encoder and decoder load after).
+    experiment = open_experiment(argv)
+    plan = experiment.plan
+    if not plan["skip_prep"]:
         run_on_main(
             prepare_covost,
             kwargs={
-                "data_folder": hparams["data_folder"],
-                "covost_folder": hparams["covost_folder"],
-                "save_folder": hparams["prepared_folder"],
-                "languages": hparams["languages"],
-                "workers": hparams["prepare_workers"],
-                "min_duration": hparams["min_duration"],
+                "data_folder": plan["data_folder"],
+                "covost_folder": plan["covost_folder"],
+                "save_folder": plan["prepared_folder"],
+                "languages": plan["languages"],
+                "workers": plan["prepare_workers"],
+                "min_duration": plan["min_duration"],
             },
         )
+    require_files(plan, MANIFEST_KEYS, "prepare them first (skip_prep: False)")
+    if prepare_only:
+        if if_main_process():
+            print(f"prepared {plan['prepared_folder']}", flush=True)
+        return
+    hparams_file, hparams, run_opts = (
+        experiment.hparams_file,
+        experiment.load(),
+        experiment.run_opts,
+    )
     manifests = {"train": hparams["train_csv"], "valid": hparams["valid_csv"]}
     manifests["test"] = hparams["test_csv"]
     datasets = make_datasets(manifests, hparams["decoder"], hparams["sample_rate"])
@@ -90,4 +108,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_main(main)

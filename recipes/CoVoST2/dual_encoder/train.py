@@ -37,7 +37,8 @@ from covost_prepare import prepare_covost  # noqa: E402
 from sense.distill import make_train_loader  # noqa: E402
 from sense.dual_encoder.brain import DualEncoderBrain, make_datasets  # noqa: E402
 from sense.dual_encoder.tokens import TokenCache, fit_centroids, tokenize_files  # noqa: E402
-from sense.finetune import start_experiment  # noqa: E402
+from sense.finetune import open_experiment  # noqa: E402
+from sense.preflight import materialize, require_files, run_main  # noqa: E402
 from sense.prepare import manifest_data  # noqa: E402
 from sense.samplers import BatchBudget  # noqa: E402
 
@@ -57,22 +58,27 @@ def load_manifests(paths: dict[str, str]) -> dict[str, dict[str, dict]]:
 def main(argv):
     prepare_only = PREPARE_ONLY in argv
     argv = [a for a in argv if a != PREPARE_ONLY]
-    hparams_file, hparams, run_opts = start_experiment(argv)
-    if not hparams["skip_prep"]:
+    # The data first, from the hparams with no model built; --prepare_only then
+    # loads the speech encoder (to tokenise) but never the LLM.
+    experiment = open_experiment(argv)
+    plan, run_opts = experiment.plan, experiment.run_opts
+    if not plan["skip_prep"]:
         run_on_main(
             prepare_covost,
             kwargs={
-                "data_folder": hparams["data_folder"],
-                "covost_folder": hparams["covost_folder"],
-                "save_folder": hparams["prepared_folder"],
-                "languages": hparams["languages"],
+                "data_folder": plan["data_folder"],
+                "covost_folder": plan["covost_folder"],
+                "save_folder": plan["prepared_folder"],
+                "languages": plan["languages"],
                 "splits": ["train", "dev"],
-                "workers": hparams["prepare_workers"],
-                "min_duration": hparams["min_duration"],
+                "workers": plan["prepare_workers"],
+                "min_duration": plan["min_duration"],
             },
         )
-    manifests = load_manifests({"train": hparams["train_csv"], "valid": hparams["valid_csv"]})
-    tokenizer = hparams["audio_tokenizer"].to(run_opts["device"])
+    require_files(plan, ["train_csv", "valid_csv"], "prepare them first (skip_prep: False)")
+    manifests = load_manifests({"train": plan["train_csv"], "valid": plan["valid_csv"]})
+    hparams = plan if prepare_only else experiment.load()
+    tokenizer = materialize(hparams["audio_tokenizer"]).to(run_opts["device"])
     paths = [row["wav"] for rows in manifests.values() for row in rows.values()]
     train_paths = [row["wav"] for row in manifests["train"].values()]
     cache = TokenCache(hparams["token_cache_folder"])
@@ -96,6 +102,7 @@ def main(argv):
             print(f"prepared {hparams['prepared_folder']}; {len(tokens)} utterances tokenised")
         return
 
+    hparams_file = experiment.hparams_file
     datasets = make_datasets(manifests, tokens, hparams["llm"], text_key=TEXT_KEY)
     budget = BatchBudget.for_this_run(
         hparams["batch_seconds"],
@@ -128,4 +135,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_main(main)

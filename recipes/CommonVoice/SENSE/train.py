@@ -20,7 +20,6 @@ Several nodes: prepare and cache once, then launch::
 """
 
 import os
-import sys
 
 from commonvoice_prepare import prepare_common_voice
 from speechbrain.utils.distributed import if_main_process, run_on_main
@@ -33,44 +32,50 @@ from sense.distill import (
     make_train_loader,
     teacher_mean,
 )
-from sense.finetune import start_experiment
+from sense.finetune import open_experiment
+from sense.preflight import materialize, require_files, run_main
 from sense.samplers import BatchBudget
 
 PREPARE_ONLY = "--prepare_only"
+MANIFEST_KEYS = ("train_csv", "valid_csv")
 
 
 def main(argv):
     prepare_only = PREPARE_ONLY in argv
     argv = [a for a in argv if a != PREPARE_ONLY]
-    hparams_file, hparams, run_opts = start_experiment(argv)
+    # The data first, from the hparams with no model built: the student is loaded
+    # only once the data is prepared and its teacher embeddings cached.
+    experiment = open_experiment(argv)
+    plan, run_opts = experiment.plan, experiment.run_opts
     device = run_opts["device"]
-
-    if not hparams["skip_prep"]:
+    if not plan["skip_prep"]:
         run_on_main(
             prepare_common_voice,
             kwargs={
-                "data_folder": hparams["data_folder"],
-                "save_folder": hparams["prepared_folder"],
-                "languages": hparams["languages_file"],
+                "data_folder": plan["data_folder"],
+                "save_folder": plan["prepared_folder"],
+                "languages": plan["languages_file"],
                 "splits": ["train", "dev"],
-                "workers": hparams["prepare_workers"],
-                "min_duration": hparams["min_duration"],
+                "workers": plan["prepare_workers"],
+                "min_duration": plan["min_duration"],
             },
         )
-    manifests = {"train": hparams["train_csv"], "valid": hparams["valid_csv"]}
+    require_files(plan, MANIFEST_KEYS, "prepare them first (skip_prep: False)")
+    manifests = {"train": plan["train_csv"], "valid": plan["valid_csv"]}
     cache = build_teacher_cache(
-        hparams["teacher"],
+        materialize(plan["teacher"]),  # a TeacherSpec: the teacher loads only if encoding
         list(manifests.values()),
-        hparams["teacher_cache_folder"],
+        plan["teacher_cache_folder"],
         device=device,
-        batch_size=hparams["teacher_batch_size"],
-        dtype=hparams["teacher_cache_dtype"],
+        batch_size=plan["teacher_batch_size"],
+        dtype=plan["teacher_cache_dtype"],
     )
     if prepare_only:
         if if_main_process():
-            print(f"prepared {hparams['prepared_folder']}; teacher cache {cache.folder}")
+            print(f"prepared {plan['prepared_folder']}; teacher cache {cache.folder}")
         return
 
+    hparams_file, hparams = experiment.hparams_file, experiment.load()
     check_dimensions(hparams["encoder"], hparams["pooling"], cache.dim)
     datasets = make_datasets(manifests, cache, hparams["sample_rate"])
     budget = BatchBudget.for_this_run(
@@ -105,4 +110,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_main(main)

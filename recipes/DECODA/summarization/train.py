@@ -11,10 +11,9 @@ set is summarised and scored; the row joins the Table VIII table.
         --speech_model=/models/sense --init_from=/path/to/stage1/model
 """
 
-import sys
-
 from decoda_prepare import prepare_decoda
 
+from sense.preflight import run_main
 from sense.summarization import recipe
 
 PREPARE_ARGS = {
@@ -29,4 +28,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_main(main)

@@ -9,9 +9,8 @@ export are sense.slu.recipe.run, shared by every SLU recipe::
         --encoder_source=../../../demo_output/train/model --train_language=fr
 """
 
-import sys
-
 from sense.demo.slu import prepare_demo_slu
+from sense.preflight import run_main
 from sense.slu.recipe import run
 
 
@@ -26,4 +25,4 @@ def prepare(hparams):
 
 
 if __name__ == "__main__":
-    run(sys.argv[1:], prepare=prepare)
+    run_main(lambda argv: run(argv, prepare=prepare))

@@ -23,6 +23,7 @@ import sys
 import torch
 from europarl_prepare import NLLB_CODES, prepare_europarl_st, read_direction_manifests
 
+from sense.preflight import check_writable
 from sense.translation.bleu import BleuTable
 from sense.zerost.evaluation import (
     TABLE1_TITLE,
@@ -56,6 +57,7 @@ def main(argv=None) -> int:
     if bool(args.release) == bool(args.manifests):
         parser.error("give the release folder or --manifests, not both")
     try:
+        check_writable(args.table, "--table")  # before the models and the translations
         if args.manifests:
             manifests = read_direction_manifests(args.manifests, args.split)
         else:

@@ -15,18 +15,21 @@ After the NLL step the model is exported for
     python train.py hparams/train.yaml --data_folder=/data/cv-corpus-16.1 --zerost_step=kd
     python train.py hparams/train.yaml --data_folder=/data/cv-corpus-16.1 --zerost_step=nll \\
         --europarl_folder=/data/europarl-st/v1.1
+
+``--prepare_only`` stops after the data (and, for the KD step, the NLLB token
+cache): the Q-Former, Whisper and the NLLB decoder are never loaded.
 """
 
 import math
 import os
-import sys
 
 from europarl_prepare import prepare_europarl_st, read_direction_manifests
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from zerost_prepare import prepare_zerost_data
 
 from sense.distill import make_train_loader
-from sense.finetune import start_experiment, three_phase_schedule
+from sense.finetune import open_experiment, three_phase_schedule
+from sense.preflight import require_files, run_main
 from sense.prepare import manifest_dataset, read_manifest
 from sense.samplers import BatchBudget
 from sense.teacher_cache import TeacherCacheError
@@ -125,33 +128,47 @@ def evaluate(brain: ZeroSTBrain, hparams: dict, manifests: dict, row: str) -> No
     print(table1.to_markdown(), flush=True)
 
 
+PREPARE_ONLY = "--prepare_only"
+
+
 def main(argv):
-    hparams_file, hparams, run_opts = start_experiment(argv)
-    step = hparams["zerost_step"]
-    manifests = {"train": hparams["train_csv"], "valid": hparams["valid_csv"]}
-    if not hparams["skip_prep"]:
+    prepare_only = PREPARE_ONLY in argv
+    argv = [a for a in argv if a != PREPARE_ONLY]
+    # The data first (training and evaluation), from the hparams with no model built.
+    experiment = open_experiment(argv)
+    plan, run_opts = experiment.plan, experiment.run_opts
+    step = plan["zerost_step"]
+    manifests = {"train": plan["train_csv"], "valid": plan["valid_csv"]}
+    if not plan["skip_prep"]:
         run_on_main(
             prepare_zerost_data,
             kwargs={
-                "data_folder": hparams["data_folder"],
-                "save_folder": hparams["prepared_folder"],
-                "languages": hparams["languages"],
-                "workers": hparams["prepare_workers"],
-                "min_duration": hparams["min_duration"],
-                "extra_codes": hparams["nllb_codes"],
+                "data_folder": plan["data_folder"],
+                "save_folder": plan["prepared_folder"],
+                "languages": plan["languages"],
+                "workers": plan["prepare_workers"],
+                "min_duration": plan["min_duration"],
+                "extra_codes": plan["nllb_codes"],
             },
         )
+    require_files(plan, ["train_csv", "valid_csv"], "prepare them first (skip_prep: False)")
+    eval_manifests = evaluation_manifests(plan) if if_main_process() else {}
     cache_folder = None
     if step == KD:
-        key = NLLBTokenEncoder.key_of(hparams["nllb_source"])
-        cache_folder = os.path.join(hparams["token_cache_folder"], key)
+        key = NLLBTokenEncoder.key_of(plan["nllb_source"])
+        cache_folder = os.path.join(plan["token_cache_folder"], key)
         kwargs = {
             "manifests": list(manifests.values()),
-            "source": hparams["nllb_source"],
+            "source": plan["nllb_source"],
             "folder": cache_folder,
             "device": run_opts["device"],
         }
         run_on_main(build_token_cache, kwargs=kwargs)
+    if prepare_only:
+        if if_main_process():
+            print(f"prepared {plan['prepared_folder']}; {len(eval_manifests)} evaluation pairs")
+        return
+    hparams_file, hparams = experiment.hparams_file, experiment.load()
     datasets = make_datasets(
         manifests, step, hparams["modules"]["decoder"], cache_folder, hparams["sample_rate"]
     )
@@ -182,9 +199,8 @@ def main(argv):
     )
     brain.load_best(min_key="loss")
     row = f"{hparams['model_name']} {step_label(step, hparams['kd_checkpoint'])}"
-    manifests = evaluation_manifests(hparams) if if_main_process() else {}
-    if manifests:
-        evaluate(brain, hparams, manifests, row)
+    if eval_manifests:
+        evaluate(brain, hparams, eval_manifests, row)
     if step == NLL:  # a KD-step model is a baseline, not a translator to ship
         brain.export(
             hparams["export_folder"],
@@ -195,4 +211,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_main(main)

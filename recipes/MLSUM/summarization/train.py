@@ -9,10 +9,9 @@ sentence vectors. The test set is summarised with beam search and scored
     python train.py hparams/train_bge_m3.yaml --data_folder=/data/mlsum
 """
 
-import sys
-
 from mlsum_prepare import prepare_mlsum
 
+from sense.preflight import run_main
 from sense.summarization import recipe
 
 PREPARE_ARGS = {
@@ -29,4 +28,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_main(main)

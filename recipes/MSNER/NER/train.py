@@ -12,10 +12,9 @@ the shared SLU entry point (:func:`sense.slu.recipe.run`)::
     done
 """
 
-import sys
-
 from prepare_msner import prepare_msner
 
+from sense.preflight import run_main
 from sense.slu.recipe import run
 
 
@@ -30,4 +29,4 @@ def prepare(hparams: dict) -> None:
 
 
 if __name__ == "__main__":
-    run(sys.argv[1:], prepare=prepare)
+    run_main(lambda argv: run(argv, prepare=prepare))

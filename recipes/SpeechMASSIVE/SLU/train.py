@@ -9,10 +9,9 @@ exports with the shared SLU entry point (:func:`sense.slu.recipe.run`)::
         --encoder_source=/models/sense --model_name=SENSE
 """
 
-import sys
-
 from prepare_speech_massive import prepare_speech_massive
 
+from sense.preflight import run_main
 from sense.slu.recipe import run
 
 
@@ -29,4 +28,4 @@ def prepare(hparams: dict) -> None:
 
 
 if __name__ == "__main__":
-    run(sys.argv[1:], prepare=prepare)
+    run_main(lambda argv: run(argv, prepare=prepare))

@@ -8,10 +8,9 @@ with the shared SLU entry point (:func:`sense.slu.recipe.run`)::
         --encoder_source=/models/sense --model_name=SENSE
 """
 
-import sys
-
 from prepare_taric import prepare_taric
 
+from sense.preflight import run_main
 from sense.slu.recipe import run
 
 
@@ -24,4 +23,4 @@ def prepare(hparams: dict) -> None:
 
 
 if __name__ == "__main__":
-    run(sys.argv[1:], prepare=prepare)
+    run_main(lambda argv: run(argv, prepare=prepare))

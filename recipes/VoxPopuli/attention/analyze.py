@@ -79,4 +79,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from sense.evaluation import run_as_script
+
+    run_as_script(main)
