@@ -44,6 +44,8 @@ from typing import Any
 import torch
 
 from sense import formats
+from sense.hparams_yaml import PLACEHOLDER, New, Ref, in_folder
+from sense.hparams_yaml import render_hparams as render_hparams_yaml
 from sense.io import check_output_folder, staged_folder
 
 logger = logging.getLogger(__name__)
@@ -65,6 +67,24 @@ DEFAULT_WINDOW = 20.0
 DEFAULT_OVERLAP = 4.0
 #: ``"fixed"`` (overlapping windows) or ``"silence"`` (cut at pauses).
 DEFAULT_SPLIT = "fixed"
+ENCODER_CLASS = "sense.lobes.speech.HFSpeechEncoder"
+HEADER = """\
+# A SENSE model exported by sense.export.export_model (format {version}).
+# Load it with:
+#   from sense.inference import SENSE
+#   model = SENSE.from_hparams(source="<this folder or its hub id>")
+# SENSE.from_hparams fills model_dir with the local folder of the model."""
+COMMENTS = {
+    "sample_rate": "Audio is read as mono at this rate.",
+    "normalize": "L2-normalise the speech embeddings (the teacher's are).",
+    "max_duration": "Recordings longer than max_duration seconds are cut into windows of\n"
+    "window_duration seconds: fixed windows overlap by at least window_overlap\n"
+    "seconds, silence windows are cut at the quietest point of each stretch.",
+    "teacher_source": "The text encoder whose space the model was trained into, as the training\n"
+    "recipe defined it (sense.lobes.text.TeacherSpec); loaded on the first call of\n"
+    "encode_text, never copied into this folder. Override teacher_source to point\n"
+    "at a local copy.",
+}
 
 
 def load_state_dict_strict(module: torch.nn.Module, path: str) -> None:
@@ -141,17 +161,6 @@ def write_description(
         f.write("\n")
 
 
-def yaml_scalar(value: Any) -> str:
-    """A scalar as YAML text (JSON strings are valid YAML double-quoted scalars)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return json.dumps(str(value), ensure_ascii=False)
-
-
 def _activation_name(pooling) -> str | None:
     from sense.nnet.pooling import ACTIVATIONS
 
@@ -216,61 +225,49 @@ def render_hparams(
     >>> "model_dir: !PLACEHOLDER" in text
     True
     """
+    entries: dict = {"model_dir": PLACEHOLDER, "sample_rate": int(sample_rate)}
+    entries["normalize"] = bool(normalize)
+    entries.update(
+        max_duration=float(max_duration),
+        window_duration=float(window),
+        window_overlap=float(overlap),
+        window_split=split,
+    )
+    entries.update(teacher_entries(teacher, source_key=True))
+    entries["encoder"] = New(ENCODER_CLASS, {"source": in_folder(ENCODER_DIR), "freeze": True})
+    entries["pooling"] = New(
+        "sense.nnet.pooling.AttentivePooling",
+        {
+            "input_dim": int(input_dim),
+            "output_dim": output_dim,
+            "activation": activation,
+            "batch_norm": batch_norm,
+        },
+    )
+    return render_hparams_yaml(
+        HEADER.format(version=FORMAT_VERSION),
+        entries,
+        COMMENTS,
+        modules=["encoder", "pooling"],
+        loadables={"pooling": POOLING_FILE},
+    )
+
+
+def teacher_entries(teacher: dict | None, source_key: bool = False) -> dict:
+    """``teacher_<field>`` entries and the ``teacher`` spec built from them (``null`` without one).
+
+    ``source_key``: write ``teacher_source: null`` too when there is no teacher.
+
+    Example
+    -------
+    >>> teacher_entries({"source": "usem3", "kind": "usem3"})["teacher"].kwargs
+    {'source': Ref(name='teacher_source', suffix=''), 'kind': Ref(name='teacher_kind', suffix='')}
+    """
     if teacher is None:
-        teacher_block = "teacher_source: null\nteacher: null\n"
-    else:
-        fields = "".join(f"teacher_{k}: {yaml_scalar(v)}\n" for k, v in teacher.items())
-        refs = "".join(f"    {k}: !ref <teacher_{k}>\n" for k in teacher)
-        teacher_block = f"{fields}\nteacher: !new:sense.lobes.text.TeacherSpec\n{refs}"
-    return f"""\
-# A SENSE model exported by sense.export.export_model (format {FORMAT_VERSION}).
-# Load it with:
-#   from sense.inference import SENSE
-#   model = SENSE.from_hparams(source="<this folder or its hub id>")
-# SENSE.from_hparams fills model_dir with the local folder of the model.
-
-model_dir: !PLACEHOLDER
-
-# Audio is read as mono at this rate.
-sample_rate: {yaml_scalar(int(sample_rate))}
-# L2-normalise the speech embeddings (the teacher's are).
-normalize: {yaml_scalar(bool(normalize))}
-
-# Recordings longer than max_duration seconds are cut into windows of
-# window_duration seconds: "fixed" windows overlap by at least window_overlap
-# seconds, "silence" windows are cut at the quietest point of each stretch.
-max_duration: {yaml_scalar(float(max_duration))}
-window_duration: {yaml_scalar(float(window))}
-window_overlap: {yaml_scalar(float(overlap))}
-window_split: {yaml_scalar(split)}
-
-# The text encoder whose space the model was trained into, as the training
-# recipe defined it (sense.lobes.text.TeacherSpec); loaded on the first call of
-# encode_text, never copied into this folder. Override teacher_source to point
-# at a local copy.
-{teacher_block}
-encoder: !new:sense.lobes.speech.HFSpeechEncoder
-    source: !ref <model_dir>/{ENCODER_DIR}
-    freeze: True
-
-pooling: !new:sense.nnet.pooling.AttentivePooling
-    input_dim: {yaml_scalar(int(input_dim))}
-    output_dim: {yaml_scalar(output_dim)}
-    activation: {yaml_scalar(activation)}
-    batch_norm: {yaml_scalar(batch_norm)}
-
-modules:
-    encoder: !ref <encoder>
-    pooling: !ref <pooling>
-
-pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
-    loadables:
-        pooling: !ref <pooling>
-    paths:
-        pooling: !ref <model_dir>/{POOLING_FILE}
-    custom_hooks:
-        pooling: !name:sense.export.load_state_dict_strict
-"""
+        return {"teacher_source": None, "teacher": None} if source_key else {"teacher": None}
+    fields = {f"teacher_{k}": v for k, v in teacher.items()}
+    spec = New("sense.lobes.text.TeacherSpec", {k: Ref(f"teacher_{k}") for k in teacher})
+    return {**fields, "teacher": spec}
 
 
 def export_model(

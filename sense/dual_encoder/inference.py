@@ -33,6 +33,8 @@ import torch
 from sense import formats
 from sense.dataio import AudioError
 from sense.export import has_format, save_encoder, save_state, write_description
+from sense.hparams_yaml import PLACEHOLDER, New, in_folder
+from sense.hparams_yaml import render_hparams as render_hparams_yaml
 from sense.inference import SENSE, WindowEmbeddings, audio_error_reason
 from sense.io import check_output_folder, staged_folder
 
@@ -53,48 +55,51 @@ def is_dual_encoder_folder(folder: str) -> bool:
 def render_hparams(tokenizer, llm, projection, normalize: bool = True) -> str:
     """The ``hyperparams.yaml`` of an exported dual encoder."""
     max_duration = llm.max_tokens / tokenizer.token_rate
-    return f"""# sense LLM speech-text dual encoder (sense.dual_encoder), format {FORMAT_VERSION}
-model_class: {MODEL_CLASS}
-sample_rate: 16000
-model_dir: !PLACEHOLDER
-normalize: {normalize}
-# a recording is encoded whole, cut at the LLM's max_tokens (seconds at the token rate)
-max_duration: {max_duration!r}
-window_duration: {max_duration!r}
-window_overlap: 0.0
-window_split: fixed
-
-audio_tokenizer: !new:sense.dual_encoder.tokens.AudioTokenizer
-    source: !ref <model_dir>/{SPEECH_DIR}
-    output_layer: {tokenizer.encoder.num_layers}
-    num_tokens: {tokenizer.num_tokens}
-    token_rate: {tokenizer.token_rate!r}
-    centroids_file: !ref <model_dir>/{CENTROIDS_FILE}
-
-llm: !new:sense.dual_encoder.model.LLMEncoder
-    source: !ref <model_dir>/{BACKBONE_DIR}
-    num_audio_tokens: {llm.num_audio_tokens}
-    num_text_tokens: {llm.num_text_tokens}
-    prefix: {llm.prefix}
-    max_tokens: {llm.max_tokens}
-
-projection: !new:torch.nn.Linear
-    in_features: {projection.in_features}
-    out_features: {projection.out_features}
-
-modules:
-    audio_tokenizer: !ref <audio_tokenizer>
-    llm: !ref <llm>
-    projection: !ref <projection>
-
-pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
-    loadables:
-        projection: !ref <projection>
-    paths:
-        projection: !ref <model_dir>/{PROJECTION_FILE}
-    custom_hooks:
-        projection: !name:sense.export.load_state_dict_strict
-"""
+    entries = {
+        "model_class": MODEL_CLASS,
+        "sample_rate": 16000,
+        "model_dir": PLACEHOLDER,
+        "normalize": bool(normalize),
+        "max_duration": float(max_duration),
+        "window_duration": float(max_duration),
+        "window_overlap": 0.0,
+        "window_split": "fixed",
+        "audio_tokenizer": New(
+            "sense.dual_encoder.tokens.AudioTokenizer",
+            {
+                "source": in_folder(SPEECH_DIR),
+                "output_layer": int(tokenizer.encoder.num_layers),
+                "num_tokens": int(tokenizer.num_tokens),
+                "token_rate": float(tokenizer.token_rate),
+                "centroids_file": in_folder(CENTROIDS_FILE),
+            },
+        ),
+        "llm": New(
+            "sense.dual_encoder.model.LLMEncoder",
+            {
+                "source": in_folder(BACKBONE_DIR),
+                "num_audio_tokens": int(llm.num_audio_tokens),
+                "num_text_tokens": int(llm.num_text_tokens),
+                "prefix": llm.prefix,
+                "max_tokens": int(llm.max_tokens),
+            },
+        ),
+        "projection": New(
+            "torch.nn.Linear",
+            {"in_features": projection.in_features, "out_features": projection.out_features},
+        ),
+    }
+    comments = {
+        "max_duration": "A recording is encoded whole, cut at the LLM's max_tokens (seconds at "
+        "the token rate)."
+    }
+    return render_hparams_yaml(
+        f"# sense LLM speech-text dual encoder (sense.dual_encoder), format {FORMAT_VERSION}",
+        entries,
+        comments,
+        modules=["audio_tokenizer", "llm", "projection"],
+        loadables={"projection": PROJECTION_FILE},
+    )
 
 
 def export_dual_encoder(

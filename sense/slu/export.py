@@ -21,13 +21,14 @@ import os
 
 from sense import formats
 from sense.export import (
+    ENCODER_CLASS,
     ENCODER_DIR,
     has_format,
     save_encoder,
     save_state,
     write_description,
-    yaml_scalar,
 )
+from sense.hparams_yaml import PLACEHOLDER, New, in_folder, render_hparams
 from sense.io import check_output_folder, staged_folder
 from sense.slu.markup import LabelMarkup
 
@@ -46,42 +47,35 @@ def is_slu_folder(folder: str) -> bool:
     return has_format(folder, FORMAT_NAME)
 
 
-def render_slu_hparams(probe, sample_rate: int) -> str:
-    """The text of an exported SLU model's ``hyperparams.yaml``."""
-    return f"""\
-# An SLU model (speech encoder + CTC probe) exported by sense.slu.export (format {FORMAT_VERSION}).
+HEADER = """\
+# An SLU model (speech encoder + CTC probe) exported by sense.slu.export (format {version}).
 # Load it with:
 #   from sense.slu import SLU
 #   model = SLU.from_hparams(source="<this folder or its hub id>")
-# The output alphabet and the label openers are in {MARKUP_FILE}.
+# The output alphabet and the label openers are in {markup}."""
 
-model_dir: !PLACEHOLDER
 
-# Audio is read as mono at this rate.
-sample_rate: {yaml_scalar(int(sample_rate))}
-
-encoder: !new:sense.lobes.speech.HFSpeechEncoder
-    source: !ref <model_dir>/{ENCODER_DIR}
-    freeze: True
-
-probe: !new:sense.nnet.heads.CTCProbe
-    input_dim: {yaml_scalar(int(probe.input_dim))}
-    num_symbols: {yaml_scalar(int(probe.num_symbols))}
-    hidden_dim: {yaml_scalar(int(probe.hidden_dim))}
-    dropout: {yaml_scalar(float(probe.dropout))}
-
-modules:
-    encoder: !ref <encoder>
-    probe: !ref <probe>
-
-pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
-    loadables:
-        probe: !ref <probe>
-    paths:
-        probe: !ref <model_dir>/{PROBE_FILE}
-    custom_hooks:
-        probe: !name:sense.export.load_state_dict_strict
-"""
+def render_slu_hparams(probe, sample_rate: int) -> str:
+    """The text of an exported SLU model's ``hyperparams.yaml``."""
+    probe_args = {
+        "input_dim": int(probe.input_dim),
+        "num_symbols": int(probe.num_symbols),
+        "hidden_dim": int(probe.hidden_dim),
+        "dropout": float(probe.dropout),
+    }
+    entries = {
+        "model_dir": PLACEHOLDER,
+        "sample_rate": int(sample_rate),
+        "encoder": New(ENCODER_CLASS, {"source": in_folder(ENCODER_DIR), "freeze": True}),
+        "probe": New("sense.nnet.heads.CTCProbe", probe_args),
+    }
+    return render_hparams(
+        HEADER.format(version=FORMAT_VERSION, markup=MARKUP_FILE),
+        entries,
+        {"sample_rate": "Audio is read as mono at this rate."},
+        modules=["encoder", "probe"],
+        loadables={"probe": PROBE_FILE},
+    )
 
 
 def export_slu_model(

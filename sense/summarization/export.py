@@ -39,9 +39,11 @@ from sense.export import (
     has_format,
     load_state_dict_strict,
     save_state,
+    teacher_entries,
     write_description,
-    yaml_scalar,
 )
+from sense.hparams_yaml import PLACEHOLDER, New, in_folder
+from sense.hparams_yaml import render_hparams as render_hparams_yaml
 from sense.io import check_output_folder, staged_folder
 
 FORMAT_NAME = formats.SUMMARIZER
@@ -65,6 +67,21 @@ def load_projection(projection: torch.nn.Module, folder: str) -> None:
     load_state_dict_strict(projection, os.path.join(folder, PROJECTION_FILE))
 
 
+HEADER = """\
+# A summarizer exported by sense.summarization.export (format {version}).
+#   from sense.summarization.inference import Summarizer
+#   model = Summarizer.from_hparams(source="<this folder or its hub id>")"""
+COMMENTS = {
+    "num_beams": "Beam search of the summary.",
+    "max_units": "A document is cut to its first max_units sentences or utterances.",
+    "language": "Language of the sentence splitter of summarize_texts(one string).",
+    "utterance_seconds": "A recording is cut at its quietest points into utterances of at most "
+    "this many seconds.",
+    "teacher": "Text side: the sentence encoder of the training documents (never copied here).",
+    "speech_model": "Speech side: the SENSE model of the training utterances (null: text only).",
+}
+
+
 def render_hparams(
     input_dim: int,
     output_dim: int,
@@ -78,54 +95,37 @@ def render_hparams(
     language: str,
 ) -> str:
     """The text of an exported summarizer's ``hyperparams.yaml``."""
-    if teacher is None:
-        teacher_block = "teacher: null\n"
-    else:
-        fields = "".join(f"teacher_{k}: {yaml_scalar(v)}\n" for k, v in teacher.items())
-        refs = "".join(f"    {k}: !ref <teacher_{k}>\n" for k in teacher)
-        teacher_block = f"{fields}\nteacher: !new:sense.lobes.text.TeacherSpec\n{refs}"
-    speech = f"!ref <model_dir>/{SPEECH_DIR}" if has_speech else "null"
-    return f"""\
-# A summarizer exported by sense.summarization.export (format {FORMAT_VERSION}).
-#   from sense.summarization.inference import Summarizer
-#   model = Summarizer.from_hparams(source="<this folder or its hub id>")
-model_dir: !PLACEHOLDER
-
-# Beam search of the summary.
-num_beams: {yaml_scalar(int(num_beams))}
-max_new_tokens: {yaml_scalar(int(max_new_tokens))}
-# A document is cut to its first max_units sentences or utterances.
-max_units: {yaml_scalar(int(max_units))}
-# Language of the sentence splitter of summarize_texts(one string).
-language: {yaml_scalar(language)}
-# A recording is cut at its quietest points into utterances of at most this many seconds.
-utterance_seconds: {yaml_scalar(float(utterance_seconds))}
-
-# Text side: the sentence encoder of the training documents (never copied here).
-{teacher_block}
-# Speech side: the SENSE model of the training utterances (null: text only).
-speech_model: {speech}
-
-seq2seq: !new:sense.summarization.model.Seq2SeqSummarizer
-    source: !ref <model_dir>/{SEQ2SEQ_DIR}
-
-projection: !new:sense.summarization.model.EmbeddingProjection
-    input_dim: {yaml_scalar(int(input_dim))}
-    output_dim: {yaml_scalar(int(output_dim))}
-    project_equal: {yaml_scalar(bool(project_equal))}
-
-modules:
-    seq2seq: !ref <seq2seq>
-    projection: !ref <projection>
-
-pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
-    loadables:
-        projection: !ref <projection>
-    paths:
-        projection: !ref <model_dir>/{PROJECTION_FILE}
-    custom_hooks:
-        projection: !name:sense.export.load_state_dict_strict
-"""
+    entries = {
+        "model_dir": PLACEHOLDER,
+        "num_beams": int(num_beams),
+        "max_new_tokens": int(max_new_tokens),
+        "max_units": int(max_units),
+        "language": language,
+        "utterance_seconds": float(utterance_seconds),
+        **teacher_entries(teacher),
+        "speech_model": in_folder(SPEECH_DIR) if has_speech else None,
+        "seq2seq": New(
+            "sense.summarization.model.Seq2SeqSummarizer", {"source": in_folder(SEQ2SEQ_DIR)}
+        ),
+        "projection": New(
+            "sense.summarization.model.EmbeddingProjection",
+            {
+                "input_dim": int(input_dim),
+                "output_dim": int(output_dim),
+                "project_equal": bool(project_equal),
+            },
+        ),
+    }
+    comments = dict(COMMENTS)
+    if teacher is not None:  # above the first teacher field
+        comments[f"teacher_{next(iter(teacher))}"] = comments.pop("teacher")
+    return render_hparams_yaml(
+        HEADER.format(version=FORMAT_VERSION),
+        entries,
+        comments,
+        modules=["seq2seq", "projection"],
+        loadables={"projection": PROJECTION_FILE},
+    )
 
 
 def export_summarizer(

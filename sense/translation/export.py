@@ -15,15 +15,17 @@ from __future__ import annotations
 import logging
 import os
 
-from sense import formats
+from sense import formats, hparams_yaml
 from sense.export import (
+    ENCODER_CLASS,
     ENCODER_DIR,
     has_format,
     save_encoder,
     save_state,
     write_description,
-    yaml_scalar,
 )
+from sense.hparams_yaml import PLACEHOLDER, New, Ref, in_folder
+from sense.hparams_yaml import render_hparams as render_hparams_yaml
 from sense.io import check_output_folder, staged_folder
 from sense.translation.decoder import DEFAULT_MAX_DECODE_RATIO, DEFAULT_MIN_DECODE_TOKENS
 
@@ -62,20 +64,12 @@ def save_decoder(decoder, folder: str, target_lang: str | None = None) -> dict:
 
 
 #: Pretrainer hook of every trained state in a translation folder.
-STRICT_HOOK = "sense.export.load_state_dict_strict"
-
-
-def yaml_block(name: str, target: str | None, args: dict[str, str], indent: str = "") -> str:
-    """``name: !new:target`` (``name:`` without a target) and one line per argument (YAML).
-
-    Example
-    -------
-    >>> print(yaml_block("decoder", "pkg.Decoder", {"freeze": "True"}), end="")
-    decoder: !new:pkg.Decoder
-        freeze: True
-    """
-    head = f"{indent}{name}:" + (f" !new:{target}" if target else "")
-    return head + "\n" + "".join(f"{indent}    {k}: {v}\n" for k, v in args.items())
+STRICT_HOOK = hparams_yaml.STRICT_HOOK
+DECODER_CLASS = "sense.translation.decoder.Seq2SeqDecoder"
+LONG_RECORDINGS = (
+    "Recordings longer than max_duration seconds are cut at pauses into windows\n"
+    "of at most window_duration seconds, each translated on its own."
+)
 
 
 def translation_hparams(
@@ -86,7 +80,7 @@ def translation_hparams(
     decoding: dict,
     max_duration: float,
     window: float,
-    modules: dict[str, tuple[str, dict[str, str]]],
+    modules: dict[str, tuple[str, dict]],
     loadables: dict[str, tuple[str, str]],
 ) -> str:
     """A translation folder's ``hyperparams.yaml``: speech modules, then the text decoder.
@@ -102,45 +96,35 @@ def translation_hparams(
     max_duration, window : float
         Long-recording settings (seconds).
     modules : dict
-        ``name -> (class, {argument: YAML value})`` of the modules before the
-        decoder (:class:`sense.translation.decoder.Seq2SeqDecoder` in ``decoder/``).
+        ``name -> (class, {argument: value})`` of the modules before the
+        decoder (:class:`sense.translation.decoder.Seq2SeqDecoder` in ``decoder/``);
+        values as :mod:`sense.hparams_yaml` renders them.
     loadables : dict
         ``name -> (file in the folder, pretrainer hook)`` of the trained states.
     """
     decoder_args = {
-        "source": f"!ref <model_dir>/{DECODER_DIR}",
-        "target_lang": "!ref <target_lang>",
-        "freeze": "True",
+        "source": in_folder(DECODER_DIR),
+        "target_lang": Ref("target_lang"),
+        "freeze": True,
     }
-    blocks = {**modules, "decoder": ("sense.translation.decoder.Seq2SeqDecoder", decoder_args)}
-    module_text = "\n".join(yaml_block(name, *spec) for name, spec in blocks.items())
-    settings = "".join(f"{k}: {yaml_scalar(v)}\n" for k, v in decoding.items())
-    pretrainer = {
-        "loadables": {name: f"!ref <{name}>" for name in loadables},
-        "paths": {name: f"!ref <model_dir>/{file}" for name, (file, _) in loadables.items()},
-        "custom_hooks": {name: f"!name:{hook}" for name, (_, hook) in loadables.items()},
+    blocks = {**modules, "decoder": (DECODER_CLASS, decoder_args)}
+    entries = {
+        "model_dir": PLACEHOLDER,
+        "sample_rate": int(sample_rate),
+        "target_lang": target_lang,
+        **decoding,
+        "max_duration": float(max_duration),
+        "window_duration": float(window),
+        **{name: New(cls, args) for name, (cls, args) in blocks.items()},
     }
-    pretrainer_text = "".join(yaml_block(k, None, v, "    ") for k, v in pretrainer.items())
-    return f"""\
-{header}
-model_dir: !PLACEHOLDER
-
-# Audio is read as mono at this rate.
-sample_rate: {yaml_scalar(int(sample_rate))}
-# Language token every translation starts with (target_lang=... picks another).
-target_lang: {yaml_scalar(target_lang)}
-
-{decoding_comment}
-{settings}
-# Recordings longer than max_duration seconds are cut at pauses into windows
-# of at most window_duration seconds, each translated on its own.
-max_duration: {yaml_scalar(float(max_duration))}
-window_duration: {yaml_scalar(float(window))}
-
-{module_text}
-{yaml_block("modules", None, {name: f"!ref <{name}>" for name in blocks})}
-pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
-{pretrainer_text}"""
+    comments = {
+        "sample_rate": "Audio is read as mono at this rate.",
+        "target_lang": "Language token every translation starts with (target_lang=... picks "
+        "another).",
+        next(iter(decoding)): decoding_comment,
+        "max_duration": LONG_RECORDINGS,
+    }
+    return render_hparams_yaml(header, entries, comments, list(blocks), loadables)
 
 
 def render_hparams(
@@ -168,12 +152,12 @@ def render_hparams(
 # Load it with:
 #   from sense.translation import Translator
 #   model = Translator.from_hparams(source="<this folder or its hub id>")
-# Translator.from_hparams fills model_dir with the local folder of the model.
-"""
-    decoding_comment = """\
-# Beam search (transformers' generate): beams, length normalisation exponent,
-# output tokens per encoder frame at most, and at least min_decode_tokens."""
-    encoder_args = {"source": f"!ref <model_dir>/{ENCODER_DIR}", "freeze": "True"}
+# Translator.from_hparams fills model_dir with the local folder of the model."""
+    decoding_comment = (
+        "Beam search (transformers' generate): beams, length normalisation exponent,\n"
+        "output tokens per encoder frame at most, and at least min_decode_tokens."
+    )
+    encoder_args = {"source": in_folder(ENCODER_DIR), "freeze": True}
     projection_args = {
         "input_dim": projection.input_dim,
         "output_dim": projection.output_dim,
@@ -194,11 +178,8 @@ def render_hparams(
         max_duration,
         window,
         modules={
-            "encoder": ("sense.lobes.speech.HFSpeechEncoder", encoder_args),
-            "projection": (
-                "sense.translation.decoder.FrameProjection",
-                {k: yaml_scalar(v) for k, v in projection_args.items()},
-            ),
+            "encoder": (ENCODER_CLASS, encoder_args),
+            "projection": ("sense.translation.decoder.FrameProjection", projection_args),
         },
         loadables={"projection": (PROJECTION_FILE, STRICT_HOOK)},
     )

@@ -29,8 +29,8 @@ from sense.export import (
     save_encoder,
     save_state,
     write_description,
-    yaml_scalar,
 )
+from sense.hparams_yaml import in_folder
 from sense.io import check_output_folder, staged_folder
 from sense.translation.export import (
     DECODER_DIR,
@@ -68,8 +68,8 @@ def is_zerost_folder(folder: str) -> bool:
     return has_format(folder, FORMAT_NAME)
 
 
-def qformer_arguments(qformer) -> dict[str, str]:
-    """The Q-Former's constructor arguments as YAML values of an exported folder.
+def qformer_arguments(qformer) -> dict:
+    """The Q-Former's constructor arguments in an exported folder's ``hyperparams.yaml``.
 
     Q-NLLB is rebuilt from the config saved in ``qformer/``, without copying
     the NLLB encoder's weights again (its trained state is loaded over it).
@@ -78,16 +78,16 @@ def qformer_arguments(qformer) -> dict[str, str]:
     -------
     >>> from sense.zerost.qformer import QSimple
     >>> qformer_arguments(QSimple(8, num_queries=4))
-    {'dim': '8', 'num_queries': '4'}
+    {'dim': 8, 'num_queries': 4}
     """
     if getattr(qformer, "name", None) not in QFORMERS or not hasattr(qformer, "settings"):
         raise ValueError(
             f"cannot export {type(qformer).__name__}: not one of the Q-Formers "
             f"{sorted(QFORMERS)} of sense.zerost.qformer"
         )
-    args = {k: yaml_scalar(v) for k, v in qformer.settings.items()}
+    args = dict(qformer.settings)
     if qformer.name == "nllb":
-        args.update(source=f"!ref <model_dir>/{QFORMER_CONFIG_DIR}", init_from_encoder="False")
+        args.update(source=in_folder(QFORMER_CONFIG_DIR), init_from_encoder=False)
     return args
 
 
@@ -110,17 +110,16 @@ def render_hparams(
 #   model = ZeroSTTranslator.from_hparams(source="<this folder or its hub id>")
 #   model.translate_file("talk.wav", target_lang="deu_Latn")
 # or: sense translate -m <this folder> --target-lang deu_Latn talk.wav
-# from_hparams fills model_dir with the local folder of the model.
-"""
-    decoding_comment = """\
-# Beam search (transformers' generate): beams, length normalisation exponent,
-# and the longest translation in tokens."""
-    stages = "[" + ", ".join(yaml_scalar(s) for s in encoder.adapters.stages) + "]"
+# from_hparams fills model_dir with the local folder of the model."""
+    decoding_comment = (
+        "Beam search (transformers' generate): beams, length normalisation exponent,\n"
+        "and the longest translation in tokens."
+    )
     encoder_args = {
-        "source": f"!ref <model_dir>/{ENCODER_DIR}",
-        "output_dim": yaml_scalar(int(encoder.output_dim)),
-        "bottleneck": yaml_scalar(int(encoder.adapters.bottleneck)),
-        "stages": stages,
+        "source": in_folder(ENCODER_DIR),
+        "output_dim": int(encoder.output_dim),
+        "bottleneck": int(encoder.adapters.bottleneck),
+        "stages": list(encoder.adapters.stages),
     }
     qformer_class = f"{type(qformer).__module__}.{type(qformer).__name__}"
     return translation_hparams(
