@@ -330,3 +330,122 @@ def test_kd_then_nll_learn_resume_and_translate(tiny_whisper, pretrained_nllb, c
         max_new_tokens=8,
     )
     assert len(hyps) == 4 and all(isinstance(h, str) for h in hyps)
+
+
+# -- which parameters each KD term trains --------------------------------------------------
+
+KD_TERMS = ("fine", "global")
+
+
+def _only(term, monkeypatch):
+    """Make ``ZeroSTKDLoss`` compute one of its two terms (the other is 0)."""
+    import sense.zerost.losses as losses
+
+    if term == "fine":
+        monkeypatch.setattr(
+            losses, "cosine_distance", lambda a, b, reduction: a.new_zeros(a.shape[0])
+        )
+    else:
+        monkeypatch.setattr(losses, "fine_grained_kd", lambda q, t, m, r: q.new_zeros(q.shape[0]))
+
+
+def _reference_kd_terms(weights, queries, tokens, counts):
+    """Eq. 1-5 in float64, written from the paper: ``{"fine": [B], "global": [B]}``.
+
+    ``weights``: the query and text projections' ``(W, b)``; ``counts``: real tokens.
+    """
+
+    def proj(w, b, x):
+        y = torch.tanh(x @ w.T + b)
+        return y / y.norm(dim=-1, keepdim=True)
+
+    (wq, bq), (wt, bt) = weights
+    fine, glob = [], []
+    for b, m in enumerate(counts):
+        q, t = proj(wq, bq, queries[b]), proj(wt, bt, tokens[b, :m])
+        fine.append((1 - (q @ t.T).max(dim=1).values).sum())
+        qm, tm = proj(wq, bq, queries[b].mean(0)), proj(wt, bt, tokens[b, :m].mean(0))
+        glob.append(1 - qm @ tm)
+    return {"fine": torch.stack(fine), "global": torch.stack(glob)}
+
+
+@pytest.mark.parametrize("term", KD_TERMS)
+def test_each_kd_term_has_the_gradients_of_the_papers_equation(term, monkeypatch):
+    """Gradients of each term against a float64 re-implementation of Eq. 1-5.
+
+    The queries and both projections get the gradient the equation gives;
+    padding tokens none.
+    """
+    torch.manual_seed(0)
+    loss_fn = ZeroSTKDLoss(query_dim=6, text_dim=4, proj_dim=5, beta=10.0)
+    queries = torch.randn(2, 3, 6, requires_grad=True)
+    tokens = torch.randn(2, 4, 4, requires_grad=True)
+    _only(term, monkeypatch)
+    loss, _ = loss_fn(queries, tokens, torch.tensor([1.0, 0.5]))
+    loss.backward()
+    params = [loss_fn.query_proj.linear, loss_fn.text_proj.linear]
+    ours = [queries.grad] + [p.grad for layer in params for p in (layer.weight, layer.bias)]
+
+    leaves = [queries.detach().double().requires_grad_()]
+    weights = [
+        tuple(p.detach().double().requires_grad_() for p in (layer.weight, layer.bias))
+        for layer in params
+    ]
+    leaves += [p for pair in weights for p in pair]
+    expected = 10.0 * _reference_kd_terms(weights, leaves[0], tokens.double(), (4, 2))[term]
+    assert loss.item() == pytest.approx(expected.mean().item(), rel=1e-5)
+    expected.mean().backward()
+    for got, leaf in zip(ours, leaves):
+        assert got is not None and got.abs().sum() > 0
+        torch.testing.assert_close(got.double(), leaf.grad, rtol=1e-4, atol=1e-6)
+    assert tokens.grad[1, 2:].eq(0).all() and tokens.grad[:, :2].abs().sum() > 0
+
+
+@pytest.mark.parametrize("term", KD_TERMS)
+def test_each_kd_term_trains_the_adapters_qformer_and_projections_only(
+    term, tiny_whisper, tiny_nllb, tmp_path, monkeypatch
+):
+    """ZeroSTBrain's KD step: each term reaches every trainable tensor, none of the frozen."""
+    from speechbrain.dataio.batch import PaddedBatch
+
+    torch.manual_seed(0)
+    encoder = AdaptedSpeechEncoder(tiny_whisper, 32, bottleneck=4)
+    with torch.no_grad():  # as after some training: adapters no longer the identity
+        for stage in encoder.adapters.stages.values():
+            for adapter in stage:
+                adapter.up.weight.normal_(0, 0.1)
+    qformer = build_qformer("simple", dim=32, num_queries=4)
+    kd_loss = ZeroSTKDLoss(32, 16)
+    decoder = Seq2SeqDecoder(tiny_nllb, target_lang="eng_Latn")
+    extra = {"kd_loss": kd_loss, "decoder": decoder}
+    brain = _brain("kd", encoder, qformer, extra, tmp_path / "kd", 1)
+    brain.init_optimizers()
+    batch = PaddedBatch(
+        [
+            {"id": "a", "sig": torch.randn(8000) * 0.1, "teacher": torch.randn(5, 16)},
+            {"id": "b", "sig": torch.randn(6000) * 0.1, "teacher": torch.randn(3, 16)},
+        ]
+    )
+    _only(term, monkeypatch)
+    brain.on_stage_start(sb.Stage.TRAIN)
+    loss = brain.compute_objectives(
+        brain.compute_forward(batch, sb.Stage.TRAIN), batch, sb.Stage.TRAIN
+    )
+    loss.backward()
+    named = {
+        f"{name}.{p_name}": p
+        for name, module in extra.items() | {"encoder": encoder, "qformer": qformer}.items()
+        for p_name, p in module.named_parameters()
+    }
+    frozen = {n for n in named if n.startswith(("encoder.encoder.", "decoder."))}
+    assert frozen and all(not named[n].requires_grad and named[n].grad is None for n in frozen)
+    trained = set(named) - frozen
+    assert {n.split(".")[0] for n in trained} == {"encoder", "qformer", "kd_loss"}
+    assert {n for n in trained if named[n].grad is None or not named[n].grad.any()} == set()
+    optimized = {
+        id(p)
+        for opt in brain.optimizers_dict.values()
+        for g in opt.param_groups
+        for p in g["params"]
+    }
+    assert optimized == {id(named[n]) for n in trained}
