@@ -420,9 +420,13 @@ def _synthesize_all(jobs, synthesizer, num_workers, progress):
                 initializer=_init_worker,
                 initargs=(synthesizer.config(),),
             ) as pool:
-                for result in pool.map(_worker_write_clip, jobs, chunksize=8):
-                    results.append(result)
-                    bar.update()
+                try:
+                    for result in pool.map(_worker_write_clip, jobs, chunksize=8):
+                        results.append(result)
+                        bar.update()
+                except BaseException:  # Ctrl-C, SIGTERM: drop the queued clips, do not wait
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
     return results
 
 

@@ -22,7 +22,8 @@
 
 Everything lands in ``--output`` (``demo_output/`` by default); a re-run reuses
 what is there (the release, the prepared data, the teacher cache, a finished
-training) and redoes only what changed.
+training) and redoes only what changed. Stopped (Ctrl-C, or SIGTERM from a
+time limit), the demo says so and how to resume: the same command again.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import argparse
 import json
 import logging
 import os
+import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -49,6 +52,8 @@ RECIPE = os.path.join(REPO, "recipes", "CommonVoice", "SENSE")
 DEMO_HPARAMS = os.path.join(RECIPE, "hparams", "train_demo.yaml")
 PIVOT = "en"
 SEED = 1986
+#: Exit status of a demo stopped by Ctrl-C or SIGTERM (128 + SIGINT, as a shell reports it).
+EXIT_STOPPED = 130
 
 
 @dataclass
@@ -493,7 +498,42 @@ def run(cfg: DemoConfig) -> dict:
     return summary
 
 
+def resume_hint(argv: list[str]) -> str:
+    """What a stopped demo prints: what is kept, and the command that resumes it.
+
+    Example
+    -------
+    >>> print(resume_hint([]).splitlines()[2])
+    Run `make demo` again to resume it: the steps that finished (the synthesized release,
+    >>> "`python -m sense.demo --quick`" in resume_hint(["--quick"])
+    True
+    """
+    command = "make demo" if not argv else shlex.join(["python", "-m", "sense.demo", *argv])
+    return (
+        "\nThe demo was stopped.\n"
+        f"Run `{command}` again to resume it: the steps that finished (the synthesized release,\n"
+        "the prepared data, the teacher cache, each completed training epoch) are kept and\n"
+        "reused; the step that was stopped starts again (the synthesis from its first clip,\n"
+        "the training from its last completed epoch)."
+    )
+
+
+def _stop(signum, frame):
+    """SIGTERM (a time limit, ``kill``) stops the demo as Ctrl-C does: cleanly, with the hint."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print(resume_hint(argv), file=sys.stderr, flush=True)
+        return EXIT_STOPPED
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sense.demo", description=__doc__.split("\n")[0]
     )
