@@ -248,6 +248,27 @@ def check_outputs(plan: Mapping, keys: Iterable[str] = OUTPUT_KEYS) -> None:
             check_writable(os.fspath(value), key)
 
 
+def require_keys(plan: Mapping, required: Iterable[str], recipe: str, source: str = "") -> None:
+    """Raise :class:`PreflightError` naming every key of ``required`` the hparams lack.
+
+    A library entry point states the keys a recipe's YAML must set as a
+    tuple; this checks them in the first second, before anything is built.
+
+    Example
+    -------
+    >>> require_keys({"train_csv": "t.csv"}, ("train_csv", "encoder"), "the SLU recipe", "x.yaml")
+    Traceback (most recent call last):
+    ...
+    sense.preflight.PreflightError: x.yaml: the SLU recipe needs encoder, which the hparams do not set
+    """
+    missing = [key for key in required if key not in plan]
+    if missing:
+        where = f"{source}: " if source else ""
+        raise PreflightError(
+            f"{where}{recipe} needs {', '.join(missing)}, which the hparams do not set"
+        )
+
+
 def require_files(plan: Mapping, keys: Iterable[str], hint: str = "") -> None:
     """Raise :class:`PreflightError` naming every key of ``keys`` whose file is missing.
 

@@ -214,3 +214,23 @@ def test_a_preflight_error_is_one_line_on_exit(monkeypatch):
     assert exit_.value.code == "train.py: error: bertscore.model: cannot be loaded; " + (
         "set bertscore: null"
     )
+
+
+def test_an_slu_yaml_without_a_required_key_is_named_before_anything(tmp_path):
+    """The SLU entry point's contract is code (REQUIRED_KEYS), checked on the plan."""
+    from sense.preflight import PreflightError
+    from sense.slu import recipe
+
+    keep = [k for k in recipe.REQUIRED_KEYS if k not in ("probe", "test_csvs")]
+    yaml = tmp_path / "train.yaml"
+    yaml.write_text(
+        f"output_folder: {tmp_path / 'out'}\n"
+        + "".join(f"{k}: 1\n" for k in keep if k != "output_folder"),
+        encoding="utf-8",
+    )
+    with pytest.raises(PreflightError) as err:
+        recipe.run([str(yaml), "--skip_prep=True"])
+    assert str(err.value) == (
+        f"{yaml}: the SLU recipe (sense.slu.recipe) needs test_csvs, probe, which the hparams "
+        "do not set"
+    )

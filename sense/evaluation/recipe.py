@@ -19,6 +19,10 @@ from sense.evaluation.runner import run_benchmark
 
 logger = logging.getLogger(__name__)
 
+#: What a retrieval recipe's YAML must set: ``models`` (the systems to compare,
+#: :func:`build_encoders`), where prepared pairs go, and a ``pairs`` list or ``tables``.
+REQUIRED_KEYS = ("output_folder", "save_folder", "models")
+
 
 def load_experiment(argv: Sequence[str]) -> tuple[dict, object]:
     """``(hparams, run_opts)`` of a SpeechBrain command line; the experiment folder created.
@@ -59,7 +63,10 @@ def run_recipe(
     """
     from speechbrain.utils.distributed import run_on_main
 
+    from sense.preflight import require_keys
+
     hparams, run_opts = load_experiment(argv)
+    require_keys(hparams, REQUIRED_KEYS, "a retrieval recipe (sense.evaluation.recipe)", argv[0])
     data_folder = hparams.get("data_folder")
     if data_folder is not None and not os.path.isdir(data_folder):
         raise FileNotFoundError(f"--data_folder {data_folder}: no such folder")

@@ -20,28 +20,9 @@ checkpoint, Table V / VII-shaped result tables and the export::
 ``python train.py hparams/x.yaml [--overrides] [--prepare_only]``; SpeechBrain's
 run options (``--device``, ``--precision``, ``--debug``, ``torchrun``) work.
 
-Hparams the YAML must set (see ``recipes/DemoCorpus/SLU/hparams/train.yaml``):
-
-* ``output_folder``, ``save_folder``, ``train_log``, ``export_folder``;
-* ``skip_prep``; ``train_csv``, ``valid_csv``; ``test_csvs`` (a mapping
-  column name -> manifest: a test set, or ``<train lang>-<test lang>`` for
-  Table V); optional ``markup_csvs`` (manifests whose characters and labels
-  make the alphabet; default ``[train_csv]``); optional ``column_prefix``
-  (prepended to the column names: ``<train lang>-`` for Table V);
-* ``sample_rate``; ``encoder`` (``sense.lobes.speech.HFSpeechEncoder``);
-  ``probe`` (a ``!name:sense.nnet.heads.CTCProbe`` partial: ``input_dim`` and
-  ``num_symbols`` are filled here; ``hparams/models/ctc_probe.yaml``);
-* ``encoder_opt_class``, ``probe_opt_class`` (partials taking parameters),
-  optional ``encoder_lr_annealing``, ``probe_lr_annealing``,
-  ``encoder_freeze_steps``;
-* ``epoch_counter``, ``checkpointer`` (its recoverables: the encoder, the
-  counter, the schedulers; the probe is added here), ``train_logger``;
-* ``train_dataloader_opts``, ``valid_dataloader_opts``, ``test_dataloader_opts``;
-* optional ``model_name`` (row of the result tables, default ``"model"``),
-  ``label_metric`` (``COER`` or ``NEER``), ``select_metric`` (default
-  ``CVER``), ``compute_slu_f1``, ``results_folder`` (default
-  ``<output_folder>/results``), ``results_table`` (a table several runs fill,
-  default ``<results_folder>/table``).
+The hparams must set :data:`REQUIRED_KEYS` (checked first, with a message
+naming what is missing); :data:`OPTIONAL_KEYS` have defaults. See
+``recipes/DemoCorpus/SLU/hparams/train.yaml``.
 """
 
 from __future__ import annotations
@@ -54,7 +35,7 @@ from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from sense.finetune import open_experiment
 from sense.io import write_json_atomic
-from sense.preflight import PreflightError, materialize, require_files
+from sense.preflight import PreflightError, materialize, require_files, require_keys
 from sense.prepare import read_manifest
 from sense.results import ErrorRateTable
 from sense.slu.brain import HEAD, SLUBrain, check_probe
@@ -65,6 +46,47 @@ logger = logging.getLogger(__name__)
 
 PREPARE_ONLY = "--prepare_only"
 MARKUP_FILE = "markup.json"
+#: What an SLU recipe's YAML must set. ``test_csvs``: column name -> manifest (a
+#: test set, or ``<train lang>-<test lang>`` for Table V); ``probe``: a
+#: ``!name:sense.nnet.heads.CTCProbe`` partial (``input_dim``, ``num_symbols``
+#: are filled here); the optimizer classes are partials taking parameters; the
+#: checkpointer's recoverables are the encoder, the counter and the schedulers
+#: (the probe is added here).
+REQUIRED_KEYS = (
+    "output_folder",
+    "save_folder",
+    "train_log",
+    "export_folder",
+    "train_csv",
+    "valid_csv",
+    "test_csvs",
+    "sample_rate",
+    "encoder",
+    "probe",
+    "encoder_opt_class",
+    "probe_opt_class",
+    "epoch_counter",
+    "checkpointer",
+    "train_logger",
+    "train_dataloader_opts",
+    "valid_dataloader_opts",
+    "test_dataloader_opts",
+)
+#: Optional keys and what they mean when absent.
+OPTIONAL_KEYS = {
+    "skip_prep": "False: run the recipe's preparation",
+    "markup_csvs": "[train_csv]: manifests whose characters and labels make the alphabet",
+    "column_prefix": "'': prepended to the column names (<train lang>- for Table V)",
+    "encoder_lr_annealing": "none",
+    "probe_lr_annealing": "none",
+    "encoder_freeze_steps": "0",
+    "model_name": "'model': the row of the result tables",
+    "label_metric": "COER or NEER, from the labels",
+    "select_metric": "CVER",
+    "compute_slu_f1": "False",
+    "results_folder": "<output_folder>/results",
+    "results_table": "<results_folder>/table, a table several runs fill",
+}
 SECONDS_PER_HOUR = 3600.0
 
 
@@ -146,6 +168,7 @@ def run(argv: list[str], prepare: Callable[[dict], None] | None = None) -> dict 
     # The data first, from the hparams with no model built (the encoder loads after).
     experiment = open_experiment(argv)
     plan = experiment.plan
+    require_keys(plan, REQUIRED_KEYS, "the SLU recipe (sense.slu.recipe)", experiment.hparams_file)
     if prepare is not None and not plan.get("skip_prep", False):
         run_on_main(prepare, args=[plan])
     test_csvs = check_manifests(plan)

@@ -1,18 +1,11 @@
 """What the summarization recipes share: cache, train, test, export, Table VIII row.
 
 A recipe's ``train.py`` prepares its manifests (``train``, ``valid``, ``test``:
-see :mod:`sense.summarization.data`) and calls :func:`run` with its hparams,
-which must define:
-
-* ``embedder``: ``"text"`` (``teacher``: a TeacherSpec, optional
-  ``teacher_center_file``) or ``"speech"`` (``speech_model``: a SENSE folder);
-* ``embedding_cache_folder``, ``embedding_batch_size``, ``max_units``;
-* ``seq2seq`` and ``projection`` (the modules), ``init_from`` (an exported
-  summarizer of an earlier stage, or null), ``checkpointer``,
-  ``epoch_counter``, ``batch_size``, ``export_folder`` and what
-  :class:`~sense.summarization.brain.SummarizationBrain` expects;
-* ``table_file`` (stem of the Table VIII files), ``table_row`` (the
-  embedding family's row name).
+see :mod:`sense.summarization.data`) and calls :func:`main`; its hparams must
+set :data:`REQUIRED_KEYS` (checked first, with a message naming what is
+missing), and with ``embedder: text`` a ``teacher`` (a TeacherSpec, optional
+``teacher_center_file``), with ``embedder: speech`` a ``speech_model`` (a SENSE
+folder); ``init_from`` is an exported summarizer of an earlier stage, or null.
 """
 
 from __future__ import annotations
@@ -35,6 +28,27 @@ from sense.summarization.table import add_table_row
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
+#: What a summarization recipe's YAML must set (with what
+#: :class:`~sense.summarization.brain.SummarizationBrain` reads).
+REQUIRED_KEYS = (
+    "output_folder",
+    "skip_prep",
+    "embedder",
+    "embedding_cache_folder",
+    "embedding_batch_size",
+    "max_units",
+    "seq2seq",
+    "projection",
+    "init_from",
+    "checkpointer",
+    "epoch_counter",
+    "batch_size",
+    "num_beams",
+    "max_new_tokens",
+    "export_folder",
+    "table_file",
+    "table_row",
+)
 EMBEDDERS = ("text", "speech")
 PREPARE_ONLY = "--prepare_only"
 
@@ -157,12 +171,15 @@ def main(argv: list[str], prepare, prepare_args: dict[str, str]) -> dict:
     from speechbrain.utils.distributed import run_on_main
 
     from sense.finetune import open_experiment
+    from sense.preflight import require_keys
     from sense.summarization.metrics import check_bertscore
 
     prepare_only = PREPARE_ONLY in argv
     argv = [a for a in argv if a != PREPARE_ONLY]
     experiment = open_experiment(argv)
     plan, run_opts = experiment.plan, experiment.run_opts
+    recipe = "a summarization recipe (sense.summarization.recipe)"
+    require_keys(plan, REQUIRED_KEYS, recipe, experiment.hparams_file)
     if not prepare_only:
         check_bertscore(plan.get("bertscore"))
     kwargs = {name: plan[key] for name, key in prepare_args.items()}
