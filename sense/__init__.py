@@ -23,3 +23,19 @@ def load(source, **kwargs):
     from sense.formats import load as _load
 
     return _load(source, **kwargs)
+
+
+def __getattr__(name: str):
+    """``sense.SENSE``, ``sense.Translator``, ...: the interfaces of :data:`sense.formats.FORMATS`.
+
+    Imported on first use (torch loads then).
+    """
+    from sense.formats import FORMATS
+
+    for model_format in FORMATS.values():
+        if model_format.interface.endswith(f":{name}"):
+            return model_format.load_interface()
+    raise AttributeError(f"module 'sense' has no attribute {name!r}")
+
+
+__all__ = ["__version__", "load"]

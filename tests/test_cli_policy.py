@@ -319,3 +319,19 @@ def test_every_usage_error_is_printed_before_torch_is_imported(kinds, clip, tmp_
         assert expected in err, (argv, err)
         assert "Traceback" not in err, (argv, err)
         assert heavy == [], (argv, heavy)  # the first case that imported them
+
+
+def test_interfaces_from_the_package_top_without_torch_until_used():
+    code = (
+        "import sys, sense\n"
+        "assert 'torch' not in sys.modules, 'import sense loaded torch'\n"
+        "from sense.formats import FORMATS\n"
+        "names = [getattr(sense, f.interface.split(':')[1]).__name__ for f in FORMATS.values()]\n"
+        "print(sorted(names), all(issubclass(getattr(sense, n), sense.SENSE.__mro__[1]) "
+        "for n in names))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = ["DualEncoder", "SENSE", "SLU", "Summarizer", "Translator", "ZeroSTTranslator"]
+    assert result.stdout.strip() == f"{expected} True"  # one base: SenseModel

@@ -19,13 +19,12 @@ import os
 from collections.abc import Sequence
 
 import torch
-from speechbrain.inference.interfaces import Pretrained
 
 from sense.dataio import AudioError
-from sense.inference import HPARAMS_FILE, load_pretrained
+from sense.inference import SenseModel
 
 
-class Summarizer(Pretrained):
+class Summarizer(SenseModel):
     """Summaries of recordings and of lists of sentences.
 
     Load with :meth:`from_hparams` from a folder written by
@@ -52,11 +51,6 @@ class Summarizer(Pretrained):
         super().__init__(*args, **kwargs)
         self._speech = None
         self._text = None
-
-    @classmethod
-    def from_hparams(cls, source, hparams_file: str = HPARAMS_FILE, **kwargs) -> Summarizer:
-        """Load from a folder or hub id; keywords as :meth:`sense.inference.SENSE.from_hparams`."""
-        return load_pretrained(cls, source, hparams_file=hparams_file, **kwargs)
 
     # ------------------------------------------------------------------
     # Encoders
