@@ -427,3 +427,24 @@ def test_head_weights_that_disagree_with_the_hparams_are_refused(runs, tmp_path)
     torch.save(state, ckpt / "model.ckpt")
     with pytest.raises(CheckpointImportError, match="same module in the hparams but differ"):
         import_speechbrain(ckpt, tmp_path / "m")
+
+
+@pytest.mark.parametrize("change", ["missing", "extra"])
+def test_an_encoder_checkpoint_without_every_tensor_is_refused(runs, tmp_path, change):
+    """A tensor missing from the encoder's file would leave random weights: refused, as an
+    unknown one is; nothing is written."""
+    ckpt = _copy_checkpoint(runs["sense"], tmp_path / "run")
+    state = torch.load(ckpt / "wav2vec2.ckpt", weights_only=True)
+    key = next(k for k in state if ".layers.0." in k and k.endswith(".weight"))
+    inner = key[len("model.") :]
+    if change == "missing":
+        del state[key]
+        words = f"1 missing (e.g. {inner})"
+    else:
+        state["model.encoder.layers.9.extra.weight"] = state[key].clone()
+        words = "1 not in the base (e.g. encoder.layers.9.extra.weight)"
+    torch.save(state, ckpt / "wav2vec2.ckpt")
+    with pytest.raises(CheckpointImportError) as caught:
+        import_speechbrain(ckpt, tmp_path / "m")
+    assert words in str(caught.value) and "differ in shape" not in str(caught.value)
+    assert not (tmp_path / "m").exists()
