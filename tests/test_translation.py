@@ -403,3 +403,37 @@ def test_beam_search_finds_the_best_output_greedy_misses(tiny_mbart):
     assert sum(g != b for g, b in zip(greedy, best)) >= 1, (greedy, best)
     texts = decoder.generate(memory, ones, beam_size=4, length_penalty=0.0, max_new_tokens=4)
     assert texts == decoder.decode([[decoder.lang_id, *b] for b in best])
+
+
+def test_the_beam_size_reaches_transformers_generate(tiny_w2v_bert, tiny_mbart, tmp_path):
+    """A Translator searches with its folder's beam size, or the one asked for."""
+    from transformers import MBartForConditionalGeneration
+
+    from sense.lobes.speech import HFSpeechEncoder
+    from sense.translation import Translator
+    from sense.translation.decoder import FrameProjection, Seq2SeqDecoder
+    from sense.translation.export import export_translator
+
+    encoder = HFSpeechEncoder(tiny_w2v_bert)
+    decoder = Seq2SeqDecoder(tiny_mbart, target_lang="en_XX")
+    projection = FrameProjection(encoder.output_dim, decoder.d_model)
+    folder = export_translator(
+        str(tmp_path / "st"), encoder, projection, decoder, beam_size=3, length_penalty=0.5
+    )
+    model = Translator.from_hparams(source=folder, device="cpu")
+    calls = []
+    generate = MBartForConditionalGeneration.generate
+
+    def spy(self, *args, **kwargs):
+        calls.append(kwargs)
+        return generate(self, *args, **{**kwargs, "max_new_tokens": 2})
+
+    wav = torch.randn(16000) * 0.1
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(MBartForConditionalGeneration, "generate", spy)
+        model.translate_batch(wav)
+        model.translate_batch(wav, beam_size=1)
+        model.translate_batch(wav, beam_size=4)
+        model.translate_waveforms([wav], beam_size=2)
+    beams = [(c["num_beams"], c.get("length_penalty"), c["do_sample"]) for c in calls]
+    assert beams == [(3, 0.5, False), (1, None, False), (4, 0.5, False), (2, 0.5, False)]
