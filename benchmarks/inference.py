@@ -45,7 +45,7 @@ def export_random_model(folder: str, workdir: str, size: Size) -> str:
     student = build_student(os.path.join(workdir, "student"), size)
     encoder = HFSpeechEncoder(student)
     pooling = AttentivePooling(encoder.output_dim)
-    return export_model(folder, encoder=encoder, pooling=pooling, teacher_source=None)
+    return export_model(folder, encoder=encoder, pooling=pooling, teacher=None)
 
 
 def run(

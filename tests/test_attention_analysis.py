@@ -325,7 +325,7 @@ def model_dir(tmp_path_factory, tiny_w2v_bert):
     with torch.no_grad():
         pooling.attention.weight.mul_(5.0)
     folder = str(tmp_path_factory.mktemp("attention-model") / "model")
-    return export_model(folder, encoder, pooling, teacher_source=None)
+    return export_model(folder, encoder, pooling, teacher=None)
 
 
 def test_uniform_attention_is_mean_pooling_over_the_same_frames(model_dir, speech):

@@ -45,7 +45,7 @@ def model_dir(tmp_path_factory, tiny_w2v_bert, tiny_xlmr):
         folder,
         encoder,
         pooling,
-        teacher_source=tiny_xlmr,
+        teacher=tiny_xlmr,
         max_duration=3.0,
         window=2.0,
         overlap=0.5,

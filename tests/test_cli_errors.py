@@ -21,7 +21,7 @@ def _export(folder, encoder_dir, teacher, seed):
     encoder = HFSpeechEncoder(encoder_dir)
     torch.manual_seed(seed)
     export_model(
-        folder, encoder, AttentivePooling(encoder.output_dim), teacher_source=teacher,
+        folder, encoder, AttentivePooling(encoder.output_dim), teacher=teacher,
         max_duration=3.0, window=2.0, overlap=0.5,
     )  # fmt: skip
     return folder

@@ -19,7 +19,7 @@ from sense.export import (
 )
 from sense.inference import SENSE, WindowEmbeddings
 from sense.lobes.speech import HFSpeechEncoder
-from sense.lobes.text import SentenceEncoder
+from sense.lobes.text import SentenceEncoder, TeacherSpec
 from sense.nnet.pooling import AttentivePooling
 from sense.windows import PoolAccumulator, plan_silence_windows, plan_windows
 
@@ -53,8 +53,7 @@ def build_model(folder, speech_dir, teacher_dir, **kwargs):
         folder,
         encoder,
         pooling,
-        teacher_source=teacher_dir,
-        teacher_pooling="cls",
+        teacher=TeacherSpec(teacher_dir, pooling="cls"),
         extra={"epochs": 2, "valid_loss": 0.5},
         **settings,
     )
@@ -125,7 +124,7 @@ def test_a_batch_normalised_head_is_exported_with_its_running_statistics(
         pooling.eval()
         expected = torch.nn.functional.normalize(pooling(*encoder(wav[None]))[0], dim=-1)[0]
     assert pooling.norm.num_batches_tracked == 3
-    export_model(str(tmp_path / "bn"), encoder, pooling, teacher_source=tiny_xlmr)
+    export_model(str(tmp_path / "bn"), encoder, pooling, teacher=tiny_xlmr)
     model = SENSE.from_hparams(source=str(tmp_path / "bn"), device="cpu")
     assert model.mods.pooling.norm is not None
     assert torch.equal(model.mods.pooling.norm.running_mean, pooling.norm.running_mean)
@@ -174,7 +173,7 @@ def test_from_hparams_errors_name_the_source(tmp_path):
 def test_export_is_atomic(exported, tiny_xlmr, tmp_path, monkeypatch):
     folder = tmp_path / "model"
     _, encoder, pooling = exported
-    export_model(str(folder), encoder, pooling, teacher_source=tiny_xlmr)
+    export_model(str(folder), encoder, pooling, teacher=tiny_xlmr)
     before = (folder / POOLING_FILE).read_bytes()
 
     def crash(*args, **kwargs):
@@ -182,17 +181,15 @@ def test_export_is_atomic(exported, tiny_xlmr, tmp_path, monkeypatch):
 
     monkeypatch.setattr("sense.export.torch.save", crash)
     with pytest.raises(OSError, match="disk full"):
-        export_model(
-            str(folder), encoder, AttentivePooling(encoder.output_dim), teacher_source=None
-        )
+        export_model(str(folder), encoder, AttentivePooling(encoder.output_dim), teacher=None)
     # the old export is intact and no half-written folder is left behind
     assert (folder / POOLING_FILE).read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["model"]
     with pytest.raises(OSError, match="disk full"):
-        export_model(str(tmp_path / "new"), encoder, pooling, teacher_source=None)
+        export_model(str(tmp_path / "new"), encoder, pooling, teacher=None)
     assert sorted(os.listdir(tmp_path)) == ["model"]
     with pytest.raises(FileExistsError):
-        export_model(str(folder), encoder, pooling, teacher_source=None, overwrite=False)
+        export_model(str(folder), encoder, pooling, teacher=None, overwrite=False)
 
 
 # ---------------------------------------------------------------------------
@@ -353,7 +350,7 @@ def test_long_file_with_a_batch_normalised_head_goes_through_the_whole_head(
         folder,
         encoder,
         pooling.eval(),
-        teacher_source=tiny_xlmr,
+        teacher=tiny_xlmr,
         max_duration=MAX_DURATION,
         window=WINDOW,
         overlap=OVERLAP,

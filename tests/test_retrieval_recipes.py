@@ -127,7 +127,7 @@ def sense_folder(tiny_w2v_bert, tiny_xlmr, tmp_path_factory):
     encoder = HFSpeechEncoder(tiny_w2v_bert)
     pooling = AttentivePooling(encoder.output_dim)
     folder = str(tmp_path_factory.mktemp("models") / "tiny-sense")
-    return export_model(folder, encoder, pooling, teacher_source=tiny_xlmr)
+    return export_model(folder, encoder, pooling, teacher=tiny_xlmr)
 
 
 class CountingEncoder:

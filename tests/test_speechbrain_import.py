@@ -412,7 +412,7 @@ def test_bad_input_is_a_clear_error_with_exit_2(runs, tmp_path, tiny_wav2vec2, c
     argv, words = _case(kind, runs, tmp_path, tiny_wav2vec2)
     assert main(argv) == EXIT_USAGE
     err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("sense: error: ")]
+    errors = [line for line in err.splitlines() if line.startswith("sense import: error: ")]
     assert len(errors) == 1 and words in errors[0], err
     assert "Traceback" not in err
     if kind != "output-exists":

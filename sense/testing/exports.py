@@ -22,7 +22,7 @@ def export_sense(folder: str, w2v_bert: str, xlmr: str) -> str:
     from sense.nnet.pooling import AttentivePooling
 
     encoder = HFSpeechEncoder(w2v_bert)
-    return export_model(folder, encoder, AttentivePooling(encoder.output_dim), teacher_source=xlmr)
+    return export_model(folder, encoder, AttentivePooling(encoder.output_dim), teacher=xlmr)
 
 
 def export_translator_folder(folder: str, w2v_bert: str, work: str) -> str:
