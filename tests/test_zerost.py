@@ -449,3 +449,43 @@ def test_each_kd_term_trains_the_adapters_qformer_and_projections_only(
         for p in g["params"]
     }
     assert optimized == {id(named[n]) for n in trained}
+
+
+def test_zerost_beam_sizes_reach_transformers_generate(tiny_whisper, tiny_nllb, tmp_path):
+    """ZeroST searches with the folder's beam size, or the one asked for, in the language asked."""
+    from transformers import AutoTokenizer, M2M100ForConditionalGeneration
+
+    from sense.zerost.evaluation import nllb_translate_texts
+    from sense.zerost.export import export_zerost
+    from sense.zerost.inference import ZeroSTTranslator
+
+    torch.manual_seed(0)
+    decoder = Seq2SeqDecoder(tiny_nllb, "fra_Latn")
+    encoder = AdaptedSpeechEncoder(tiny_whisper, decoder.d_model, bottleneck=4)
+    qformer = build_qformer("simple", dim=decoder.d_model, num_queries=3)
+    folder = export_zerost(
+        str(tmp_path / "zerost"), encoder, qformer, decoder, beam_size=3, max_new_tokens=2
+    )
+    model = ZeroSTTranslator.from_hparams(source=folder, device="cpu")
+    text_model = M2M100ForConditionalGeneration.from_pretrained(tiny_nllb)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_nllb)
+    calls = []
+    generate = M2M100ForConditionalGeneration.generate
+
+    def spy(self, *args, **kwargs):
+        calls.append(kwargs)
+        return generate(self, *args, **kwargs)
+
+    wav = torch.randn(16000) * 0.1
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(M2M100ForConditionalGeneration, "generate", spy)
+        model.translate_batch(wav)
+        model.translate_batch(wav, beam_size=2, target_lang="deu_Latn")
+        translate(
+            encoder.eval(), qformer.eval(), decoder, wav[None], torch.ones(1), "ita_Latn", 4, 2
+        )
+        nllb_translate_texts(text_model, tokenizer, ["le chat"], "fra_Latn", "eng_Latn", 5, 1, 2)
+    langs = ["fra_Latn", "deu_Latn", "ita_Latn", "eng_Latn"]
+    assert [(c["num_beams"], c["forced_bos_token_id"]) for c in calls] == [
+        (beams, tokenizer.convert_tokens_to_ids(lang)) for beams, lang in zip((3, 2, 4, 5), langs)
+    ]
