@@ -58,6 +58,9 @@ def test_the_installed_wheel_runs_outside_the_checkout(installed, tiny_w2v_bert,
                  work)  # fmt: skip
     assert where.returncode == 0, where.stderr
     assert where.stdout.startswith(str(venv)) and "<function load" in where.stdout
+    demo = _run([venv / "bin" / "python", "-m", "sense.demo"], work)
+    assert demo.returncode == 2 and "clone the repository and run `make demo`" in demo.stderr
+    assert "Traceback" not in demo.stderr
     helped = _run([venv / "bin" / "sense", "--help"], work)
     assert helped.returncode == 0 and "translate" in helped.stdout, helped.stderr
     model = export_sense(str(work / "model"), tiny_w2v_bert, tiny_xlmr)

@@ -44,16 +44,17 @@ import torch
 from sense.demo.commonvoice import load_heldout, load_word_alignments, write_commonvoice_release
 from sense.demo.corpus import LANGUAGES, build_parallel_corpus, split_corpus
 from sense.demo.examples import write_examples
+from sense.demo.recipes import REPO, RecipesNotFoundError, recipe_folder
 
 logger = logging.getLogger("sense.demo")
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 RECIPE = os.path.join(REPO, "recipes", "CommonVoice", "SENSE")
 DEMO_HPARAMS = os.path.join(RECIPE, "hparams", "train_demo.yaml")
 PIVOT = "en"
 SEED = 1986
 #: Exit status of a demo stopped by Ctrl-C or SIGTERM (128 + SIGINT, as a shell reports it).
 EXIT_STOPPED = 130
+EXIT_USAGE = 2
 
 
 @dataclass
@@ -527,12 +528,16 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     try:
         return _main(argv)
+    except RecipesNotFoundError as err:
+        print(f"python -m sense.demo: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(resume_hint(argv), file=sys.stderr, flush=True)
         return EXIT_STOPPED
 
 
 def _main(argv: list[str]) -> int:
+    recipe_folder("CommonVoice", "SENSE")  # the demos run the checkout's recipes
     parser = argparse.ArgumentParser(
         prog="python -m sense.demo", description=__doc__.split("\n")[0]
     )

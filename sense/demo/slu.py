@@ -31,6 +31,7 @@ import numpy as np
 import soundfile as sf
 
 from sense.demo.corpus import build_parallel_corpus, draw_meanings, render_with_slots, split_corpus
+from sense.demo.recipes import REPO, recipe_folder
 from sense.io import atomic_write, write_text_atomic
 from sense.prepare import done_stamp
 from sense.results import ErrorRateTable
@@ -38,7 +39,6 @@ from sense.slu.data import write_slu_manifest
 
 logger = logging.getLogger("sense.demo.slu")
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 RECIPE = os.path.join(REPO, "recipes", "DemoCorpus", "SLU")
 HPARAMS = os.path.join(RECIPE, "hparams", "train.yaml")
 #: Split names of the manifests, from the corpus's parts.
@@ -228,6 +228,7 @@ def run(cfg: SLUDemoConfig) -> dict:
 
 
 def main(argv=None) -> int:
+    recipe_folder("DemoCorpus", "SLU")  # the demos run the checkout's recipes
     parser = argparse.ArgumentParser(
         prog="python -m sense.demo.slu", description=__doc__.split("\n")[0]
     )

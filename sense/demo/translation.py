@@ -29,6 +29,7 @@ import sys
 import time
 
 from sense.demo.corpus import LANGUAGES
+from sense.demo.recipes import recipe_folder
 from sense.demo.run import REPO, DemoConfig
 from sense.io import write_text_atomic
 
@@ -151,6 +152,7 @@ def train(
 
 
 def main(argv=None) -> int:
+    recipe_folder("CoVoST2", "ST")  # the demos run the checkout's recipes
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--demo", required=True, help="output folder of `python -m sense.demo`")
     parser.add_argument("--output", required=True)

@@ -31,6 +31,7 @@ import time
 import torch
 
 from sense.demo.corpus import LANGUAGES, build_parallel_corpus
+from sense.demo.recipes import recipe_folder
 from sense.demo.run import REPO, DemoConfig
 from sense.prepare import write_manifest
 
@@ -251,6 +252,7 @@ def run_recipe(args: list[str]) -> float:
 
 
 def main(argv=None) -> int:
+    recipe_folder("EuroparlST", "ZeroST")  # the demos run the checkout's recipes
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--demo", required=True, help="output folder of `python -m sense.demo`")
     parser.add_argument("--output", required=True)
