@@ -1,13 +1,17 @@
 """A search index over recordings and sentences: build, add, search, save, load.
 
-An index folder holds three files:
+An index folder holds four files:
 
 - ``index.json``: the format, the model that built it (and a fingerprint of
   its files), the embedding size and how recordings were cut into windows;
 - ``embeddings.npy``: ``[N, D]`` float32 embeddings, one row per entry;
 - ``entries.jsonl``: one JSON object per row, ``{"id", "kind": "audio" | "text",
   "path", ...}`` with ``start``/``end`` (seconds) for a window and
-  ``line``/``text`` for a sentence.
+  ``line``/``text`` for a sentence;
+- ``files.jsonl``: one JSON object per indexed file, ``{"path", "size",
+  "mtime_ns", "sha"}`` (:func:`sense.io.file_fingerprint`), so that adding
+  files knows which ones changed (format version 2; a version 1 index has
+  none and is still read).
 
 :meth:`SpeechIndex.save` publishes the folder whole (a reader sees the old
 index or the new one); :func:`load_index` refuses a damaged one with the file
@@ -34,10 +38,11 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sense.io import save_npy_atomic, staged_folder, write_text_atomic
+from sense.io import atomic_write, save_npy_atomic, staged_folder, write_text_atomic
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,7 +51,10 @@ INDEX_INFO = "index.json"
 INDEX_EMBEDDINGS = "embeddings.npy"
 INDEX_ENTRIES = "entries.jsonl"
 INDEX_FORMAT = "sense-index"
-INDEX_VERSION = 1
+INDEX_FILES = "files.jsonl"
+INDEX_VERSION = 2
+#: Format versions :func:`load_index` reads (version 1 has no ``files.jsonl``).
+READABLE_VERSIONS = (1, 2)
 ENTRY_KINDS = ("text", "audio")
 #: Keys every ``index.json`` has.
 REQUIRED_INFO = ("model", "dim")
@@ -85,6 +93,8 @@ class SpeechIndex:
         [N, D] float32 embeddings.
     entries : list of dict
         One per row: ``id``, ``kind`` and where it comes from.
+    files : dict, optional
+        ``path -> fingerprint`` of the files indexed (:func:`sense.io.file_fingerprint`).
 
     Example
     -------
@@ -95,7 +105,13 @@ class SpeechIndex:
     (2, 2)
     """
 
-    def __init__(self, info: dict, embeddings: np.ndarray, entries: Sequence[dict]):
+    def __init__(
+        self,
+        info: dict,
+        embeddings: np.ndarray,
+        entries: Sequence[dict],
+        files: dict[str, dict] | None = None,
+    ):
         import numpy as np
 
         self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
@@ -104,7 +120,8 @@ class SpeechIndex:
             raise ValueError(
                 f"{len(self.entries)} entries for embeddings of shape {self.embeddings.shape}"
             )
-        self.info = {"format": INDEX_FORMAT, "format_version": INDEX_VERSION, **info}
+        self.info = {**info, "format": INDEX_FORMAT, "format_version": INDEX_VERSION}
+        self.files = dict(files or {})
         self._count()
 
     def _count(self) -> None:
@@ -128,6 +145,26 @@ class SpeechIndex:
         self.entries.extend(entries)
         self._count()
 
+    def drop_paths(self, paths) -> int:
+        """Drop the entries (and file records) of ``paths``; returns how many entries went.
+
+        Example
+        -------
+        >>> import numpy as np
+        >>> index = SpeechIndex({"model": "m"}, np.eye(3, dtype=np.float32),
+        ...     [{"id": p, "kind": "audio", "path": p} for p in ("a", "b", "c")])
+        >>> index.drop_paths({"b"}), [e["id"] for e in index.entries], index.embeddings[:, 2].tolist()
+        (1, ['a', 'c'], [0.0, 1.0])
+        """
+        paths = set(paths)
+        keep = [i for i, entry in enumerate(self.entries) if entry.get("path") not in paths]
+        dropped = len(self.entries) - len(keep)
+        self.embeddings = self.embeddings[keep]
+        self.entries = [self.entries[i] for i in keep]
+        self.files = {p: fp for p, fp in self.files.items() if p not in paths}
+        self._count()
+        return dropped
+
     def select(self, kind: str | None) -> SpeechIndex:
         """The entries of one kind (``"text"`` or ``"audio"``), or all of them.
 
@@ -141,7 +178,9 @@ class SpeechIndex:
         keep = [i for i, entry in enumerate(self.entries) if entry.get("kind") == kind]
         if not keep:
             raise IndexFormatError(f"the index holds no {kind} entries")
-        return SpeechIndex(self.info, self.embeddings[keep], [self.entries[i] for i in keep])
+        return SpeechIndex(
+            self.info, self.embeddings[keep], [self.entries[i] for i in keep], self.files
+        )
 
     def search(self, queries, k: int = 5, backend: str = "auto") -> list[list[dict]]:
         """The top ``k`` entries of each query, as entries with ``rank`` and ``score``.
@@ -161,9 +200,7 @@ class SpeechIndex:
 
         queries = torch.as_tensor(queries, dtype=torch.float32).reshape(-1, self.info["dim"])
         k = min(k, len(self))
-        scores, indices = search(
-            queries, torch.from_numpy(self.embeddings), k=k, backend=backend
-        )
+        scores, indices = search(queries, torch.from_numpy(self.embeddings), k=k, backend=backend)
         return [
             [
                 {"rank": r, "score": round(s, 6), **self.entries[i]}
@@ -183,6 +220,11 @@ class SpeechIndex:
             save_npy_atomic(os.path.join(tmp, INDEX_EMBEDDINGS), self.embeddings)
             lines = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in self.entries)
             write_text_atomic(os.path.join(tmp, INDEX_ENTRIES), lines)
+            files = "".join(
+                json.dumps({"path": p, **fp}, ensure_ascii=False) + "\n"
+                for p, fp in self.files.items()
+            )
+            write_text_atomic(os.path.join(tmp, INDEX_FILES), files)
             text = json.dumps(info, indent=2, ensure_ascii=False) + "\n"
             write_text_atomic(os.path.join(tmp, INDEX_INFO), text)
 
@@ -199,6 +241,12 @@ def _read_info(folder: str) -> dict[str, Any]:
     missing = [key for key in REQUIRED_INFO if key not in info]
     if missing:
         raise IndexFormatError(f"{path}: no {', '.join(missing)} ({DAMAGED})")
+    version = info.get("format_version", 1)
+    if version not in READABLE_VERSIONS:
+        raise IndexFormatError(
+            f"{path}: format version {version}; this sense reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))} (upgrade sense, or rebuild the index)"
+        )
     return info
 
 
@@ -220,8 +268,19 @@ def _read_embeddings(folder: str) -> np.ndarray:
     return embeddings.astype(np.float32, copy=False)
 
 
+def _read_files(folder: str, version: int) -> dict[str, dict]:
+    """``path -> fingerprint`` of ``files.jsonl`` (none in a version 1 index)."""
+    if version < 2:
+        return {}
+    records = _read_jsonl(os.path.join(folder, INDEX_FILES), ("path", "sha"), "a file record")
+    return {r.pop("path"): r for r in records}
+
+
 def _read_entries(folder: str) -> list[dict]:
-    path = os.path.join(folder, INDEX_ENTRIES)
+    return _read_jsonl(os.path.join(folder, INDEX_ENTRIES), ("id", "kind"), "an index entry")
+
+
+def _read_jsonl(path: str, keys: tuple[str, ...], what: str) -> list[dict]:
     entries = []
     try:
         with open(path, encoding="utf-8") as f:
@@ -234,10 +293,8 @@ def _read_entries(folder: str) -> list[dict]:
                     raise IndexFormatError(
                         f"{path}: line {number} is not JSON ({err}; {DAMAGED})"
                     ) from err
-                if not isinstance(entry, dict) or "id" not in entry or "kind" not in entry:
-                    raise IndexFormatError(
-                        f"{path}: line {number} is not an index entry ({DAMAGED})"
-                    )
+                if not isinstance(entry, dict) or any(key not in entry for key in keys):
+                    raise IndexFormatError(f"{path}: line {number} is not {what} ({DAMAGED})")
                 entries.append(entry)
     except FileNotFoundError as err:
         raise IndexFormatError(f"{path}: missing ({DAMAGED})") from err
@@ -281,14 +338,185 @@ def load_index(folder: str | os.PathLike) -> SpeechIndex:
             f"{os.path.join(folder, INDEX_EMBEDDINGS)}: {embeddings.shape[1]}-dim embeddings, "
             f"{INDEX_INFO} says {info['dim']} ({DAMAGED})"
         )
-    return SpeechIndex(info, embeddings, entries)
+    files = _read_files(folder, info.get("format_version", 1))
+    return SpeechIndex(info, embeddings, entries, files)
+
+
+PARTIAL_SUFFIX = ".partial"
+PARTIAL_FORMAT = "sense-index-partial"
+PARTIAL_SETTINGS = "settings.json"
+#: A record of finished files: ``done-<hash>.npz`` (``keys``, ``emb<i>``, ``spans<i>``).
+PARTIAL_RECORD = re.compile(r"^done-[0-9a-f]{16}\.npz$")
+
+
+def file_key(path: str, fingerprint: dict) -> str:
+    """The key of one version of a file: its absolute path and fingerprint.
+
+    Example
+    -------
+    >>> file_key("a.wav", {"size": 4, "mtime_ns": 1, "sha": "0"}) == file_key(
+    ...     "a.wav", {"size": 4, "mtime_ns": 2, "sha": "0"})
+    False
+    """
+    import hashlib
+
+    text = json.dumps([os.path.abspath(path), fingerprint], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def partial_folder(output: str | os.PathLike) -> str:
+    """The work folder of an index being built: ``<output>.partial`` beside it.
+
+    Example
+    -------
+    >>> partial_folder("talks.index/")
+    'talks.index.partial'
+    """
+    return os.path.normpath(os.fspath(output)) + PARTIAL_SUFFIX
+
+
+class PartialWork:
+    """The finished files of an index build, kept on disk so that a rerun resumes.
+
+    Each finished batch of files is one record written atomically (a file is
+    finished once its record is there, never half-written), holding each
+    file's ``[W, D]`` embeddings (and ``[W, 2]`` window spans) under its
+    :func:`file_key`. ``settings.json`` holds the model's fingerprint and the
+    settings: work made with others is not reused.
+
+    Parameters
+    ----------
+    folder : str
+        The work folder (created when missing).
+    settings : dict
+        What the embeddings depend on (model fingerprint, window settings, ...).
+
+    Example
+    -------
+    >>> import os, tempfile, numpy as np
+    >>> folder = os.path.join(tempfile.mkdtemp(), "my.index.partial")
+    >>> work, stale = PartialWork.open(folder, {"model_fingerprint": "abc"})
+    >>> work.put({"k1": (np.ones((2, 3), np.float32), None)})
+    >>> again, stale = PartialWork.open(folder, {"model_fingerprint": "abc"})
+    >>> "k1" in again, again.get("k1")[0].shape, stale
+    (True, (2, 3), False)
+    >>> other, stale = PartialWork.open(folder, {"model_fingerprint": "xyz"})
+    >>> "k1" in other, stale
+    (False, True)
+    >>> other.remove(); os.path.exists(folder)
+    False
+    """
+
+    def __init__(self, folder: str, settings: dict):
+        self.folder = folder
+        self.settings = settings
+        self.done: dict[str, tuple] = {}
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike, settings: dict) -> tuple[PartialWork, bool]:
+        """The work in ``folder`` if made with ``settings``; else a fresh one.
+
+        Returns ``(work, stale)``: ``stale`` when earlier work was there but
+        made with another model or settings (it is deleted).
+        """
+        import shutil
+
+        work = cls(os.fspath(folder), settings)
+        stale = False
+        if os.path.isdir(work.folder):
+            if work._read_settings() == settings:
+                work._load_records()
+                return work, False
+            stale = True
+            shutil.rmtree(work.folder)
+        os.makedirs(work.folder)
+        write_text_atomic(
+            os.path.join(work.folder, PARTIAL_SETTINGS),
+            json.dumps({"format": PARTIAL_FORMAT, "settings": settings}, indent=2) + "\n",
+        )
+        return work, stale
+
+    @staticmethod
+    def is_partial(folder: str | os.PathLike) -> bool:
+        """Whether ``folder`` is the work folder of an index build (safe to replace)."""
+        return PartialWork(os.fspath(folder), {})._read_settings() is not None
+
+    def _read_settings(self) -> dict | None:
+        try:
+            with open(os.path.join(self.folder, PARTIAL_SETTINGS), encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("format") != PARTIAL_FORMAT:
+            return None
+        return data.get("settings")
+
+    def _load_records(self) -> None:
+        import numpy as np
+
+        for name in sorted(os.listdir(self.folder)):
+            path = os.path.join(self.folder, name)
+            if not PARTIAL_RECORD.match(name):
+                if name != PARTIAL_SETTINGS:  # the temporary file of a killed write
+                    os.remove(path)
+                continue
+            try:
+                with np.load(path, allow_pickle=False) as record:
+                    for i, key in enumerate(record["keys"].tolist()):
+                        spans = record[f"spans{i}"] if f"spans{i}" in record else None
+                        self.done[key] = (record[f"emb{i}"], spans)
+            except (OSError, ValueError, KeyError, EOFError):
+                os.remove(path)  # damaged: its files are embedded again
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.done
+
+    def __len__(self) -> int:
+        return len(self.done)
+
+    def get(self, key: str) -> tuple:
+        """``(embeddings [W, D], spans [W, 2] or None)`` of a finished file."""
+        return self.done[key]
+
+    def put(self, results: dict[str, tuple]) -> None:
+        """Record finished files, ``key -> (embeddings, spans or None)``, in one atomic write."""
+        import hashlib
+
+        import numpy as np
+
+        if not results:
+            return
+        keys = list(results)
+        arrays = {"keys": np.array(keys)}
+        for i, key in enumerate(keys):
+            embeddings, spans = results[key]
+            arrays[f"emb{i}"] = np.asarray(embeddings, dtype=np.float32)
+            if spans is not None:
+                arrays[f"spans{i}"] = np.asarray(spans, dtype=np.float64)
+        name = hashlib.sha256("\0".join(keys).encode()).hexdigest()[:16]
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+
+        atomic_write(os.path.join(self.folder, f"done-{name}.npz"), write)
+        self.done.update({key: (arrays[f"emb{i}"], results[key][1]) for i, key in enumerate(keys)})
+
+    def remove(self) -> None:
+        """Delete the work folder (once the index is published)."""
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 __all__ = [
     "ENTRY_KINDS",
     "INDEX_FORMAT",
     "IndexFormatError",
+    "PartialWork",
     "SpeechIndex",
+    "file_key",
     "is_index_folder",
     "load_index",
+    "partial_folder",
 ]

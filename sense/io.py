@@ -56,6 +56,7 @@ __all__ = [
     "check_output_file",
     "check_output_folder",
     "content_fingerprint",
+    "file_fingerprint",
     "first_json_line_has",
     "fsync_tree",
     "is_hub_id",
@@ -423,6 +424,34 @@ def content_fingerprint(folder: str | os.PathLike) -> str:
             digest.update(f"{rel}\0{size}\0".encode())
             _hash_file(digest, path, size)
     return digest.hexdigest()[:16]
+
+
+def file_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
+    """What tells whether a file changed: its size, modification time and a content hash.
+
+    The hash covers the whole file up to :data:`FINGERPRINT_WHOLE` bytes, and
+    the first and last :data:`FINGERPRINT_SAMPLE` bytes of a larger one (as
+    :func:`content_fingerprint`), so a file rewritten with the same size and
+    time still counts as changed when its ends differ.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
+    >>> write_text_atomic(path, "RIFF")
+    >>> before = file_fingerprint(path)
+    >>> before["size"], len(before["sha"])
+    (4, 16)
+    >>> write_text_atomic(path, "RIFX")
+    >>> file_fingerprint(path)["sha"] == before["sha"]
+    False
+    """
+    import hashlib
+
+    stat = os.stat(path)
+    digest = hashlib.sha256()
+    _hash_file(digest, os.fspath(path), stat.st_size)
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha": digest.hexdigest()[:16]}
 
 
 # ---------------------------------------------------------------------------

@@ -95,7 +95,12 @@ def test_index_then_search_finds_the_known_answer(model_dir, corpus, tmp_path, c
         "-o", index, "--device", "cpu", "--batch-size", "3", "--quiet",
     )  # fmt: skip
     assert status == 0, err
-    assert sorted(os.listdir(index)) == ["embeddings.npy", "entries.jsonl", "index.json"]
+    assert sorted(os.listdir(index)) == [
+        "embeddings.npy",
+        "entries.jsonl",
+        "files.jsonl",
+        "index.json",
+    ]
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
     with open(index / "entries.jsonl", encoding="utf-8") as f:
         entries = [json.loads(line) for line in f]

@@ -85,7 +85,12 @@ def test_index_output_refuses_a_folder_of_other_files_and_a_file(models, clips, 
     # with --force the user means it
     status, _, err = run(capsys, "index", "-m", models[0], clips, "-o", victim, "-q", "--force")
     assert status == 0, err
-    assert sorted(os.listdir(victim)) == ["embeddings.npy", "entries.jsonl", "index.json"]
+    assert sorted(os.listdir(victim)) == [
+        "embeddings.npy",
+        "entries.jsonl",
+        "files.jsonl",
+        "index.json",
+    ]
 
 
 def test_index_output_replaces_an_earlier_index_and_fills_an_empty_folder(
