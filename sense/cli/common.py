@@ -449,14 +449,17 @@ def add_force_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_inputs(parser: argparse.ArgumentParser, what: str) -> None:
+def add_inputs(parser: argparse.ArgumentParser, what: str, model_help: str | None = None) -> None:
+    """Inputs, ``-m``, ``-o`` and the long-recording options; ``model_help`` makes ``-m`` optional."""
     parser.add_argument(
         "inputs",
         nargs="+",
         metavar="INPUT",
         help="audio files, folders of audio (recursive), text files (.txt, one sentence per line)",
     )
-    parser.add_argument("-m", "--model", required=True, help="model folder or hub id")
+    parser.add_argument(
+        "-m", "--model", required=model_help is None, help=model_help or "model folder or hub id"
+    )
     parser.add_argument("-o", "--output", required=True, help=what)
     parser.add_argument(
         "--text", action="store_true", help="read every input file as text, whatever its name"

@@ -1,66 +1,416 @@
-"""``sense index``: a searchable index folder over recordings and sentences (:mod:`sense.index`)."""
+"""``sense index``: a searchable index folder over recordings and sentences (:mod:`sense.index`).
+
+Building is resumable: each finished batch of files is kept in
+``<output>.partial/`` (:class:`sense.index.PartialWork`) until the index is
+published, so the same command run again after an interruption embeds only
+the files not finished. ``--add`` embeds new and changed files into an
+existing index (by each file's size, modification time and content hash);
+``--remove`` drops the entries of files or folders.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+from types import SimpleNamespace
 
 from sense.cli import common
 from sense.cli.common import (
     EXIT_ERROR,
+    CLIError,
+    RefusedError,
+    UsageError,
     add_force_option,
     add_inputs,
     add_run_options,
     check_model_kind,
     check_output,
-    embed_inputs,
     exit_status,
     gather_inputs,
     log,
     model_source,
     report_failures,
+    window_entries,
 )
 from sense.index import is_index_folder
 
+#: The long-recording settings an index records, with their options.
+SETTING_OPTIONS = {
+    "max_duration": "--max-duration",
+    "window": "--window",
+    "overlap": "--overlap",
+    "split": "--split",
+}
+SECONDS_PER_HOUR = 3600.0
+BAR_FORMAT = (
+    "{desc}: {percentage:3.0f}%|{bar}| {n:.2f}/{total:.2f} h of audio, {postfix} "
+    "[{elapsed}<{remaining}]"
+)
 
-def run(args) -> int:
-    """Embed the inputs and write the index folder."""
-    check_output(args, args.output, is_index_folder, folder=True)
-    check_model_kind(args)
-    inputs = gather_inputs(args)
-    source = model_source(args.model)
-    model = common.load_model(args, source)
-    windows = not args.no_windows
-    embeddings, entries, failures = embed_inputs(args, model, inputs, windows=windows)
-    if embeddings is None:
-        print("sense: error: nothing to index", file=sys.stderr)
-        report_failures(failures)
-        return EXIT_ERROR
-    from sense.index import SpeechIndex
+
+# Settings and fingerprints
+
+
+def model_settings(args, model) -> dict:
+    """What the embeddings depend on: the model's fingerprint, normalisation, windows."""
     from sense.io import content_fingerprint
 
     hp = model.hparams
-    info = {
-        "model": source,
+    return {
         "model_fingerprint": content_fingerprint(hp.model_dir),
-        "metric": "inner_product",
         "normalized": bool(hp.normalize),
-        "windows": windows,
+        "windows": not args.no_windows,
         "max_duration": args.max_duration or hp.max_duration,
         "window": args.window or hp.window_duration,
         "overlap": hp.window_overlap if args.overlap is None else args.overlap,
         "split": args.split or hp.window_split,
-        "skipped": [{"path": p, "reason": r} for p, r in failures],
     }
-    SpeechIndex(info, embeddings, entries).save(args.output)
+
+
+def recorded_settings(args, info: dict, model) -> dict:
+    """The settings an index was built with; an option asking for others is refused."""
+    settings = model_settings(args, model)
+    if info.get("model_fingerprint"):
+        settings["model_fingerprint"] = info["model_fingerprint"]
+    for name, option in SETTING_OPTIONS.items():
+        given = getattr(args, name)
+        if name in info and given is not None and given != info[name]:
+            raise UsageError(
+                f"argument {option}: the index {args.output} was built with {option} "
+                f"{info[name]}: files added with {given} would not be cut alike "
+                "(leave the option out, or rebuild the index)"
+            )
+        settings[name] = info.get(name, settings[name])
+    if args.no_windows and info.get("windows", True):
+        raise UsageError(
+            f"argument --no-windows: the index {args.output} holds windows "
+            "(leave the option out, or rebuild the index)"
+        )
+    settings["windows"] = info.get("windows", settings["windows"])
+    settings["normalized"] = info.get("normalized", settings["normalized"])
+    return settings
+
+
+def fingerprint_inputs(paths, failures: list) -> dict[str, dict]:
+    """``path -> fingerprint`` (:func:`sense.io.file_fingerprint`); unreadable ones go to failures."""
+    from sense.io import file_fingerprint
+
+    files = {}
+    for path in paths:
+        try:
+            files[path] = file_fingerprint(path)
+        except OSError as err:
+            failures.append((path, f"cannot read ({err.strerror or err})"))
+    return files
+
+
+# Embedding, resumable
+
+
+class IndexProgress:
+    """A progress bar over the hours of audio, with files done and the time left (none with -q)."""
+
+    def __init__(self, args, audio: list[str], finished: set[str]):
+        self.bar = None
+        if args.quiet or not audio:
+            return
+        from tqdm.auto import tqdm
+
+        self.hours = {path: _duration(path) / SECONDS_PER_HOUR for path in audio}
+        self.files, self.total = len(finished), len(audio)
+        self.bar = tqdm(
+            total=sum(self.hours.values()),
+            initial=sum(self.hours[p] for p in finished),
+            desc="sense index",
+            bar_format=BAR_FORMAT,
+            leave=False,
+        )
+        self.bar.set_postfix_str(self._files())
+
+    def _files(self) -> str:
+        return f"{self.files}/{self.total} files"
+
+    def update(self, paths: list[str]) -> None:
+        if self.bar is None:
+            return
+        self.files += len(paths)
+        self.bar.set_postfix_str(self._files(), refresh=False)
+        self.bar.update(sum(self.hours[p] for p in paths))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _duration(path: str) -> float:
+    from sense.dataio import AudioError, audio_info
+
+    try:
+        frames, rate = audio_info(path)
+    except AudioError:
+        return 0.0
+    return frames / rate
+
+
+def open_work(args, settings: dict):
+    """The work folder beside the output: earlier work made alike is reused."""
+    from sense.index import PartialWork, partial_folder
+
+    folder = partial_folder(args.output)
+    if os.path.lexists(folder) and not PartialWork.is_partial(folder) and not args.force:
+        raise RefusedError(
+            f"{folder}: exists and is not the work folder of `sense index` (which keeps the "
+            "finished files of an index being built there): move it, or pass --force"
+        )
+    work, stale = PartialWork.open(folder, settings)
+    if stale:
+        log(args, f"{folder}: earlier work made with another model or settings: not reused")
+    elif len(work):
+        log(args, f"resuming: {len(work)} file(s) already embedded in {folder}")
+    return work
+
+
+def _audio_arrays(result, windows: bool) -> tuple:
+    if windows:
+        return result.embeddings.numpy(), result.spans.numpy()
+    return result.numpy()[None], None
+
+
+def embed_audio(args, model, audio, keys, settings, work, failures) -> None:
+    """Embed the unfinished audio files, a batch of files at a time, each batch recorded."""
+    if not audio:
+        return
+    common.check_windows(args, model)
+    finished = {p for p in audio if keys[p] in work}
+    log(args, f"embedding {len(audio) - len(finished)} audio file(s)")
+    progress = IndexProgress(args, audio, finished)
+    try:
+        # the batches of an uninterrupted run: a resumed one embeds bit-identical vectors
+        for start in range(0, len(audio), args.batch_size):
+            todo = [p for p in audio[start : start + args.batch_size] if keys[p] not in work]
+            if not todo:
+                continue
+            results, audio_failures = model.encode_files(
+                todo,
+                windows=settings["windows"],
+                batch_size=args.batch_size,
+                max_duration=settings["max_duration"],
+                window=settings["window"],
+                overlap=settings["overlap"],
+                split=settings["split"],
+            )
+            failures.extend(audio_failures)
+            work.put({keys[p]: _audio_arrays(r, settings["windows"]) for p, r in results.items()})
+            progress.update(todo)
+    finally:
+        progress.close()
+
+
+def embed_text(args, model, sentences, keys, work) -> None:
+    """Embed the sentences of each unfinished text file, one record per file."""
+    by_file: dict[str, list[str]] = {}
+    for path, _, sentence in sentences:
+        by_file.setdefault(path, []).append(sentence)
+    todo = {path: texts for path, texts in by_file.items() if keys[path] not in work}
+    if todo:
+        log(args, f"embedding {sum(map(len, todo.values()))} sentence(s)")
+    for path, texts in todo.items():
+        try:
+            embs = model.encode_text(texts, batch_size=args.batch_size, progress=not args.quiet)
+        except (OSError, ValueError, ImportError) as err:
+            raise CLIError(f"cannot encode text with this model's teacher: {err}") from err
+        work.put({keys[path]: (embs.float().numpy(), None)})
+
+
+def collect(audio, sentences, keys, work, windows: bool):
+    """Rows and entries of the finished files, in the order of the inputs."""
+    import numpy as np
+
+    rows, entries = [], []
+    for path in audio:
+        if keys[path] not in work:
+            continue  # skipped
+        embeddings, spans = work.get(keys[path])
+        rows.append(embeddings)
+        if windows:  # window_entries reads only ``.spans``
+            entries.extend(window_entries(path, SimpleNamespace(spans=spans)))
+        else:
+            entries.append({"id": path, "kind": "audio", "path": path})
+    seen: dict[str, int] = {}  # sentences of each file so far: its row in the record
+    for path, n, sentence in sentences:
+        row = seen[path] = seen.get(path, -1) + 1
+        rows.append(work.get(keys[path])[0][row][None])
+        entries.append(
+            {"id": f"{path}:{n}", "kind": "text", "path": path, "line": n, "text": sentence}
+        )
+    if not rows:
+        return None, entries
+    return np.concatenate(rows).astype(np.float32, copy=False), entries
+
+
+def embed_files(args, model, inputs, settings: dict, files: dict):
+    """Embed the inputs resumably; returns ``(embeddings or None, entries, failures, work)``."""
+    from sense.index import file_key
+
+    audio, sentences, failures = inputs
+    keys = {path: file_key(path, fp) for path, fp in files.items()}
+    audio = [p for p in audio if p in keys]
+    sentences = [s for s in sentences if s[0] in keys]
+    work = open_work(args, settings)
+    try:
+        embed_audio(args, model, audio, keys, settings, work, failures)
+        embed_text(args, model, sentences, keys, work)
+    except KeyboardInterrupt:
+        print(
+            f"sense index: {len(work)} finished file(s) are kept in {work.folder}: run the "
+            "same command again to go on from there",
+            file=sys.stderr,
+        )
+        raise
+    embeddings, entries = collect(audio, sentences, keys, work, settings["windows"])
+    return embeddings, entries, failures, work
+
+
+# The three actions
+
+
+def _summary(entries) -> str:
     n_audio = len({e["path"] for e in entries if e["kind"] == "audio"})
     n_text = sum(e["kind"] == "text" for e in entries)
+    return f"{len(entries)} entries ({n_audio} recording(s), {n_text} sentence(s))"
+
+
+def _indexed(files: dict, failures) -> dict:
+    failed = {path for path, _ in failures}
+    return {path: fp for path, fp in files.items() if path not in failed}
+
+
+def build(args) -> int:
+    """Embed the inputs and write the index folder (resuming earlier work)."""
+    if not args.model:
+        raise UsageError("the following arguments are required: -m/--model")
+    check_output(args, args.output, is_index_folder, folder=True)
+    check_model_kind(args)
+    audio, sentences, failures = gather_inputs(args)
+    files = fingerprint_inputs(audio + list(dict.fromkeys(s[0] for s in sentences)), failures)
+    source = model_source(args.model)
+    model = common.load_model(args, source)
+    settings = model_settings(args, model)
+    embeddings, entries, failures, work = embed_files(
+        args, model, (audio, sentences, failures), settings, files
+    )
+    if embeddings is None:
+        work.remove()
+        print("sense: error: nothing to index", file=sys.stderr)
+        report_failures(failures)
+        return EXIT_ERROR
+    from sense.index import SpeechIndex
+
+    info = {
+        "model": source,
+        "metric": "inner_product",
+        **settings,
+        "skipped": [{"path": p, "reason": r} for p, r in failures],
+    }
+    SpeechIndex(info, embeddings, entries, _indexed(files, failures)).save(args.output)
+    work.remove()
+    log(args, f"indexed {_summary(entries)} in {args.output}")
+    report_failures(failures)
+    return exit_status(args, True, failures)
+
+
+def _load_existing(args):
+    from sense.index import IndexFormatError, load_index
+
+    try:
+        return load_index(args.output)
+    except IndexFormatError as err:
+        raise CLIError(f"{err} (--add and --remove change an existing index)") from err
+
+
+def _indexed_paths(index) -> set[str]:
+    return {entry["path"] for entry in index.entries if "path" in entry} | set(index.files)
+
+
+def add(args) -> int:
+    """Embed new and changed files into an existing index; drop the old entries of changed ones."""
+    from sense.cli.search import check_index_model
+
+    index = _load_existing(args)
+    source = model_source(args.model or index.info["model"])
+    check_model_kind(args, model=source)
+    check_index_model(args, index.info, source, args.output)
+    audio, sentences, failures = gather_inputs(args)
+    files = fingerprint_inputs(audio + list(dict.fromkeys(s[0] for s in sentences)), failures)
+    unchanged = {p for p, fp in files.items() if index.files.get(p) == fp}
+    files = {p: fp for p, fp in files.items() if p not in unchanged}
+    stale = set(files) & _indexed_paths(index)
+    if unchanged:
+        log(args, f"{len(unchanged)} file(s) unchanged since they were indexed")
+    if not files and not stale:
+        report_failures(failures)
+        return exit_status(args, True, failures)
+    model = common.load_model(args, source)
+    settings = recorded_settings(args, index.info, model)
+    embeddings, entries, failures, work = embed_files(
+        args, model, (audio, sentences, failures), settings, files
+    )
+    dropped = index.drop_paths(stale)
+    if embeddings is not None:
+        index.add(embeddings, entries)
+    index.files.update(_indexed(files, failures))
+    touched = set(files) | {p for p, _ in failures}
+    index.info["skipped"] = [
+        s for s in index.info.get("skipped", []) if s.get("path") not in touched
+    ] + [{"path": p, "reason": r} for p, r in failures]
+    index.save(args.output)
+    work.remove()
     log(
         args,
-        f"indexed {len(entries)} entries ({n_audio} recording(s), {n_text} sentence(s)) "
-        f"in {args.output}",
+        f"added {_summary(entries)} to {args.output} (replacing {dropped} entries of "
+        f"{len(stale)} changed file(s)); it holds {len(index)} entries",
     )
     report_failures(failures)
     return exit_status(args, True, failures)
+
+
+def _matches(path: str, target: str) -> bool:
+    path = os.path.normpath(path)
+    return path == target or path.startswith(target.rstrip(os.sep) + os.sep)
+
+
+def remove(args) -> int:
+    """Drop the entries of the given files (or of every file under a given folder)."""
+    index = _load_existing(args)
+    paths = _indexed_paths(index)
+    gone, failures = set(), []
+    for target in map(os.path.normpath, args.inputs):
+        matched = {p for p in paths if _matches(p, target)}
+        if not matched:
+            failures.append((target, "not in the index"))
+        gone |= matched
+    if not gone:
+        report_failures(failures)
+        return EXIT_ERROR
+    dropped = index.drop_paths(gone)
+    if not len(index):
+        raise CLIError(
+            f"--remove would leave the index {args.output} empty: delete the folder instead"
+        )
+    index.info["skipped"] = [s for s in index.info.get("skipped", []) if s.get("path") not in gone]
+    index.save(args.output)
+    log(args, f"removed {dropped} entries of {len(gone)} file(s); {len(index)} left")
+    report_failures(failures)
+    return exit_status(args, True, failures)
+
+
+def run(args) -> int:
+    """Build an index, or add files to one, or remove files from one."""
+    if args.remove:
+        return remove(args)
+    if args.add:
+        return add(args)
+    return build(args)
 
 
 def add_parser(sub) -> None:
@@ -69,9 +419,27 @@ def add_parser(sub) -> None:
         "index",
         help="build a searchable index over recordings and/or sentences",
         description="Embed recordings (long ones cut into windows with their time spans) and "
-        "sentences into an index folder for `sense search`.",
+        "sentences into an index folder for `sense search`. An interrupted run resumes "
+        "where it stopped when run again; --add and --remove update an index.",
     )
-    add_inputs(parser, "index folder to write")
+    add_inputs(
+        parser,
+        "index folder to write (or to update with --add/--remove)",
+        model_help="model folder or hub id (with --add: the index's by default)",
+    )
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument(
+        "--add",
+        action="store_true",
+        help="add the inputs to the index -o: new and changed files are embedded, the old "
+        "entries of changed ones dropped, unchanged ones left alone",
+    )
+    action.add_argument(
+        "--remove",
+        action="store_true",
+        help="drop the entries of the inputs (files, or every file under a folder) from the "
+        "index -o; no model needed",
+    )
     parser.add_argument(
         "--no-windows", action="store_true", help="one entry per recording, pooled over windows"
     )

@@ -19,8 +19,11 @@ from sense.cli.common import (
 from sense.index import ENTRY_KINDS
 
 
-def check_index_model(args, info: dict, source: str) -> None:
-    """Refuse a model other than the one that built the index (unless ``--force``)."""
+def check_index_model(args, info: dict, source: str, index_path: str | None = None) -> None:
+    """Refuse a model other than the one that built the index (unless ``--force``).
+
+    ``index_path`` names the index in the message (default: ``args.index``).
+    """
     from sense.inference import resolve_model_dir
     from sense.io import content_fingerprint
 
@@ -32,12 +35,13 @@ def check_index_model(args, info: dict, source: str) -> None:
     except OSError as err:
         raise CLIError(f"cannot load the model {source!r}: {err}") from err
     if content_fingerprint(model_dir) != expected:
+        index_path = index_path or args.index
         changed = source == info["model"]
         raise UsageError(
             (
-                f"the model {source} has changed since the index {args.index} was built"
+                f"the model {source} has changed since the index {index_path} was built"
                 if changed
-                else f"the index {args.index} was built with the model {info['model']}, "
+                else f"the index {index_path} was built with the model {info['model']}, "
                 f"not {source}"
             )
             + ": its embeddings are not comparable with this model's; rebuild the index, "

@@ -1,0 +1,247 @@
+"""`sense index` resumes an interrupted build, and --add / --remove update an index (issue 31)."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from test_cli import SR, tone
+
+from sense.cli import main
+from sense.export import export_model
+from sense.index import PARTIAL_SUFFIX, load_index
+from sense.inference import SENSE
+from sense.lobes.speech import HFSpeechEncoder
+from sense.nnet.pooling import AttentivePooling
+
+INTERRUPTED = 130
+SENTENCES = ["the cat sleeps on the red sofa", "le chat dort sur le canapé rouge"]
+BATCH = 2
+
+
+def export(folder, w2v_bert, xlmr, seed: int) -> str:
+    encoder = HFSpeechEncoder(w2v_bert)
+    torch.manual_seed(seed)
+    pooling = AttentivePooling(encoder.output_dim)
+    return export_model(
+        folder, encoder, pooling, teacher=xlmr, max_duration=3.0, window=2.0, overlap=0.5
+    )
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, tiny_w2v_bert, tiny_xlmr):
+    root = tmp_path_factory.mktemp("incremental-models")
+    return [export(str(root / f"m{seed}"), tiny_w2v_bert, tiny_xlmr, seed) for seed in (0, 1)]
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """Five short clips, a 4 s talk (cut into windows) and a text file, in a fresh folder."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for i, f0 in enumerate([150, 230, 340, 520, 700]):
+        sf.write(clips / f"clip{i}.wav", tone(f0, 1.0 + 0.1 * i, i), SR)
+    talk = np.concatenate([tone(f0, 1.0, 10 + i) for i, f0 in enumerate([180, 260, 390, 610])])
+    sf.write(clips / "talk.wav", talk, SR)
+    text = tmp_path / "sentences.txt"
+    text.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    return tmp_path
+
+
+def audio_files(corpus) -> list[str]:
+    return sorted(os.path.normpath(str(p)) for p in (corpus / "clips").iterdir())
+
+
+def run(capsys, *argv):
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def index(capsys, model, output, *inputs, options=("-q",)):
+    """``sense index`` on CPU with batches of two files; returns (status, stderr)."""
+    argv = ["index", "-m", model, *inputs, "-o", output, "--device", "cpu"]
+    status, _, err = run(capsys, *argv, "--batch-size", BATCH, *options)
+    return status, err
+
+
+class Encoded(list):
+    """The files of each ``encode_files`` call; after ``stop_after(n)`` calls, Ctrl-C."""
+
+    limit = None
+
+    def stop_after(self, calls: int | None) -> None:
+        self.limit = calls
+
+    def files(self) -> list[str]:
+        return [path for call in self for path in call]
+
+
+@pytest.fixture
+def encoded(monkeypatch):
+    calls = Encoded()
+    original = SENSE.encode_files
+
+    def encode_files(self, paths, **kwargs):
+        if calls.limit is not None and len(calls) >= calls.limit:
+            raise KeyboardInterrupt
+        calls.append(list(paths))
+        return original(self, paths, **kwargs)
+
+    monkeypatch.setattr(SENSE, "encode_files", encode_files)
+    return calls
+
+
+def assert_same_index(a, b):
+    a, b = load_index(a), load_index(b)
+    assert a.entries == b.entries
+    assert np.array_equal(a.embeddings, b.embeddings)  # bit for bit
+
+
+def by_id(folder) -> dict[str, np.ndarray]:
+    loaded = load_index(folder)
+    ids = [e["id"] for e in loaded.entries]
+    assert len(set(ids)) == len(ids), "an entry is in the index twice"
+    return dict(zip(ids, loaded.embeddings))
+
+
+def top_ids(folder, queries: np.ndarray, k: int = 4) -> list[list[str]]:
+    return [[h["id"] for h in hits] for hits in load_index(folder).search(queries, k=k)]
+
+
+# --- resumable ---------------------------------------------------------------------------
+
+
+def test_an_interrupted_build_resumes_without_embedding_a_finished_file_again(
+    models, corpus, encoded, capsys
+):
+    inputs = (corpus / "clips", corpus / "sentences.txt")
+    reference = corpus / "reference.index"
+    assert index(capsys, models[0], reference, *inputs)[0] == 0
+    encoded.clear()
+
+    output = corpus / "my.index"
+    encoded.stop_after(2)  # two batches of two files finished, then Ctrl-C
+    status, err = index(capsys, models[0], output, *inputs)
+    assert status == INTERRUPTED, err
+    assert "run the same command again" in err
+    assert not output.exists() and (corpus / f"my.index{PARTIAL_SUFFIX}").is_dir()
+    finished = encoded.files()
+    assert len(finished) == 2 * BATCH
+
+    encoded.clear()
+    encoded.stop_after(None)
+    status, err = index(capsys, models[0], output, *inputs, options=())
+    assert status == 0, err
+    assert f"resuming: {len(finished)} file(s) already embedded" in err
+    assert sorted(finished + encoded.files()) == audio_files(corpus)  # each file once
+    assert_same_index(output, reference)
+    assert not (corpus / f"my.index{PARTIAL_SUFFIX}").exists()
+
+
+def test_work_made_with_other_settings_is_not_reused(models, corpus, encoded, capsys):
+    output = corpus / "my.index"
+    encoded.stop_after(1)
+    assert index(capsys, models[0], output, corpus / "clips")[0] == INTERRUPTED
+    encoded.clear()
+    encoded.stop_after(None)
+    status, err = index(capsys, models[0], output, corpus / "clips", options=("--window", "1.5"))
+    assert status == 0, err
+    assert "another model or settings: not reused" in err
+    assert sorted(encoded.files()) == audio_files(corpus)
+
+
+def test_progress_counts_hours_and_files_and_is_silenced_by_quiet(models, corpus, capsys):
+    status, err = index(capsys, models[0], corpus / "a.index", corpus / "clips", options=())
+    assert status == 0, err
+    assert "h of audio" in err and "/6 files" in err
+    status, err = index(capsys, models[0], corpus / "b.index", corpus / "clips")
+    assert status == 0 and err == ""
+
+
+# --- incremental -------------------------------------------------------------------------
+
+
+def rewrite_keeping_size_and_time(path, f0: float) -> None:
+    """New content, same length and modification time: only the content hash tells."""
+    stat = os.stat(path)
+    data, _ = sf.read(path, dtype="float32")
+    sf.write(path, tone(f0, len(data) / SR, 99), SR)
+    assert os.path.getsize(path) == stat.st_size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_add_embeds_new_and_changed_files_only_and_matches_a_rebuild(
+    models, corpus, encoded, capsys
+):
+    clips = audio_files(corpus)
+    output = corpus / "my.index"
+    assert index(capsys, models[0], output, *clips[:3], corpus / "sentences.txt")[0] == 0
+    rewrite_keeping_size_and_time(clips[1], 900)
+    encoded.clear()
+    status, err = index(capsys, models[0], output, "--add", *clips, options=())
+    assert status == 0, err
+    assert "2 file(s) unchanged" in err
+    assert sorted(encoded.files()) == sorted(clips[1:2] + clips[3:])
+
+    rebuilt = corpus / "rebuilt.index"
+    assert index(capsys, models[0], rebuilt, *clips, corpus / "sentences.txt")[0] == 0
+    added, fresh = by_id(output), by_id(rebuilt)
+    assert sorted(added) == sorted(fresh)
+    for key, embedding in fresh.items():
+        np.testing.assert_allclose(added[key], embedding, atol=1e-5, err_msg=key)
+    queries = np.stack(list(fresh.values()))
+    assert top_ids(output, queries) == top_ids(rebuilt, queries)
+
+    encoded.clear()  # nothing changed since: nothing embedded, the index unchanged
+    before = load_index(output)
+    assert index(capsys, models[0], output, "--add", *clips)[0] == 0
+    assert encoded == [] and load_index(output).entries == before.entries
+
+
+def test_remove_drops_exactly_the_entries_of_those_files(models, corpus, capsys):
+    output = corpus / "my.index"
+    assert index(capsys, models[0], output, corpus / "clips", corpus / "sentences.txt")[0] == 0
+    before = by_id(output)
+    talk, text = audio_files(corpus)[-1], os.path.normpath(corpus / "sentences.txt")
+    status, _, err = run(capsys, "index", "--remove", talk, text, "-o", output)
+    assert status == 0, err
+    gone = {k for k in before if k.startswith(talk) or k.startswith(text)}
+    assert len(gone) == 3 + len(SENTENCES)  # the talk's three windows and the sentences
+    after = by_id(output)
+    assert sorted(after) == sorted(set(before) - gone)
+    assert all(np.array_equal(after[k], before[k]) for k in after)
+    assert talk not in load_index(output).files
+    status, _, err = run(capsys, "index", "--remove", talk, "-o", output)
+    assert status == 1 and f"{talk}: not in the index" in err
+
+
+def test_add_refuses_another_model_or_other_windows_unless_forced(models, corpus, capsys):
+    clips = audio_files(corpus)
+    output = corpus / "my.index"
+    assert index(capsys, models[0], output, *clips[:2])[0] == 0
+    before = by_id(output)
+    status, err = index(capsys, models[1], output, "--add", clips[2])
+    assert status == 2 and "was built with the model" in err and "--force" in err
+    status, err = index(capsys, models[0], output, "--add", clips[2], options=("--window", "1"))
+    assert status == 2 and "built with --window 2.0" in err
+    assert by_id(output).keys() == before.keys()
+    assert index(capsys, models[1], output, "--add", clips[2], options=("-q", "--force"))[0] == 0
+    assert len(by_id(output)) == len(before) + 1
+
+
+def test_a_version_1_index_is_read_and_added_to(models, corpus, capsys):
+    clips = audio_files(corpus)
+    output = corpus / "my.index"
+    assert index(capsys, models[0], output, *clips[:2])[0] == 0
+    os.remove(output / "files.jsonl")
+    info = json.loads((output / "index.json").read_text())
+    (output / "index.json").write_text(json.dumps({**info, "format_version": 1}))
+    assert load_index(output).files == {}
+    assert index(capsys, models[0], output, "--add", *clips[:3])[0] == 0
+    assert len(by_id(output)) == 3  # the known files embedded again, not twice
+    assert json.loads((output / "index.json").read_text())["format_version"] == 2
+    shutil.rmtree(output)
