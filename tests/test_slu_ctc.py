@@ -73,3 +73,54 @@ def test_greedy_decode_matches_the_definition_on_random_paths():
     paths = greedy_decode(torch.cat([scores(r) for r in rows]), torch.ones(len(rows)))
     for row, path in zip(rows, paths):
         assert tuple(path) == reference(row, blank=0), row
+
+
+@pytest.fixture(scope="module")
+def slu_export(tiny_w2v_bert, tmp_path_factory):
+    """An exported SLU folder (tiny w2v-BERT, an untrained probe) and its markup."""
+    from sense.lobes.speech import HFSpeechEncoder
+    from sense.nnet.heads import CTCProbe
+    from sense.slu.export import export_slu_model
+    from sense.slu.markup import LabelMarkup
+
+    encoder = HFSpeechEncoder(tiny_w2v_bert)
+    markup = LabelMarkup.build([("at noon", [["time", 3, 7]])])
+    probe = CTCProbe(encoder.output_dim, len(markup), hidden_dim=8)
+    folder = str(tmp_path_factory.mktemp("slu") / "model")
+    return export_slu_model(folder, encoder, probe, markup), markup
+
+
+def test_slu_predictions_of_a_known_ctc_path(slu_export, monkeypatch):
+    """The annotated text, transcript, spans and span times an SLU model gives for a CTC path.
+
+    The probe is replaced by one whose best symbol per frame is fixed:
+    ``_ _ a a t ␣ Ⓣ n o _ o o n n ⟩ _ ...`` (Ⓣ the time opener, ⟩ the closer):
+    "at Ⓣnoon⟩", the span from the opener's first frame (6) to the end of the
+    last "n"'s last frame (13), in frames of the utterance's duration over its
+    frame count.
+    """
+    from sense.slu import SLU
+
+    folder, markup = slu_export
+    model = SLU.from_hparams(source=folder, device="cpu")
+    opener, closer = markup.openers["time"], markup.closer
+    blank = markup.blank_index
+    path = [blank, blank, *markup.to_ids("aat "), *markup.to_ids(f"{opener}no")]
+    path += [blank, *markup.to_ids(f"oonn{closer}")]
+
+    def probe(frames):
+        ids = path + [blank] * (frames.shape[1] - len(path))
+        return scores(ids, len(markup)).expand(frames.shape[0], -1, -1)
+
+    monkeypatch.setattr(model.mods.probe, "forward", probe)
+    wavs, lens = torch.randn(2, 16000) * 0.1, torch.tensor([1.0, 0.5])
+    frames, frame_lens = model.mods.encoder(wavs, lens)
+    counts = [round(float(r) * frames.shape[1]) for r in frame_lens]
+    results = model.predict_batch(wavs, lens)
+    for result, duration, count in zip(results, (1.0, 0.5), counts):
+        assert result.annotated == f"at {opener}noon{closer}"
+        assert result.transcript == "at noon" and result.duration == pytest.approx(duration)
+        (span,) = result.spans
+        assert (span.label, span.value) == ("time", "noon")
+        assert span.start == pytest.approx(6 * duration / count)
+        assert span.end == pytest.approx(14 * duration / count)
