@@ -8,6 +8,7 @@ import pytest
 import soundfile as sf
 import torch
 from hostile_text import EMOJI, LINE
+from speechbrain.utils.metric_stats import ErrorRateStats
 
 from sense.cli import EXIT_ERROR, EXIT_OK, EXIT_SKIPPED, main
 from sense.demo.slu import HPARAMS, prepare_demo_slu
@@ -70,7 +71,12 @@ def test_prepared_manifests_follow_the_contract(slu_data):
     assert en == fr and len(en) == 3
 
 
-def test_run_writes_per_split_results_and_tables(trained):
+def _concepts(spans, keep_values):
+    """SpeechBrain's tokens of a concept list: labels, or ``label value`` words."""
+    return [f"{label} {value}" if keep_values else label for label, value in spans] or [""]
+
+
+def test_run_writes_per_split_results_and_tables(trained, slu_data):
     out, results = trained
     assert set(results) == {"en-en", "en-fr"}
     for column, result in results.items():
@@ -81,11 +87,24 @@ def test_run_writes_per_split_results_and_tables(trained):
         with open(os.path.join(out, "results", f"{column}_predictions.jsonl")) as f:
             predictions = [json.loads(line) for line in f]
         assert len(predictions) == 3 and all("reference" in p for p in predictions)
+        # the rates are SpeechBrain's over the labels (COER) and label-value pairs (CVER)
+        # of the written predictions
+        for metric, keep in (("COER", False), ("CVER", True)):
+            stats = ErrorRateStats()
+            stats.append(
+                [p["id"] for p in predictions],
+                [_concepts(p["spans"], keep) for p in predictions],
+                [_concepts(p["reference"], keep) for p in predictions],
+            )
+            assert result["metrics"][metric] == pytest.approx(stats.summarize("error_rate"))
     table = ErrorRateTable.load(os.path.join(out, "results", "table_COER"))
     assert table.models == ["tiny"] and table.pairs == ["en-en", "en-fr"]
     assert table.value("tiny", "en-fr") == pytest.approx(results["en-fr"]["metrics"]["COER"] / 100)
     with open(os.path.join(out, "results", "summary.json")) as f:
-        assert json.load(f)["train_hours"] > 0
+        hours = json.load(f)["train_hours"]
+    train = read_slu_manifest(os.path.join(slu_data, "en", "train.csv"))
+    seconds = sum(sf.info(r["wav"]).duration for r in train)  # the manifest rounds them
+    assert hours == pytest.approx(seconds / 3600, rel=1e-3)
 
 
 def test_hostile_rows_are_read_as_written_and_trained_on(trained, slu_data):
@@ -118,12 +137,16 @@ def slu_model(trained):
     return folder, SLU.from_hparams(source=folder, device="cpu")
 
 
-def test_export_loads_and_decodes(slu_model, slu_data):
+def test_export_loads_and_decodes(slu_model, slu_data, trained):
     folder, model = slu_model
     assert sorted(model.labels) == ["number", "object", "person", "place", "time"]
     row = read_slu_manifest(os.path.join(slu_data, "en", "test.csv"))[0]
     result = model.predict_file(row["wav"])
-    assert isinstance(result.annotated, str)
+    # the exported model hears what the recipe's test stage heard
+    with open(os.path.join(trained[0], "results", "en-en_predictions.jsonl")) as f:
+        recipe = {p["id"]: p for p in map(json.loads, f)}[row["ID"]]
+    assert result.annotated == recipe["annotated"] and result.transcript == recipe["transcript"]
+    assert [[s.label, s.value] for s in result.spans] == recipe["spans"]
     for span in result.spans:
         assert 0 <= span.start <= span.end <= result.duration + 1e-6
     batch = model.predict_batch(torch.randn(2, 16000), torch.tensor([1.0, 0.6]))
