@@ -35,6 +35,7 @@ from torch import nn
 from sense.dataio import check_waveform_batch
 from sense.features import W2VBertFbank
 from sense.io import is_hub_id
+from sense.lobes.attention import HF_IMPLEMENTATION, SDPA, check_attention, use_attention
 
 logger = logging.getLogger(__name__)
 
@@ -228,6 +229,13 @@ class HFSpeechEncoder(nn.Module):
         (transformers' activation checkpointing, non-reentrant; training only).
     hidden_dropout, attention_dropout, activation_dropout, feat_proj_dropout : float, optional
         Override the config's dropout probabilities; ``None`` keeps them.
+    attention : {"sdpa", "flex", "eager"}
+        How self-attention runs (see :mod:`sense.lobes.attention`). ``"sdpa"``:
+        w2v-BERT's relative-key bias gathered from a ``[B, H, T, 73]`` table,
+        then PyTorch's SDPA; wav2vec2 with transformers' SDPA. ``"flex"``:
+        flex attention with the bias in a ``score_mod`` (training on GPU only).
+        ``"eager"``: transformers' eager attention. All give the same
+        outputs; the parameters do not change.
 
     Attributes
     ----------
@@ -267,6 +275,7 @@ class HFSpeechEncoder(nn.Module):
         attention_dropout: float | None = None,
         activation_dropout: float | None = None,
         feat_proj_dropout: float | None = None,
+        attention: str = SDPA,
     ):
         super().__init__()
         self.source = resolve_encoder_source(source)
@@ -297,7 +306,15 @@ class HFSpeechEncoder(nn.Module):
                 f"HFSpeechEncoder: output_layer must be in [0, {full_layers}] for {self.source!r} "
                 f"({full_layers} layers), got {output_layer}"
             )
-        self.model = model_class.from_pretrained(self.source, config=config, cache_dir=save_path)
+        self.attention = check_attention(attention)
+        self.model = model_class.from_pretrained(
+            self.source,
+            config=config,
+            cache_dir=save_path,
+            attn_implementation=HF_IMPLEMENTATION[attention],
+        )
+        if self.model_type == W2V_BERT:
+            use_attention(self.model, attention)
         if output_layer is not None and output_layer < full_layers:
             self._truncate(output_layer)
         self.num_layers = len(self.model.encoder.layers)
