@@ -11,7 +11,7 @@ TEST_WORKERS ?= 2
 # each recipe run) recompiles torch and transformers: about 15 s per start.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install test demo lint bench clean
+.PHONY: install test demo lint bench mutation clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,5 +39,12 @@ lint: install
 bench: install
 	HF_HUB_OFFLINE=1 $(PY) -m benchmarks
 
+# Mutation testing (mutmut) of the modules whose output is a number or a decision, each
+# with its own fast tests; not part of `make test` (about 30 min on 2 cores), see
+# docs/mutation.md. MUTATION_GROUPS=slu bleu runs only those groups.
+MUTATION_GROUPS ?=
+mutation: install
+	nice -n 10 $(PY) tools/mutation.py $(MUTATION_GROUPS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info mutants
