@@ -56,16 +56,21 @@ def _module(path: str) -> str:
 GROUPS = {
     "slu": {
         "modules": ["sense/slu/metrics.py", "sense/slu/markup.py", "sense/slu/ctc.py"],
-        "tests": ["tests/test_slu_metrics.py"],
+        "tests": [
+            "tests/test_slu_metrics.py",
+            "tests/test_slu_metrics_mutants.py",
+            "tests/test_slu_ctc_mutants.py",
+        ],
     },
     "bleu": {
         "modules": ["sense/translation/bleu.py"],
-        "tests": ["tests/test_translation.py", "-k", "bleu"],
+        "tests": ["tests/test_translation.py", "tests/test_bleu_mutants.py", "-k", "bleu"],
     },
     "summarization": {
         "modules": ["sense/summarization/metrics.py"],
         "tests": [
             "tests/test_summarization.py",
+            "tests/test_summarization_mutants.py",
             "-k",
             "rouge or bertscore or sense.summarization.metrics",
         ],
