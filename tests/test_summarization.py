@@ -147,20 +147,44 @@ def test_mlsum_writes_table_predictions_and_export(mlsum_run):
     out = mlsum_run["out"]
     table = json.loads((out / "table_viii.json").read_text(encoding="utf-8"))
     row = table["rows"]["SENSE text (MLSUM test)"]
-    assert 0.0 <= row["ROUGE-L"] <= 100.0
     assert "SENSE (paper)" in (out / "table_viii.md").read_text(encoding="utf-8")
     assert (out / "table_viii.csv").is_file()
     lines = (out / "test_predictions.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 4 and {"prediction", "reference"} <= set(json.loads(lines[0]))
+    # ROUGE-L of the row: rouge-score's on the written predictions, in percent (the tiny
+    # model writes empty summaries: 0 here, the metric itself is pinned in
+    # test_summary_metrics_are_the_packages_in_percent)
+    written = [json.loads(line) for line in lines]
+    assert [w["reference"] for w in written] == [summary for _, summary in ARTICLES]
+    expected = _reference_rouge_l(
+        [w["prediction"] for w in written], [w["reference"] for w in written]
+    )
+    assert row["ROUGE-L"] == pytest.approx(100 * expected, abs=1e-9)
     assert "ROUGE-L" in (out / "train_log.txt").read_text(encoding="utf-8")
 
 
 def test_mlsum_export_loads_and_summarizes_texts(mlsum_run):
     from sense.summarization.inference import Summarizer
+    from sense.summarization.model import Seq2SeqSummarizer
+    from sense.teacher_cache import TeacherCache
 
-    model = Summarizer.from_hparams(source=str(mlsum_run["out"] / "model"), device="cpu")
-    summary = model.summarize_texts("Le chat dort. Il pleut sur le jardin.")
-    assert isinstance(summary, str)
+    out = mlsum_run["out"]
+    model = Summarizer.from_hparams(source=str(out / "model"), device="cpu")
+    with _spy(Seq2SeqSummarizer, "generate") as calls:
+        summary = model.summarize_texts(ARTICLES[0][0])
+    # the seq2seq model gets the projected teacher embeddings of the article's three
+    # sentences the recipe cached for training, and the exported search settings
+    (cache_dir,) = (out / "data" / "embeddings").iterdir()
+    cache = TeacherCache.open(str(cache_dir))
+    cached = torch.stack([cache[f"fr-test-000000/{i:04d}"].float() for i in range(3)])
+    ((args, kwargs),) = calls
+    torch.testing.assert_close(args[1], model.mods.projection(cached[None]), atol=2e-2, rtol=0)
+    assert args[2].tolist() == [[1, 1, 1]]
+    assert (kwargs["num_beams"], kwargs["max_new_tokens"]) == (2, 6)
+    written = json.loads(
+        (out / "test_predictions.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    )
+    assert summary == written["prediction"]
     with pytest.raises(ValueError, match="speech side"):
         model.summarize_file("x.wav")
 
@@ -252,8 +276,24 @@ def test_summarizer_from_speech_and_bad_audio(decoda_run, tmp_path):
 
     model = Summarizer.from_hparams(source=str(decoda_run["out"] / "model"), device="cpu")
     wav = next((decoda_run["release"] / "audio").glob("*.wav"))
-    assert isinstance(model.summarize_file(wav), str)
-    assert isinstance(model.summarize_file(wav, segments=[(0.0, 1.0), (1.4, 2.4)]), str)
+    from sense.inference import SENSE
+    from sense.summarization.model import Seq2SeqSummarizer
+
+    # by default a recording is cut at pauses into pieces of at most the folder's
+    # utterance_seconds (8 s: see test_the_export_cuts_recordings_as_the_recipe_did):
+    # the 2.4 s recording is one piece
+    with _spy(type(model.speech), "encode_waveforms") as pieces:
+        model.summarize_file(wav)
+    ((args, _),) = pieces
+    assert model.hparams.utterance_seconds == 8.0 and [len(p) for p in args[1]] == [38400]
+    # given turns, the seq2seq model gets the projected SENSE embeddings of those turns
+    with _spy(Seq2SeqSummarizer, "generate") as calls:
+        model.summarize_file(wav, segments=[(0.0, 1.0), (1.4, 2.4)])
+    speech = SENSE.from_hparams(source=model.hparams.speech_model, device="cpu")
+    audio = speech.load_audio(str(wav))
+    turns = torch.stack([speech.encode_batch(audio[a:b]) for a, b in ((0, 16000), (22400, 38400))])
+    ((args, _),) = calls
+    torch.testing.assert_close(args[1], model.mods.projection(turns[None]), atol=1e-5, rtol=1e-4)
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not audio at all")
     with pytest.raises(AudioError, match="bad.wav"):
@@ -281,3 +321,81 @@ def test_cli_summarize(decoda_run, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["summarize", wav])
     assert exit_info.value.code == 2
+
+
+def _reference_rouge_l(predictions, references):
+    """Mean ROUGE-L F of ``rouge-score`` with words as runs of letters and digits (NFC, lower)."""
+    import re
+    import unicodedata
+
+    from rouge_score import rouge_scorer
+
+    class Words:
+        def tokenize(self, text):
+            return re.findall(r"[^\W_]+", unicodedata.normalize("NFC", text).lower())
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=Words())
+    scores = [scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references)]
+    return sum(scores) / len(scores)
+
+
+class _spy:
+    """Record the calls of ``cls.name`` (``[(args, kwargs)]``) inside a ``with`` block."""
+
+    def __init__(self, cls, name):
+        self.cls, self.name, self.calls = cls, name, []
+
+    def __enter__(self):
+        original = getattr(self.cls, self.name)
+
+        def spy(*args, **kwargs):
+            self.calls.append((args, kwargs))
+            return original(*args, **kwargs)
+
+        self.patch = pytest.MonkeyPatch()
+        self.patch.setattr(self.cls, self.name, spy)
+        return self.calls
+
+    def __exit__(self, *exc):
+        self.patch.undo()
+
+
+def test_summary_metrics_are_the_packages_in_percent(monkeypatch):
+    """The test stage's ROUGE-L (rouge-score's mean) and BERTScore F1, in percent."""
+    from types import SimpleNamespace
+
+    import sense.summarization.brain as brain_module
+    from sense.summarization.brain import SummarizationBrain
+
+    hyps = ["Le médecin lit une lettre.", "Il pleut.", "M. Dupont visite Paris en été."]
+    refs = ["Un jeune médecin lit la lettre.", "Le chat dort.", "M. Dupont visite Paris."]
+    # bertscore_f1 itself is the package's (test_bertscore_is_the_packages_own): a stand-in
+    # here, to see what it is given and what becomes of its answer
+    options = {"model": "tiny-bert", "num_layers": 1, "rescale_with_baseline": False}
+    given = []
+    monkeypatch.setattr(
+        brain_module, "bertscore_f1", lambda p, r, **kw: given.append((p, r, kw)) or 0.3125
+    )
+    brain = SimpleNamespace(
+        _store={"id": ["a", "b", "c"], "hyp": hyps, "ref": refs},
+        hparams=SimpleNamespace(bertscore=options),
+    )
+    stats = SummarizationBrain.summary_metrics(brain)
+    # by hand (common subsequence over hypothesis and reference words):
+    # "médecin lit lettre" 3 of 5 and 6 (F 6/11); nothing; "m dupont visite paris" 4 of 6
+    # and 4 (F 4/5)
+    assert stats["ROUGE-L"] == pytest.approx(100 * (6 / 11 + 0 + 4 / 5) / 3)
+    assert stats["ROUGE-L"] == pytest.approx(100 * _reference_rouge_l(hyps, refs))
+    assert stats["BERTScore-F1"] == pytest.approx(31.25) and given == [(hyps, refs, options)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the summarization recipe exports without its utterance_seconds: the exported "
+    "Summarizer cuts recordings into 8 s pieces whatever the recipe was trained on",
+)
+def test_the_export_cuts_recordings_as_the_recipe_did(decoda_run):
+    from sense.summarization.inference import Summarizer
+
+    model = Summarizer.from_hparams(source=str(decoda_run["out"] / "model"), device="cpu")
+    assert model.hparams.utterance_seconds == 1.5  # the run's --utterance_seconds
