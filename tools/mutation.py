@@ -92,7 +92,10 @@ GROUPS = {
         ],
     },
     "retrieval": {"modules": ["sense/retrieval.py"], "tests": ["tests/test_retrieval.py"]},
-    "losses": {"modules": ["sense/losses.py"], "tests": ["tests/test_losses.py"]},
+    "losses": {
+        "modules": ["sense/losses.py"],
+        "tests": ["tests/test_losses.py", "tests/test_losses_mutants.py"],
+    },
     "trust": {"modules": ["sense/trust.py"], "tests": ["tests/test_trust.py"]},
     "teacher_cache": {
         "modules": ["sense/teacher_cache.py"],
