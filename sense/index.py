@@ -4,7 +4,8 @@ An index folder holds four files:
 
 - ``index.json``: the format, the model that built it (and a fingerprint of
   its files), the embedding size and how recordings were cut into windows;
-- ``embeddings.npy``: ``[N, D]`` float32 embeddings, one row per entry;
+- ``embeddings.npy``: ``[N, D]`` float32 (or float16, half the size)
+  embeddings, one row per entry, memory-mapped when loaded;
 - ``entries.jsonl``: one JSON object per row, ``{"id", "kind": "audio" | "text",
   "path", ...}`` with ``start``/``end`` (seconds) for a window and
   ``line``/``text`` for a sentence;
@@ -56,6 +57,10 @@ INDEX_VERSION = 2
 #: Format versions :func:`load_index` reads (version 1 has no ``files.jsonl``).
 READABLE_VERSIONS = (1, 2)
 ENTRY_KINDS = ("text", "audio")
+#: How embeddings can be stored: float16 halves the folder (scores agree to ~1e-3).
+STORAGE_DTYPES = ("float32", "float16")
+#: Rows of the index scored at once by :meth:`SpeechIndex.search` (as float32).
+SEARCH_ROWS = 1 << 16
 #: Keys every ``index.json`` has.
 REQUIRED_INFO = ("model", "dim")
 DAMAGED = "a damaged index: rebuild it with `sense index`"
@@ -90,7 +95,8 @@ class SpeechIndex:
         The description (``model``, ``model_fingerprint``, window settings,
         ``skipped`` inputs, ...); ``format``, ``size`` and ``dim`` are filled in.
     embeddings : numpy.ndarray
-        [N, D] float32 embeddings.
+        [N, D] embeddings, kept as float16 when given so (see
+        :data:`STORAGE_DTYPES`), as float32 otherwise.
     entries : list of dict
         One per row: ``id``, ``kind`` and where it comes from.
     files : dict, optional
@@ -114,7 +120,8 @@ class SpeechIndex:
     ):
         import numpy as np
 
-        self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        dtype = np.float16 if np.asarray(embeddings).dtype == np.float16 else np.float32
+        self.embeddings = np.ascontiguousarray(embeddings, dtype=dtype)
         self.entries = list(entries)
         if self.embeddings.ndim != 2 or len(self.entries) != self.embeddings.shape[0]:
             raise ValueError(
@@ -127,6 +134,7 @@ class SpeechIndex:
     def _count(self) -> None:
         self.info["size"] = int(self.embeddings.shape[0])
         self.info["dim"] = int(self.embeddings.shape[1])
+        self.info["dtype"] = str(self.embeddings.dtype)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -135,7 +143,7 @@ class SpeechIndex:
         """Append ``[M, D]`` embeddings and their ``M`` entries."""
         import numpy as np
 
-        embeddings = np.asarray(embeddings, dtype=np.float32)
+        embeddings = np.asarray(embeddings, dtype=self.embeddings.dtype)
         if embeddings.shape[1:] != self.embeddings.shape[1:] or len(entries) != len(embeddings):
             raise ValueError(
                 f"cannot add {len(entries)} entries with embeddings of shape {embeddings.shape} "
@@ -194,13 +202,13 @@ class SpeechIndex:
         backend : {"auto", "faiss", "torch"}
             Exact search with faiss or torch (:func:`sense.retrieval.search`).
         """
+        import numpy as np
         import torch
 
-        from sense.retrieval import search
-
+        if isinstance(queries, np.ndarray):  # a copy: it may be read-only (memory-mapped)
+            queries = np.array(queries, dtype=np.float32)
         queries = torch.as_tensor(queries, dtype=torch.float32).reshape(-1, self.info["dim"])
-        k = min(k, len(self))
-        scores, indices = search(queries, torch.from_numpy(self.embeddings), k=k, backend=backend)
+        scores, indices = self._top_k(queries, min(k, len(self)), backend)
         return [
             [
                 {"rank": r, "score": round(s, 6), **self.entries[i]}
@@ -208,6 +216,32 @@ class SpeechIndex:
             ]
             for row_scores, row_indices in zip(scores.tolist(), indices.tolist())
         ]
+
+    def _top_k(self, queries, k: int, backend: str):
+        """Exact top-k over blocks of :data:`SEARCH_ROWS` rows, each scored as float32.
+
+        A memory-mapped index is read a block at a time; on a tie the lower
+        row ranks first, as in :func:`sense.retrieval.search`.
+        """
+        import numpy as np
+        import torch
+
+        from sense.retrieval import search
+
+        best = None
+        for start in range(0, len(self), SEARCH_ROWS):
+            block = torch.from_numpy(
+                np.array(self.embeddings[start : start + SEARCH_ROWS], dtype=np.float32)
+            )
+            scores, indices = search(queries, block, k=min(k, len(block)), backend=backend)
+            indices += start
+            if best is not None:  # earlier blocks first: a stable sort keeps ties in row order
+                scores = torch.cat([best[0], scores], dim=1)
+                indices = torch.cat([best[1], indices], dim=1)
+                scores, order = scores.sort(dim=1, descending=True, stable=True)
+                indices = indices.gather(1, order)
+            best = scores[:, :k], indices[:, :k]
+        return best
 
     def save(self, folder: str | os.PathLike) -> None:
         """Write the index folder, published whole (the old one stays until then)."""
@@ -257,7 +291,7 @@ def _read_embeddings(folder: str) -> np.ndarray:
     if not os.path.isfile(path):
         raise IndexFormatError(f"{path}: missing ({DAMAGED})")
     try:
-        embeddings = np.load(path, allow_pickle=False)
+        embeddings = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise IndexFormatError(f"{path}: not a complete .npy array ({err}; {DAMAGED})") from err
     if embeddings.ndim != 2 or embeddings.dtype.kind != "f":
@@ -265,7 +299,9 @@ def _read_embeddings(folder: str) -> np.ndarray:
             f"{path}: a {embeddings.dtype} array of shape {embeddings.shape}, not [N, D] "
             f"floats ({DAMAGED})"
         )
-    return embeddings.astype(np.float32, copy=False)
+    if embeddings.dtype not in (np.float16, np.float32):
+        return embeddings.astype(np.float32)
+    return embeddings  # memory-mapped: read as searched
 
 
 def _read_files(folder: str, version: int) -> dict[str, dict]:
@@ -512,6 +548,7 @@ class PartialWork:
 __all__ = [
     "ENTRY_KINDS",
     "INDEX_FORMAT",
+    "STORAGE_DTYPES",
     "IndexFormatError",
     "PartialWork",
     "SpeechIndex",

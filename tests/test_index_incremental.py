@@ -10,6 +10,7 @@ import soundfile as sf
 import torch
 from test_cli import SR, tone
 
+import sense.index
 from sense.cli import main
 from sense.export import export_model
 from sense.index import PARTIAL_SUFFIX, load_index
@@ -249,3 +250,37 @@ def test_a_version_1_index_is_read_and_added_to(models, corpus, capsys):
     assert len(by_id(output)) == 3  # the known files embedded again, not twice
     assert json.loads((output / "index.json").read_text())["format_version"] == 2
     shutil.rmtree(output)
+
+
+# --- float16 storage ---------------------------------------------------------------------
+
+
+def test_float16_storage_is_memory_mapped_and_finds_float32s_top_k(
+    models, corpus, capsys, monkeypatch
+):
+    # recordings only: the tiny random teacher embeds the two sentences alike (0.99999),
+    # a tie that float16's rounding (~1e-3) may break either way
+    full, half = corpus / "f32.index", corpus / "f16.index"
+    assert index(capsys, models[0], full, corpus / "clips")[0] == 0
+    status, _ = index(
+        capsys, models[0], half, corpus / "clips", options=("-q", "--dtype", "float16")
+    )
+    assert status == 0
+    size = os.path.getsize
+    assert size(half / "embeddings.npy") < 0.6 * size(full / "embeddings.npy")
+    loaded = load_index(half)
+    assert loaded.info["dtype"] == "float16" and loaded.embeddings.dtype == np.float16
+    assert not loaded.embeddings.flags.writeable  # memory-mapped, not read into memory
+
+    queries = load_index(full).embeddings
+    hits = [load_index(f).search(queries, k=4) for f in (full, half)]
+    assert [[h["id"] for h in q] for q in hits[0]] == [[h["id"] for h in q] for q in hits[1]]
+    scores = [np.array([[h["score"] for h in q] for q in hit]) for hit in hits]
+    np.testing.assert_allclose(scores[1], scores[0], atol=2e-3)
+
+    monkeypatch.setattr(sense.index, "SEARCH_ROWS", 3)  # searched in blocks, merged alike
+    assert top_ids(full, queries) == [[h["id"] for h in q] for q in hits[0]]
+    clip = audio_files(corpus)[2]
+    status, out, err = run(capsys, "search", half, "--audio", clip, "-k", 1, "--json", "-q")
+    assert status == 0, err
+    assert json.loads(out)[0]["hits"][0]["id"] == clip

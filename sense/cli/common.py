@@ -439,6 +439,22 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--quiet", "-q", action="store_true", help="no progress bars or messages")
 
 
+def require_options(args, **options: str) -> None:
+    """Refuse missing options as argparse does: ``require_options(args, model="-m/--model")``.
+
+    Example
+    -------
+    >>> import argparse
+    >>> require_options(argparse.Namespace(model=None, output="x"), model="-m/--model", output="-o")
+    Traceback (most recent call last):
+    ...
+    sense.cli.common.UsageError: the following arguments are required: -m/--model
+    """
+    missing = [flag for name, flag in options.items() if getattr(args, name, None) is None]
+    if missing:
+        raise UsageError(f"the following arguments are required: {', '.join(missing)}")
+
+
 def add_force_option(parser: argparse.ArgumentParser) -> None:
     """``--force``: the one flag that lets a command replace what it did not write."""
     parser.add_argument(
@@ -449,8 +465,14 @@ def add_force_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_inputs(parser: argparse.ArgumentParser, what: str, model_help: str | None = None) -> None:
-    """Inputs, ``-m``, ``-o`` and the long-recording options; ``model_help`` makes ``-m`` optional."""
+def add_inputs(
+    parser: argparse.ArgumentParser, what: str, model_help: str | None = None, required: bool = True
+) -> None:
+    """Inputs, ``-m``, ``-o`` and the long-recording options.
+
+    ``required=False``: the command checks ``-m`` and ``-o`` itself
+    (:func:`require_options`), e.g. when an action needs no model.
+    """
     parser.add_argument(
         "inputs",
         nargs="+",
@@ -458,9 +480,9 @@ def add_inputs(parser: argparse.ArgumentParser, what: str, model_help: str | Non
         help="audio files, folders of audio (recursive), text files (.txt, one sentence per line)",
     )
     parser.add_argument(
-        "-m", "--model", required=model_help is None, help=model_help or "model folder or hub id"
+        "-m", "--model", required=required, help=model_help or "model folder or hub id"
     )
-    parser.add_argument("-o", "--output", required=True, help=what)
+    parser.add_argument("-o", "--output", required=required, help=what)
     parser.add_argument(
         "--text", action="store_true", help="read every input file as text, whatever its name"
     )
