@@ -5,6 +5,7 @@
     sense embed  -m MODEL clips/ -o clips.npy            # one vector per file
     sense embed  -m MODEL --text sentences.txt -o s.npy  # one vector per line
     sense index  -m MODEL talks/ sentences.txt -o my.index
+    sense index  --add new_talks/ -o my.index              # new and changed files only
     sense search my.index "le chat dort" --audio query.wav --top-k 5
     sense import results/SENSE/save/CKPT+checkpoint_epoch9 -o my-model  # a SpeechBrain run
     sense attention -m MODEL manifest.json -o attention/ --align-model CTC_MODEL
