@@ -465,11 +465,11 @@ class PartialWork:
                 return work, False
             stale = True
             shutil.rmtree(work.folder)
-        os.makedirs(work.folder)
-        write_text_atomic(
-            os.path.join(work.folder, PARTIAL_SETTINGS),
-            json.dumps({"format": PARTIAL_FORMAT, "settings": settings}, indent=2) + "\n",
-        )
+        with staged_folder(work.folder) as tmp:  # never a work folder without its settings
+            write_text_atomic(
+                os.path.join(tmp, PARTIAL_SETTINGS),
+                json.dumps({"format": PARTIAL_FORMAT, "settings": settings}, indent=2) + "\n",
+            )
         return work, stale
 
     @staticmethod
