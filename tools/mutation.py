@@ -87,8 +87,9 @@ GROUPS = {
         "modules": ["sense/dual_encoder/tokens.py"],
         "tests": [
             "tests/test_dual_encoder.py",
+            "tests/test_tokens_mutants.py",
             "-k",
-            "kmeans or tokens_are or token_cache or sense.dual_encoder.tokens",
+            "kmeans or tokens_are or token_cache or tokens_mutants or sense.dual_encoder.tokens",
         ],
     },
     "retrieval": {"modules": ["sense/retrieval.py"], "tests": ["tests/test_retrieval.py"]},
