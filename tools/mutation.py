@@ -79,8 +79,9 @@ GROUPS = {
         "modules": ["sense/zerost/losses.py"],
         "tests": [
             "tests/test_zerost.py",
+            "tests/test_zerost_losses_mutants.py",
             "-k",
-            "kd_loss or kd_projection or gradients or sense.zerost.losses",
+            "kd_loss or kd_projection or gradients or losses_mutants or sense.zerost.losses",
         ],
     },
     "tokens": {
