@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import os
 import re
 import signal
@@ -232,7 +233,9 @@ def test_recipe_resumes_mid_epoch_and_writes_the_bleu_table(mbart_run):
     assert table.models == ["SENSE"] and sorted(table.languages) == ["de", "fr", "ru"]
     hours = json.load(open(os.path.join(out, "data", "hours.json")))
     assert "| Duration (h) |" in (open(os.path.join(out, "bleu_table.md")).read())
-    assert hours["fr"] > 0
+    train = read_manifest(os.path.join(out, "data", "train.csv"))
+    seconds = sum(float(r["duration"]) for r in train if r["language"] == "fr")
+    assert hours["fr"] == pytest.approx(seconds / 3600) and seconds > 0
     with open(os.path.join(out, "test_hypotheses.tsv"), encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))  # TSV with CSV quoting
     assert list(rows[0]) == ["ID", "language", "hypothesis", "reference"]
@@ -272,6 +275,7 @@ def test_nllb_decoder_exports_and_translates(tiny_w2v_bert, tiny_nllb, tmp_path)
 def test_export_translates_files_and_the_cli_reports_bad_audio(mbart_run, tmp_path, capsys):
     from sense.cli import main
     from sense.translation import Translator
+    from sense.windows import split_waveform
 
     out, _ = mbart_run
     folder = os.path.join(out, "model")
@@ -285,7 +289,10 @@ def test_export_translates_files_and_the_cli_reports_bad_audio(mbart_run, tmp_pa
     # a long recording is cut into windows and translated piece by piece
     long = torch.cat([wav, torch.zeros(8000), wav])
     pieces = model.translate_waveforms([long], beam_size=1, max_duration=2.0, window=2.0)
-    assert isinstance(pieces[0], str)
+    spans = split_waveform(long, 16000, 2.0, 2.0, 0.0, "silence")
+    assert len(spans) == 3 and spans[0][0] == 0 and spans[-1][1] == len(long)
+    windows = [model.translate_batch(long[a:b][None], torch.ones(1), 1)[0] for a, b in spans]
+    assert pieces == [" ".join(t for t in windows if t)]
     (tmp_path / "empty.wav").write_bytes(b"")
     (tmp_path / "notes.txt").write_text("hello")
     status = main(
@@ -405,22 +412,27 @@ def test_beam_search_finds_the_best_output_greedy_misses(tiny_mbart):
     assert texts == decoder.decode([[decoder.lang_id, *b] for b in best])
 
 
-def test_the_beam_size_reaches_transformers_generate(tiny_w2v_bert, tiny_mbart, tmp_path):
-    """A Translator searches with its folder's beam size, or the one asked for."""
-    from transformers import MBartForConditionalGeneration
-
+@pytest.fixture(scope="module")
+def tiny_translator(tiny_w2v_bert, tiny_mbart, tmp_path_factory):
+    """An exported (untrained) Translator folder: beam size 3, length penalty 0.5."""
     from sense.lobes.speech import HFSpeechEncoder
-    from sense.translation import Translator
     from sense.translation.decoder import FrameProjection, Seq2SeqDecoder
     from sense.translation.export import export_translator
 
     encoder = HFSpeechEncoder(tiny_w2v_bert)
     decoder = Seq2SeqDecoder(tiny_mbart, target_lang="en_XX")
     projection = FrameProjection(encoder.output_dim, decoder.d_model)
-    folder = export_translator(
-        str(tmp_path / "st"), encoder, projection, decoder, beam_size=3, length_penalty=0.5
-    )
-    model = Translator.from_hparams(source=folder, device="cpu")
+    folder = str(tmp_path_factory.mktemp("st") / "model")
+    return export_translator(folder, encoder, projection, decoder, beam_size=3, length_penalty=0.5)
+
+
+def test_the_beam_size_reaches_transformers_generate(tiny_translator):
+    """A Translator searches with its folder's beam size, or the one asked for."""
+    from transformers import MBartForConditionalGeneration
+
+    from sense.translation import Translator
+
+    model = Translator.from_hparams(source=tiny_translator, device="cpu")
     calls = []
     generate = MBartForConditionalGeneration.generate
 
@@ -437,3 +449,29 @@ def test_the_beam_size_reaches_transformers_generate(tiny_w2v_bert, tiny_mbart, 
         model.translate_waveforms([wav], beam_size=2)
     beams = [(c["num_beams"], c.get("length_penalty"), c["do_sample"]) for c in calls]
     assert beams == [(3, 0.5, False), (1, None, False), (4, 0.5, False), (2, 0.5, False)]
+
+
+def test_long_recordings_are_translated_window_by_window_in_order(tiny_translator, monkeypatch):
+    """Windows cut at the pause, translated in length-sorted batches, joined back in order.
+
+    Each window's "translation" is its number of samples (empty below 0.5 s).
+    """
+    from sense.translation import Translator
+
+    model = Translator.from_hparams(source=tiny_translator, device="cpu")
+
+    def translate_batch(wavs, lens, beam_size=None, target_lang=None):
+        counts = (lens * wavs.shape[1]).round().long().tolist()
+        return [str(n) if n >= 8000 else "" for n in counts]
+
+    monkeypatch.setattr(model, "translate_batch", translate_batch)
+    t = torch.arange(16000 * 2) / 16000
+    tone = 0.5 * torch.sin(2 * math.pi * 220 * t)
+    # 2 s of tone, a 0.5 s pause, 1.5 s of tone: at most 2.5 s a window, cut in the pause
+    long = torch.cat([tone, torch.zeros(8000), tone[:24000]])
+    waves = [tone[:4000], long, tone[:16000], torch.zeros(100)]
+    out = model.translate_waveforms(waves, max_duration=2.5, window=2.5, batch_size=2)
+    assert out[0] == "" and out[2] == "16000"  # one window each; the first too short to say
+    first, second = (int(n) for n in out[1].split(" "))
+    assert 32000 <= first < 40000 and first + second == 64000
+    assert isinstance(out[3], ValueError) and "too short" in str(out[3])
