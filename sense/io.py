@@ -334,7 +334,7 @@ def first_json_line_has(path: str | os.PathLike, keys: Collection[str]) -> bool:
     -------
     >>> import os, tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "out.jsonl")
-    >>> _ = open(path, "w").write('{"path": "a.wav", "summary": "Il pleut."}\n')
+    >>> _ = open(path, "w").write('{"path": "a.wav", "summary": "Il pleut."}\\n')
     >>> first_json_line_has(path, ("path", "summary")), first_json_line_has(path, ("id",))
     (True, False)
     """

@@ -389,11 +389,6 @@ def test_summary_metrics_are_the_packages_in_percent(monkeypatch):
     assert stats["BERTScore-F1"] == pytest.approx(31.25) and given == [(hyps, refs, options)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the summarization recipe exports without its utterance_seconds: the exported "
-    "Summarizer cuts recordings into 8 s pieces whatever the recipe was trained on",
-)
 def test_the_export_cuts_recordings_as_the_recipe_did(decoda_run):
     from sense.summarization.inference import Summarizer
 

@@ -22,7 +22,11 @@ from sense.summarization.embeddings import (
     TextEmbedder,
     build_document_cache,
 )
-from sense.summarization.export import export_summarizer, load_projection
+from sense.summarization.export import (
+    DEFAULT_UTTERANCE_SECONDS,
+    export_summarizer,
+    load_projection,
+)
 from sense.summarization.table import add_table_row
 
 logger = logging.getLogger(__name__)
@@ -143,6 +147,7 @@ def run(hparams: dict, run_opts: dict, manifests: dict, hparams_file: str) -> di
             num_beams=hparams["num_beams"],
             max_new_tokens=hparams["max_new_tokens"],
             max_units=hparams["max_units"],
+            utterance_seconds=hparams.get("utterance_seconds", DEFAULT_UTTERANCE_SECONDS),
             extra={"hparams": os.path.abspath(hparams_file), "test": stats},
         )
         if hparams.get("table_file"):
