@@ -93,7 +93,10 @@ GROUPS = {
             "kmeans or tokens_are or token_cache or tokens_mutants or sense.dual_encoder.tokens",
         ],
     },
-    "retrieval": {"modules": ["sense/retrieval.py"], "tests": ["tests/test_retrieval.py"]},
+    "retrieval": {
+        "modules": ["sense/retrieval.py"],
+        "tests": ["tests/test_retrieval.py", "tests/test_retrieval_mutants.py"],
+    },
     "losses": {
         "modules": ["sense/losses.py"],
         "tests": ["tests/test_losses.py", "tests/test_losses_mutants.py"],
