@@ -329,7 +329,12 @@ def test_kd_then_nll_learn_resume_and_translate(tiny_whisper, pretrained_nllb, c
         beam_size=2,
         max_new_tokens=8,
     )
-    assert len(hyps) == 4 and all(isinstance(h, str) for h in hyps)
+    # the Q-Former's queries decoded with Italian forced first, by the decoder itself
+    decoder.set_target_lang("ita_Latn")
+    queries = qformer3(*encoder3(wavs, torch.ones(4)))
+    ids = decoder.generate_ids(queries, torch.ones(4), 2, 1.0, 8)
+    assert ids[:, 1].eq(decoder.language_id("ita_Latn")).all()
+    assert hyps == decoder.decode(ids) and all(hyps), hyps
 
 
 # -- which parameters each KD term trains --------------------------------------------------
