@@ -98,6 +98,8 @@ def test_kd_then_nll_train_and_fill_tables_1_and_2(runs):
 
 @pytest.mark.slow
 def test_the_nll_step_exports_a_translator_into_any_nllb_language(runs):
+    from transformers import M2M100ForConditionalGeneration
+
     from sense.translation.inference import load_translator
     from sense.zerost.inference import ZeroSTTranslator
 
@@ -106,5 +108,20 @@ def test_the_nll_step_exports_a_translator_into_any_nllb_language(runs):
     assert isinstance(model, ZeroSTTranslator)
     assert not os.path.exists(os.path.join(out, "kd", "model"))  # KD alone is a baseline
     clip = read_manifest(os.path.join(out, "europarl", "en-fr_test.csv"))[0]["wav"]
+    calls = []
+    generate = M2M100ForConditionalGeneration.generate
+
+    def spy(self, *args, **kwargs):
+        calls.append(kwargs)
+        return generate(self, *args, **kwargs)
+
+    wav = model.load_audio(clip)
     for lang in ("fra_Latn", "ita_Latn"):  # Italian: a language it never saw
-        assert isinstance(model.translate_file(clip, target_lang=lang, beam_size=1), str)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(M2M100ForConditionalGeneration, "generate", spy)
+            text = model.translate_file(clip, target_lang=lang, beam_size=1)
+        # searched greedily with the language forced first; the default language is kept
+        lang_id = model.mods.decoder.language_id(lang)
+        assert (calls[-1]["num_beams"], calls[-1]["forced_bos_token_id"]) == (1, lang_id)
+        assert text == model.translate_batch(wav, target_lang=lang, beam_size=1)[0]
+        assert model.mods.decoder.target_lang == model.hparams.target_lang
