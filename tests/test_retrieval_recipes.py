@@ -458,6 +458,26 @@ def _tiny_pair(folder: str, audio_dir: str, n: int = 4) -> str:
     return write_pair(folder, query, search, PrepReport(name="fr-en"), options={})
 
 
+def _brute_force_metrics(encoder, pair: str) -> dict[str, float]:
+    """R@1, R@5, R@10 and MRR of a prepared pair, by the paper's definition, in float64.
+
+    Each side is centred on its own mean and L2-normalised; a query's rank is one
+    plus the number of search entries scoring higher than its target, or as high and
+    listed before it (ties go to the first entry: this pair's texts tie in pairs).
+    """
+    query, search, targets = load_pair(pair)
+    q = encoder.encode_audio([AudioItem(e["path"]) for e in query.values()]).double()
+    s = encoder.encode_text([e["text"] for e in search.values()]).double()
+    q, s = (torch.nn.functional.normalize(x - x.mean(0), dim=-1) for x in (q, s))
+    scores = q @ s.T
+    target = scores.gather(1, targets[:, None])
+    before = torch.arange(len(search))[None] < targets[:, None]
+    ranks = 1 + ((scores > target) | ((scores == target) & before)).sum(dim=1).double()
+    out = {f"R@{k}": (ranks <= k).double().mean().item() for k in (1, 5, 10)}
+    out["MRR"] = (1 / ranks).mean().item()
+    return out
+
+
 def test_embedding_cache_recomputes_nothing_it_has(tmp_path):
     pair = _tiny_pair(str(tmp_path / "fr-en"), str(tmp_path / "audio"))
     cache = str(tmp_path / "cache")
@@ -468,7 +488,9 @@ def test_embedding_cache_recomputes_nothing_it_has(tmp_path):
     again = CountingEncoder("a")  # a re-run: same identity
     metrics = evaluate_pair(again, pair, EmbeddingCache(cache))
     assert again.audio_calls == [] and again.text_calls == []
-    assert 0.0 <= metrics["R@1"] <= 1.0
+    assert {k: metrics[k] for k in ("R@1", "R@5", "R@10", "MRR")} == pytest.approx(
+        _brute_force_metrics(CountingEncoder("a"), pair)
+    )
 
     other = CountingEncoder("b")  # a second model computes its own
     evaluate_pair(other, pair, EmbeddingCache(cache))
@@ -491,6 +513,10 @@ def test_two_models_fill_one_table_across_runs(tmp_path):
     run_benchmark([build_encoder(CountingEncoder("B"))], {"fr-en": pair}, out, title="t")
     table = _check_table(os.path.join(out, "retrieval"), ["A", "B"], {"fr-en": (4, 4)})
     assert table.title == "t"
+    expected = _brute_force_metrics(CountingEncoder("A"), pair)  # B embeds alike
+    for model in ("A", "B"):
+        for metric in ("R@1", "R@5", "R@10", "MRR"):
+            assert table.value(model, "fr-en", metric) == pytest.approx(expected[metric])
     with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:
         assert set(json.load(f)) == {"A", "B"}
 
