@@ -71,6 +71,8 @@ def render(results: dict) -> str:
         out += _decoding(r)
     if results.get("startup"):
         out += _startup(results["startup"])
+    if results.get("attention"):
+        out += _attention(results["attention"])
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -233,5 +235,45 @@ def _startup(r: dict) -> list[str]:
         lines.append(
             f"| {row['command']} | {row['median_s']:.2f} s | {row['ratio_to_import_torch']:.2f} | "
             f"{row['exit_status']} |"
+        )
+    return lines + [""]
+
+
+def _attention(r: dict) -> list[str]:
+    mib = 2.0**20
+    lines = [
+        "## w2v-BERT 2.0 relative-key attention: eager, sdpa, flex",
+        "",
+        f"One real-size Conformer layer (batch 1, fp32, inference); measured peak: {r['method']}; "
+        f"median of {r['rounds']} after one warm-up call.",
+        "",
+        "| frames | path | largest attention tensor (analytic) | measured peak | time |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    for row in r["layer_memory"]:
+        if "error" in row:
+            lines.append(
+                f"| {row['frames']} | {row['path']} | "
+                f"{row['largest_intermediate_bytes'] / mib:.1f} MiB | not run: {row['error']} | |"
+            )
+            continue
+        peak = row["step_peak_bytes"]
+        lines.append(
+            f"| {row['frames']} | {row['path']} | {row['largest_intermediate_bytes'] / mib:.1f} MiB"
+            f" | {'n/a' if peak is None else f'{peak / mib:.0f} MiB'} | {_ms(row['median_s'])} |"
+        )
+    lines += [
+        "",
+        "Full randomly initialised w2v-BERT 2.0 (580M, fp32, `inference_mode`), one utterance:",
+        "",
+        "| audio | path | time | RTF |",
+        "|---:|---|---:|---:|",
+    ]
+    for row in r["rtf"]:
+        if "error" in row:
+            lines.append(f"| {row['seconds']} s | {row['path']} | not run: {row['error']} | |")
+            continue
+        lines.append(
+            f"| {row['seconds']} s | {row['path']} | {row['median_s']:.2f} s | {row['rtf']:.3f} |"
         )
     return lines + [""]

@@ -126,3 +126,28 @@ def test_flex_gradients_equal_eager_on_gpu(tiny_path, batch):
     assert got.keys() == expected.keys()
     for name, grad in expected.items():
         torch.testing.assert_close(got[name], grad, rtol=1e-4, atol=1e-4, msg=name)
+
+
+def test_attention_benchmark_counts_and_renders_the_three_paths():
+    from benchmarks import attention, report
+
+    frames, heads, head_dim = 1500, 16, 64
+    eager, sdpa, flex = (
+        attention.largest_intermediate_bytes(path, frames, heads, head_dim)
+        for path in (EAGER, SDPA, FLEX)
+    )
+    assert eager == frames * frames * head_dim * 4  # the [T, T, d] distance embeddings
+    assert sdpa == heads * frames * frames * 4 and flex == heads * frames * 73 * 4
+    rows = [
+        {"frames": frames, "path": p, "largest_intermediate_bytes": 1, "step_peak_bytes": None}
+        | {"median_s": 0.5}
+        for p in (EAGER, SDPA)
+    ] + [{"frames": frames, "path": FLEX, "largest_intermediate_bytes": 1, "error": "E"}]
+    rtf = [{"seconds": 10, "path": p, "median_s": 2.0, "rtf": 0.2} for p in ATTENTION_PATHS]
+    text = "\n".join(
+        report._attention({"method": "m", "rounds": 1, "layer_memory": rows, "rtf": rtf})
+    )
+    assert (
+        "| 1500 | flex | 0.0 MiB | not run: E |" in text
+        and "| 10 s | sdpa | 2.00 s | 0.200 |" in text
+    )

@@ -151,7 +151,13 @@ class SdpaRelativeKeyAttention(_RelativeKeyAttention):
 
 
 class FlexRelativeKeyAttention(_RelativeKeyAttention):
-    """Relative keys read from the distance table inside flex attention's ``score_mod``."""
+    """Relative keys read from the distance table inside flex attention's ``score_mod``.
+
+    On a CPU, torch 2.11's inductor compiles it for the tests' lengths (up to
+    99 frames) but not for the real model at 250 frames and more (C++
+    ``CppCompileError``: undeclared ``cur_qSplitSize``), also with a flat
+    table index or a BlockMask of its own: use ``"sdpa"`` on a CPU.
+    """
 
     def attend(self, query, key, value, attention_mask):
         if self.training and self.dropout.p > 0:

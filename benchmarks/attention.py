@@ -1,0 +1,144 @@
+"""w2v-BERT 2.0's relative-key attention: transformers' eager path against sdpa and flex.
+
+Two measurements, every path in the same process, in alternation:
+
+* memory of one real-size Conformer layer (hidden 1024, 16 heads of 64) at
+  ``LAYER_FRAMES`` frames: the largest attention intermediate counted
+  analytically (eager: the ``[T, T, d]`` distance embeddings; sdpa: the
+  ``[B, H, T, T]`` bias; flex: the ``[B, H, T, 73]`` table) and the measured
+  peak (CUDA: exact; CPU: the resident-set high-water mark, an
+  approximation, see :mod:`benchmarks.common`);
+* real-time factor of a randomly initialised real-size w2v-BERT 2.0
+  (transformers' default ``Wav2Vec2BertConfig``, 580M parameters, fp32,
+  ``inference_mode``) on ``RTF_SECONDS`` seconds of one utterance, from its
+  fbank features (the front-end is the same for every path).
+
+Example
+-------
+>>> largest_intermediate_bytes("sdpa", frames=250, heads=16, head_dim=64)
+4000000
+"""
+
+from __future__ import annotations
+
+import torch
+
+from benchmarks.common import alternate
+from sense.lobes.attention import ATTENTION_PATHS, EAGER, FLEX, HF_IMPLEMENTATION, use_attention
+
+LAYER_FRAMES = (250, 750, 1500)
+RTF_SECONDS = (10, 30)
+FRAMES_PER_SECOND = 50  # 100 fbank frames/s stacked by 2
+FEATURE_DIM = 160
+FP32_BYTES = 4
+
+
+def largest_intermediate_bytes(path: str, frames: int, heads: int, head_dim: int, batch=1) -> int:
+    """Bytes of the largest tensor the attention of one layer holds (fp32, analytic)."""
+    if path == EAGER:
+        return max(frames * frames * head_dim, batch * heads * frames * frames) * FP32_BYTES
+    if path == FLEX:
+        table = batch * heads * frames * 73
+        return max(table, batch * frames * heads * head_dim) * FP32_BYTES
+    return batch * heads * frames * frames * FP32_BYTES
+
+
+def build_model(num_layers: int | None = None, device: str | torch.device = "cpu"):
+    """A randomly initialised real-size w2v-BERT 2.0 (``num_layers`` of its 24), eval mode."""
+    from transformers import Wav2Vec2BertConfig, Wav2Vec2BertModel
+
+    config = Wav2Vec2BertConfig(add_adapter=False, vocab_size=None)
+    if num_layers is not None:
+        config.num_hidden_layers = num_layers
+    torch.manual_seed(0)
+    return Wav2Vec2BertModel(config).to(device).eval()
+
+
+def switch(model, path: str) -> None:
+    """Run ``model``'s attention through ``path`` (mask format and module classes)."""
+    model.set_attn_implementation(HF_IMPLEMENTATION[path])
+    use_attention(model, path)
+
+
+def _systems(model, features, failed: dict):
+    def run(path):
+        def call():
+            switch(model, path)
+            with torch.inference_mode():
+                return model(features).last_hidden_state
+
+        return call
+
+    systems = {path: run(path) for path in ATTENTION_PATHS if path not in failed}
+    for path in list(systems):
+        try:  # a path that does not run here (flex's CPU compile) is reported, not timed
+            systems[path]()
+        except Exception as err:  # noqa: BLE001
+            failed[path] = (
+                f"{type(err).__name__} at {features.shape[1]} frames: "
+                + (str(err).splitlines()[0][:200])
+            )
+            del systems[path]
+    return systems
+
+
+def _row(measured: dict, failed: dict, path: str, **fields) -> dict:
+    if path in failed:
+        return {**fields, "path": path, "error": failed[path]}
+    return {**fields, "path": path, **measured[path]}
+
+
+def layer_memory(device, frames=LAYER_FRAMES, rounds: int = 1) -> list[dict]:
+    """Peak memory of one real-size Conformer layer's forward, per path and length."""
+    model = build_model(num_layers=1, device=device)
+    config = model.config
+    heads, head_dim = config.num_attention_heads, config.hidden_size // config.num_attention_heads
+    rows, failed = [], {}
+    for length in frames:
+        features = torch.randn(1, length, FEATURE_DIM, device=device)
+        systems = _systems(model, features, failed)
+        measured = alternate(systems, rounds, device, warmup=0, memory=True)
+        for path in ATTENTION_PATHS:
+            rows.append(
+                _row(
+                    measured,
+                    failed,
+                    path,
+                    frames=length,
+                    largest_intermediate_bytes=largest_intermediate_bytes(
+                        path, length, heads, head_dim
+                    ),
+                )
+            )
+    return rows
+
+
+def real_time_factor(device, seconds=RTF_SECONDS, rounds: int = 1) -> list[dict]:
+    """Seconds of compute per second of audio of the full model, per path and length."""
+    model = build_model(device=device)
+    rows, failed = [], {}
+    for length in seconds:
+        features = torch.randn(1, length * FRAMES_PER_SECOND, FEATURE_DIM, device=device)
+        measured = alternate(_systems(model, features, failed), rounds, device, warmup=0)
+        for path in ATTENTION_PATHS:
+            row = _row(measured, failed, path, seconds=length)
+            if "median_s" in row:
+                row["rtf"] = row["median_s"] / length
+            rows.append(row)
+    return rows
+
+
+def run(device, rounds: int = 1, frames=LAYER_FRAMES, seconds=RTF_SECONDS) -> dict:
+    """Both measurements; ``rounds`` timed calls per path after one warm-up call.
+
+    A path that fails (flex on a CPU: torch 2.11's inductor does not compile
+    it beyond 128 frames) is reported with its error and not run again.
+    """
+    return {
+        "method": "cuda max_memory_allocated"
+        if device.type == "cuda"
+        else "CPU resident-set high-water mark (VmHWM), approximate",
+        "rounds": rounds,
+        "layer_memory": layer_memory(device, frames, rounds),
+        "rtf": real_time_factor(device, seconds, rounds),
+    }
