@@ -48,6 +48,31 @@ def run_readme_examples(folder: Path, capsys) -> None:
         os.chdir(cwd)
 
 
+def _cached_ranking_metrics(output: str, pair: str) -> dict[str, float]:
+    """R@1, R@5 and MRR of the trained model on a demo pair, from its cached embeddings.
+
+    Each side centred on its own mean and L2-normalised, cosine ranking in float64, a
+    query's rank one plus the entries scoring higher than its target (or as high and
+    listed first).
+    """
+    from sense.evaluation import EmbeddingCache, SENSEEncoder, embed_manifest, load_pair
+
+    cache = EmbeddingCache(os.path.join(output, "eval", "embeddings"))
+    encoder = SENSEEncoder(os.path.join(output, "train", "model"), name="trained SENSE")
+    query, search, targets = load_pair(os.path.join(output, "eval", "pairs", pair))
+    q, s = (embed_manifest(encoder, m, cache).double() for m in (query, search))
+    q, s = (torch.nn.functional.normalize(x - x.mean(0), dim=-1) for x in (q, s))
+    scores = q @ s.T
+    target = scores.gather(1, targets[:, None])
+    before = torch.arange(len(search))[None] < targets[:, None]
+    ranks = 1 + ((scores > target) | ((scores == target) & before)).sum(dim=1).double()
+    return {
+        "R@1": (ranks <= 1).double().mean().item(),
+        "R@5": (ranks <= 5).double().mean().item(),
+        "MRR": (1 / ranks).mean().item(),
+    }
+
+
 def test_quick_demo_runs_end_to_end(tmp_path, capsys):
     cfg = DemoConfig.quick(str(tmp_path / "demo_output"))
     summary = run(cfg)
@@ -60,8 +85,12 @@ def test_quick_demo_runs_end_to_end(tmp_path, capsys):
         for per_pair in summary["results"][kind].values():
             assert len(per_pair) == expected
             for metrics in per_pair.values():
-                assert 0.0 <= metrics["R@1"] <= 1.0
                 assert metrics["n_query"] == cfg.heldout
+    # the trained model's speech -> EN text scores: a float64 brute-force ranking of the
+    # embeddings the evaluation cached
+    for pair, metrics in summary["results"]["speech-text"]["trained SENSE"].items():
+        expected = _cached_ranking_metrics(cfg.output, f"{pair}-text")
+        assert {k: metrics[k] for k in expected} == pytest.approx(expected), pair
     assert summary["chance_R@1"] == pytest.approx(1 / cfg.heldout)
     # examples: held-out meanings, spoken in every language, with what was retrieved
     assert len(summary["examples"]) == 2
@@ -69,14 +98,20 @@ def test_quick_demo_runs_end_to_end(tmp_path, capsys):
         assert [q["lang"] for q in example["queries"]] == list(cfg.languages)
         en_query = example["queries"][cfg.languages.index("en")]
         assert en_query["speech"] == example["en"]
-        assert all(isinstance(q["correct"], bool) and q["retrieved"] for q in example["queries"])
+        # right exactly when the EN sentence of the meaning was retrieved
+        assert [q["correct"] for q in example["queries"]] == [
+            q["retrieved"] == example["en"] for q in example["queries"]
+        ]
     # the training really ran through the recipe and was exported
     assert os.path.isfile(os.path.join(cfg.output, "train", "model", "hyperparams.yaml"))
     with open(os.path.join(cfg.output, "train", "train_log.txt"), encoding="utf-8") as f:
         assert "valid loss" in f.read()
     # the exported head carries the batch statistics that let a random student learn
     head = torch.load(os.path.join(cfg.output, "train", "model", "pooling.ckpt"))
-    assert head["norm.num_batches_tracked"] > 0 and head["norm.running_mean"].abs().sum() > 0
+    with open(os.path.join(cfg.output, "train", "train_log.txt"), encoding="utf-8") as f:
+        steps = int(re.findall(r"start_optimizer_step: (\d+)", f.read())[-1])
+    assert steps > 0 and head["norm.num_batches_tracked"] == steps  # a batch a step
+    assert head["norm.running_mean"].abs().sum() > 0
     # the pictures exist and are PNG files
     for path in summary["figures"].values():
         with open(path, "rb") as f:
