@@ -381,7 +381,24 @@ def test_sense_attention_command_end_to_end(model_dir, speech, tmp_path, capsys)
     assert fr["first_frames"]["mass"] == pytest.approx(edge_mass(logits, 3).mass, rel=1e-3)
     curve = position_curve(logits)
     assert fr["position_curve"]["0.50"] == pytest.approx(curve.mean[50], rel=1e-3, abs=1e-6)
-    assert 0 < fr["nonspeech"]["frame_share"] < 1  # VAD: the padding is silence
+    # non-speech: the frames whose Silero speech probability (interpolated at the frame
+    # time) is below 0.5; their share of frames and of attention, averaged over files
+    from sense.analysis.vad import SileroVAD
+    from sense.dataio import load_audio
+
+    vad, shares, masses = SileroVAD(), [], []
+    for key in ("fr_0", "fr_1"):
+        frames = model.attention_file(str(speech / f"{key}.wav"))
+        speech_prob = np.interp(
+            frames.times.double().numpy(),
+            *vad.speech_probabilities(load_audio(str(speech / f"{key}.wav"), SR)),
+        )
+        silent = speech_prob < 0.5
+        shares.append(silent.mean())
+        masses.append(torch.softmax(frames.logits.double(), 0).numpy()[silent].sum())
+    assert 0 < np.mean(shares) < 1  # the padding is silence, the words are not
+    assert fr["nonspeech"]["frame_share"] == pytest.approx(np.mean(shares))
+    assert fr["nonspeech"]["mass"] == pytest.approx(np.mean(masses), rel=1e-3)
     rows = list(csv.DictReader(open(out / "word_scores.csv", encoding="utf-8")))
     assert [r["word"] for r in rows if r["utterance"] == "fr_0"] == [
         "Le", "boulanger", "ouvre", "deux", "bouteilles", "le", "dimanche",
