@@ -53,8 +53,9 @@ def _check_prepared(paths: dict, expected: dict, rows_key: str = "rows") -> dict
     for rows in manifests.values():
         for row in rows:
             assert tuple(row) == SLU_FIELDS
-            assert row["transcript"] and float(row["duration"]) > 0
-            assert os.path.isfile(row["wav"])
+            assert row["transcript"] and os.path.isfile(row["wav"])
+            # the duration is the clip's own (written to the millisecond)
+            assert float(row["duration"]) == pytest.approx(sf.info(row["wav"]).duration, abs=1e-3)
             clean_spans(row["transcript"], parse_spans(row["spans"], row["transcript"], row["ID"]))
     split, transcript, spans = expected["example"]
     found = [r for r in manifests[split] if r["transcript"] == transcript]
