@@ -30,6 +30,16 @@ def test_projection_and_tanh_bound_the_output():
     pool = AttentivePooling(8, output_dim=4, activation="tanh")
     emb, _ = pool(torch.randn(2, 5, 8) * 100)
     assert emb.shape == (2, 4) and emb.abs().max() <= 1.0
+    # the equation, in float64: tanh(W Σ_t softmax_t(a·x_t + b) x_t + c), real frames only
+    torch.manual_seed(0)
+    frames, lens = torch.randn(2, 5, 8), torch.tensor([1.0, 0.6])
+    emb, _ = pool(frames, lens)
+    a, b = (p.detach().double() for p in (pool.attention.weight[0], pool.attention.bias))
+    w, c = (p.detach().double() for p in (pool.projection.weight, pool.projection.bias))
+    for i, n in enumerate((5, 3)):  # 0.6 of 5 frames: 3
+        x = frames[i, :n].double()
+        expected = torch.tanh(w @ (torch.softmax(x @ a + b, dim=0) @ x) + c)
+        torch.testing.assert_close(emb[i].double(), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_pooling_and_encoder_both_receive_gradients():
