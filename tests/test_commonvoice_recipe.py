@@ -103,6 +103,20 @@ def test_exported_folder_loads(trained, tmp_path):
     wav = os.path.join(trained, "data", "wavs", "fr", "common_voice_fr_1000.flac")
     emb = model.encode_file(wav)
     assert emb.shape == (32,) and torch.isfinite(emb).all()
+    # the recording at 16 kHz through the exported encoder and pooling, L2-normalised
+    # (the folder's normalize: true)
+    import soundfile as sf
+    import torchaudio
+
+    audio, rate = sf.read(wav, dtype="float32")
+    audio = torchaudio.functional.resample(torch.from_numpy(audio), rate, 16000)
+    with torch.no_grad():
+        frames, lens = model.mods.encoder(audio[None], torch.ones(1))
+        pooled = model.mods.pooling(frames, lens)[0][0]
+    assert model.hparams.normalize is True
+    torch.testing.assert_close(
+        emb, torch.nn.functional.normalize(pooled, dim=0), atol=1e-5, rtol=1e-4
+    )
 
 
 def test_samu_xlsr_setting_trains(cv_release, tiny_wav2vec2, tiny_bert, tmp_path):
