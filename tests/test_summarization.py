@@ -279,17 +279,13 @@ def test_summarizer_from_speech_and_bad_audio(decoda_run, tmp_path):
     from sense.inference import SENSE
     from sense.summarization.model import Seq2SeqSummarizer
 
-    # by default a recording is cut at pauses into pieces of at most the folder's
-    # utterance_seconds (8 s today: see test_the_export_cuts_recordings_as_the_recipe_did):
-    # the 2.4 s recording (1 s, a 0.4 s pause, 1 s) is one piece, or two cut in the pause
+    # by default a recording is cut at pauses into pieces of at most the run's 1.5 s:
+    # the 2.4 s recording (1 s, a 0.4 s pause, 1 s) is two, cut in the pause
     with _spy(type(model.speech), "encode_waveforms") as pieces:
         model.summarize_file(wav)
     ((args, _),) = pieces
     lengths = [len(p) for p in args[1]]
-    if model.hparams.utterance_seconds >= 2.4:
-        assert lengths == [38400]
-    else:
-        assert len(lengths) == 2 and sum(lengths) == 38400 and 16000 <= lengths[0] <= 22400
+    assert len(lengths) == 2 and sum(lengths) == 38400 and 16000 <= lengths[0] <= 22400
     # given turns, the seq2seq model gets the projected SENSE embeddings of those turns
     with _spy(Seq2SeqSummarizer, "generate") as calls:
         model.summarize_file(wav, segments=[(0.0, 1.0), (1.4, 2.4)])
