@@ -6,10 +6,13 @@ each comparison is the recipe's classes recovered from that checkpoint by
 SpeechBrain, run as the recipe's train.py runs them.
 """
 
+import atexit
 import json
 import math
 import os
+import pathlib
 import shutil
+import tempfile
 
 import pytest
 import torch
@@ -78,17 +81,49 @@ def our_forward(model, wavs, wav_lens=None):
     return F.normalize(emb, dim=-1), logits, frame_lens
 
 
+# What the tests only read (the tiny base models, the SpeechBrain runs, SpeechBrain's
+# modules), built once per process: `make mutation` forks a pytest session per mutant
+# from the process that ran the tests first, and a session fixture would be built again
+# in each (1.7 s). None of it is made by sense.speechbrain_import; the import itself
+# (`imported`) runs in every session.
+_BUILT = {}
+
+
+def _once(name, build):
+    if name not in _BUILT:
+        root = pathlib.Path(tempfile.mkdtemp(prefix=f"sense-sb-{name}-"))
+        owner = os.getpid()
+        atexit.register(lambda: os.getpid() == owner and shutil.rmtree(root, ignore_errors=True))
+        _BUILT[name] = build(root)
+    return _BUILT[name]
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, tiny_w2v_bert, tiny_wav2vec2, tiny_xlmr, tiny_bert):
-    """Three SpeechBrain runs: SENSE, SAMU as SpeechBrain ships it, SAMU-XLSR's head."""
-    root = tmp_path_factory.mktemp("sb-runs")
+def tiny_wav2vec2():
+    return _once("wav2vec2", lambda root: tiny.build_tiny_wav2vec2(str(root)))
+
+
+@pytest.fixture(scope="module")
+def tiny_bert():
+    return _once("bert", lambda root: tiny.build_tiny_bert(str(root)))
+
+
+def _build_runs(root):
+    w2v_bert = tiny.build_tiny_w2v_bert(str(root / "w2v_bert"))
+    xlmr = tiny.build_tiny_xlm_roberta(str(root / "xlmr"))
+    wav2vec2 = _once("wav2vec2", lambda r: tiny.build_tiny_wav2vec2(str(r)))
+    bert = _once("bert", lambda r: tiny.build_tiny_bert(str(r)))
     return {
-        "sense": build_speechbrain_run(root / "sense", "sense", None, tiny_w2v_bert, tiny_xlmr),
-        "samu": build_speechbrain_run(root / "samu", "samu", None, tiny_wav2vec2, tiny_bert),
-        "samu-xlsr": build_speechbrain_run(
-            root / "xlsr", "samu", PROJECTION, tiny_wav2vec2, tiny_bert
-        ),
+        "sense": build_speechbrain_run(root / "sense", "sense", None, w2v_bert, xlmr),
+        "samu": build_speechbrain_run(root / "samu", "samu", None, wav2vec2, bert),
+        "samu-xlsr": build_speechbrain_run(root / "xlsr", "samu", PROJECTION, wav2vec2, bert),
     }
+
+
+@pytest.fixture(scope="module")
+def runs():
+    """Three SpeechBrain runs: SENSE, SAMU as SpeechBrain ships it, SAMU-XLSR's head."""
+    return _once("runs", _build_runs)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +139,10 @@ def imported(runs, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def speechbrain(runs):
-    return {name: recover_speechbrain_run(run) for name, run in runs.items()}
+    return _once(
+        "speechbrain",
+        lambda root: {name: recover_speechbrain_run(run) for name, run in runs.items()},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -448,3 +486,97 @@ def test_an_encoder_checkpoint_without_every_tensor_is_refused(runs, tmp_path, c
         import_speechbrain(ckpt, tmp_path / "m")
     assert words in str(caught.value) and "differ in shape" not in str(caught.value)
     assert not (tmp_path / "m").exists()
+
+
+# ---------------------------------------------------------------------------
+# What the import records and how it treats its output (make mutation)
+# ---------------------------------------------------------------------------
+
+
+def _meta(folder):
+    with open(os.path.join(folder, "meta.json")) as f:
+        return json.load(f)
+
+
+def test_imported_from_records_the_checkpoint_the_hparams_and_the_head(runs, imported):
+    run = runs["samu-xlsr"]
+    assert _meta(imported["samu-xlsr"])["extra"]["imported_from"] == {
+        "format": "speechbrain",
+        "checkpoint": str(run.checkpoint.resolve()),
+        "checkpoint_meta": "CKPT+checkpoint_epoch1 (loss=0.5, epoch=1)",
+        "hparams": str(run.hparams.resolve()),
+        "encoder_wrapper": "speechbrain.integrations.huggingface.wav2vec2.Wav2Vec2",
+        "head": {"recoverable": "model", "projection": True, "activation": "tanh"},
+        "teacher_fine_tuned": False,
+    }
+    head = _meta(imported["samu"])["extra"]["imported_from"]["head"]
+    assert head == {"recoverable": "model", "projection": False, "activation": None}
+    with open(os.path.join(imported["samu-xlsr"], "hyperparams.yaml")) as f:
+        hparams = f.read()
+    assert "\nnormalize: True\n" in hparams and 'activation: "tanh"' in hparams
+
+
+def test_activation_none_drops_the_recipes_activation(runs, tmp_path):
+    folder = import_speechbrain(runs["samu-xlsr"].checkpoint, tmp_path / "m", activation="none")
+    assert _meta(folder)["extra"]["imported_from"]["head"]["activation"] is None
+    assert SENSE.from_hparams(folder, device="cpu").mods.pooling.activation is None
+
+
+def test_output_an_earlier_model_is_replaced_anything_else_only_with_force(runs, tmp_path):
+    checkpoint = runs["samu"].checkpoint
+    out = tmp_path / "m"
+    import_speechbrain(checkpoint, out)
+    import_speechbrain(checkpoint, out)  # an earlier model folder: replaced
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(
+        FileExistsError, match=r"holds other files \(notes.txt\), not a sense model;"
+    ):
+        import_speechbrain(checkpoint, other)
+    assert import_speechbrain(checkpoint, other, force=True) == str(other)
+    assert not (other / "notes.txt").exists() and _meta(other)["format"] == "sense-model"
+
+
+def test_a_teacher_fine_tuned_with_the_student_is_recorded_and_warned_about(
+    runs, tmp_path, caplog, tiny_bert
+):
+    """SAMU's LaBSE is saved with the student; with freeze false the checkpoint's teacher
+    differs from the original the model records: a warning, unless a teacher is given."""
+    ckpt = _copy_checkpoint(runs["samu"], tmp_path / "run")
+    hparams = ckpt.parent.parent / "hyperparams.yaml"
+    text = hparams.read_text()
+    assert "  freeze: true\n  output_norm: true" in text
+    hparams.write_text(
+        text.replace("  freeze: true\n  output_norm: true", "  freeze: false\n  output_norm: true")
+    )
+    logger = "sense.speechbrain_import"
+    with caplog.at_level("WARNING", logger=logger):
+        folder = import_speechbrain(ckpt, tmp_path / "m")
+    warned = [r.getMessage() for r in caplog.records if r.name == logger]
+    assert len(warned) == 1 and "fine-tuned its teacher" in warned[0], warned
+    assert _meta(folder)["extra"]["imported_from"]["teacher_fine_tuned"] is True
+    caplog.clear()
+    with caplog.at_level("WARNING", logger=logger):
+        import_speechbrain(ckpt, tmp_path / "m2", teacher=tiny_bert)
+        import_speechbrain(runs["samu"].checkpoint, tmp_path / "m3")
+    assert [r.getMessage() for r in caplog.records if r.name == logger] == []
+
+
+def test_errors_in_the_weights_name_the_file_they_are_in(runs, tmp_path):
+    ckpt = _copy_checkpoint(runs["samu-xlsr"], tmp_path / "run")
+    head = torch.load(ckpt / "model.ckpt", weights_only=True)
+    head["1.w.weight"] = head["1.w.weight"][:, :-1].clone()
+    torch.save(head, ckpt / "model.ckpt")
+    with pytest.raises(CheckpointImportError) as caught:
+        import_speechbrain(ckpt, tmp_path / "m")
+    assert str(caught.value).startswith(f"{ckpt / 'model.ckpt'}: the projection has shape [24, 31]")
+    ckpt = _copy_checkpoint(runs["samu"], tmp_path / "run2")
+    state = torch.load(ckpt / "wav2vec2.ckpt", weights_only=True)
+    del state[next(iter(state))]
+    torch.save(state, ckpt / "wav2vec2.ckpt")
+    with pytest.raises(CheckpointImportError) as caught:
+        import_speechbrain(ckpt, tmp_path / "m")
+    assert str(caught.value).startswith(
+        f"{ckpt / 'wav2vec2.ckpt'}: does not match the base model {runs['samu'].base!r}: 1 missing"
+    )

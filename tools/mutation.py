@@ -140,7 +140,7 @@ GROUPS = {
     },
     "speechbrain_import": {
         "modules": ["sense/speechbrain_import.py"],
-        "tests": ["tests/test_speechbrain_import.py"],
+        "tests": ["tests/test_speechbrain_import.py", "tests/test_speechbrain_import_mutants.py"],
     },
 }
 
