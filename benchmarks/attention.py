@@ -9,9 +9,13 @@ Two measurements, every path in the same process, in alternation:
   peak (CUDA: exact; CPU: the resident-set high-water mark, an
   approximation, see :mod:`benchmarks.common`);
 * real-time factor of a randomly initialised real-size w2v-BERT 2.0
-  (transformers' default ``Wav2Vec2BertConfig``, 580M parameters, fp32,
+  (transformers' default ``Wav2Vec2BertConfig``, 580M parameters,
   ``inference_mode``) on ``RTF_SECONDS`` seconds of one utterance, from its
-  fbank features (the front-end is the same for every path).
+  fbank features (the front-end is the same for every path), in fp32 and, on
+  a CPU with bf16 instructions, under bf16 autocast. Each row has the wall
+  time and the CPU time of the process: ``cpu_rtf`` (CPU seconds per audio
+  second and thread) is what the same threads give on an idle machine, and
+  what to read where other jobs share the cores.
 
 Example
 -------
@@ -27,7 +31,9 @@ from benchmarks.common import alternate
 from sense.lobes.attention import ATTENTION_PATHS, EAGER, FLEX, HF_IMPLEMENTATION, use_attention
 
 LAYER_FRAMES = (250, 750, 1500)
-RTF_SECONDS = (10, 30)
+RTF_SECONDS = (10, 30, 60)
+#: eager's [T, T, 64] distance tensor is 2.3 GB a layer at 60 s: not timed beyond this.
+EAGER_MAX_SECONDS = 30
 FRAMES_PER_SECOND = 50  # 100 fbank frames/s stacked by 2
 FEATURE_DIM = 160
 FP32_BYTES = 4
@@ -60,16 +66,28 @@ def switch(model, path: str) -> None:
     use_attention(model, path)
 
 
-def _systems(model, features, failed: dict):
+def precisions(device) -> tuple[str, ...]:
+    """fp32, and bf16 where the device computes it natively (GPU, AVX512-BF16/AMX CPU)."""
+    if device.type == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return ("fp32", "bf16")
+    return ("fp32",)
+
+
+def _systems(model, features, failed: dict, precision: str = "fp32", paths=ATTENTION_PATHS):
     def run(path):
         def call():
             switch(model, path)
-            with torch.inference_mode():
+            with (
+                torch.inference_mode(),
+                torch.autocast(
+                    features.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"
+                ),
+            ):
                 return model(features).last_hidden_state
 
         return call
 
-    systems = {path: run(path) for path in ATTENTION_PATHS if path not in failed}
+    systems = {path: run(path) for path in paths if path not in failed}
     for path in list(systems):
         try:  # a path that does not run here (flex's CPU compile) is reported, not timed
             systems[path]()
@@ -114,17 +132,24 @@ def layer_memory(device, frames=LAYER_FRAMES, rounds: int = 1) -> list[dict]:
 
 
 def real_time_factor(device, seconds=RTF_SECONDS, rounds: int = 1) -> list[dict]:
-    """Seconds of compute per second of audio of the full model, per path and length."""
+    """Seconds of compute per second of audio of the full model, per path, precision, length."""
     model = build_model(device=device)
-    rows, failed = [], {}
+    threads = torch.get_num_threads()
+    rows = []
+    failed = {precision: {} for precision in precisions(device)}  # a path that fails stays out
     for length in seconds:
         features = torch.randn(1, length * FRAMES_PER_SECOND, FEATURE_DIM, device=device)
-        measured = alternate(_systems(model, features, failed), rounds, device, warmup=0)
-        for path in ATTENTION_PATHS:
-            row = _row(measured, failed, path, seconds=length)
-            if "median_s" in row:
-                row["rtf"] = row["median_s"] / length
-            rows.append(row)
+        paths = [p for p in ATTENTION_PATHS if p != EAGER or length <= EAGER_MAX_SECONDS]
+        for precision, errors in failed.items():
+            systems = _systems(model, features, errors, precision, paths)
+            measured = alternate(systems, rounds, device, warmup=0)
+            for path in paths:
+                row = _row(measured, errors, path, seconds=length, precision=precision)
+                if "median_s" in row:
+                    row["rtf"] = row["median_s"] / length
+                    row["threads"] = threads
+                    row["cpu_rtf"] = row["cpu_s"] / (threads * length)
+                rows.append(row)
     return rows
 
 

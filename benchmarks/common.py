@@ -88,13 +88,17 @@ def alternate(
     Returns
     -------
     dict
-        ``name -> {"times_s": [...], "median_s": float, "step_peak_bytes": int | None}``.
+        ``name -> {"times_s": [...], "median_s": float, "cpu_s": float,
+        "step_peak_bytes": int | None}``; ``cpu_s`` is the median CPU time of the
+        process's threads, which other jobs on a shared machine inflate far less
+        than the wall time.
     """
     names = list(systems)
     for _ in range(warmup):
         for name in names:
             systems[name]()
     times = {name: [] for name in names}
+    cpu_times = {name: [] for name in names}
     peaks = {name: [] for name in names}
     meter = MemoryMeter(device) if memory else None
     for r in range(rounds):
@@ -102,7 +106,9 @@ def alternate(
         for name in order:
             if meter is not None:
                 meter.start()
+            cpu_start = time.process_time()
             seconds, _ = timed(systems[name], device)
+            cpu_times[name].append(time.process_time() - cpu_start)
             times[name].append(seconds)
             if meter is not None:
                 peaks[name].append(meter.peak_increase())
@@ -112,6 +118,7 @@ def alternate(
         out[name] = {
             "times_s": [round(t, 6) for t in times[name]],
             "median_s": median(times[name]),
+            "cpu_s": median(cpu_times[name]),
             "step_peak_bytes": max(valid) if valid else None,
         }
     return out

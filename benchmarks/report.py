@@ -264,16 +264,18 @@ def _attention(r: dict) -> list[str]:
         )
     lines += [
         "",
-        "Full randomly initialised w2v-BERT 2.0 (580M, fp32, `inference_mode`), one utterance:",
+        "Full randomly initialised w2v-BERT 2.0 (580M, `inference_mode`), one utterance; "
+        "CPU RTF: CPU seconds of the process per audio second and thread (the RTF of "
+        "those threads on an idle machine):",
         "",
-        "| audio | path | time | RTF |",
-        "|---:|---|---:|---:|",
+        "| audio | path | precision | time | RTF | CPU RTF |",
+        "|---:|---|---|---:|---:|---:|",
     ]
     for row in r["rtf"]:
+        head = f"| {row['seconds']} s | {row['path']} | {row.get('precision', 'fp32')} |"
         if "error" in row:
-            lines.append(f"| {row['seconds']} s | {row['path']} | not run: {row['error']} | |")
+            lines.append(f"{head} not run: {row['error']} | | |")
             continue
-        lines.append(
-            f"| {row['seconds']} s | {row['path']} | {row['median_s']:.2f} s | {row['rtf']:.3f} |"
-        )
+        cpu = f"{row['cpu_rtf']:.3f}" if "cpu_rtf" in row else "n/a"
+        lines.append(f"{head} {row['median_s']:.2f} s | {row['rtf']:.3f} | {cpu} |")
     return lines + [""]
