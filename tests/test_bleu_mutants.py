@@ -74,3 +74,46 @@ def test_from_dict_refuses_what_is_not_a_table(data):
 def test_from_dict_without_a_title():
     table = BleuTable.from_dict({"format": "sense.bleu_table", "hours": {"fr": 2}, "bleu": {}})
     assert table.title == "" and table.to_dict()["hours"] == {"fr": 2.0}
+
+
+def test_the_json_file_is_indented_utf8_text(tmp_path):
+    """The JSON is written with two-space indents and non-ASCII text as it is (not ``\\u``
+    escapes), byte for byte; and read back as UTF-8 whatever the locale's encoding."""
+    table = BleuTable("FR → EN")
+    table.add("Modèle", "fr", 21.67, hours=180.0)
+    written = table.save(tmp_path / "bleu")
+    expected = (
+        "{\n"
+        '  "format": "sense.bleu_table",\n'
+        '  "version": 1,\n'
+        '  "title": "FR → EN",\n'
+        '  "hours": {\n'
+        '    "fr": 180.0\n'
+        "  },\n"
+        '  "bleu": {\n'
+        '    "Modèle": {\n'
+        '      "fr": 21.67\n'
+        "    }\n"
+        "  }\n"
+        "}\n"
+    )
+    assert written[".json"].read_bytes() == expected.encode("utf-8")
+
+
+def test_the_table_is_read_as_utf8_under_an_ascii_locale(tmp_path, monkeypatch):
+    """A machine whose locale encoding is ASCII: ``read_text()`` without an encoding would
+    fail on "è" (pathlib asks ``io.text_encoding`` for the locale's; here it says ASCII)."""
+    import io
+
+    table = BleuTable("FR → EN")
+    table.add("Modèle", "fr", 21.67)
+    table.save(tmp_path / "bleu")
+    monkeypatch.setattr(io, "text_encoding", lambda encoding, *_: encoding or "ascii")
+    with pytest.raises(UnicodeDecodeError):  # what the locale's encoding would do
+        (tmp_path / "bleu.json").read_text()
+    assert BleuTable.load(tmp_path / "bleu").to_dict() == table.to_dict()
+
+
+def test_open_without_a_title_gives_an_untitled_table(tmp_path):
+    assert BleuTable.open(tmp_path / "none").title == ""
+    assert BleuTable.open(tmp_path / "none").to_dict()["title"] == ""

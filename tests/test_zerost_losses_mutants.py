@@ -18,3 +18,11 @@ def test_fine_grained_kd_mean_is_the_sum_over_the_queries_count():
 def test_masked_mean_of_a_single_kept_row_is_that_row():
     x = torch.tensor([[[4.0], [100.0]]])
     assert masked_mean(x, torch.tensor([[True, False]])).tolist() == [[4.0]]
+
+
+def test_the_loss_records_its_projection():
+    """``projection`` is kept as given (what a run's log and a reader of the module see)."""
+    from sense.zerost.losses import ZeroSTKDLoss
+
+    for projection in ("shared", "separate", "none"):
+        assert ZeroSTKDLoss(4, 4, projection=projection).projection == projection
