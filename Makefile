@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.sense-installed
-EXTRAS ?= dev,demo,faiss,analysis,dual,summarization,zerost
+EXTRAS ?= dev,demo,faiss,analysis,dual,summarization,zerost,serve
 # Test processes (pytest-xdist); each test file runs whole in one of them, in the
 # order tests/conftest.py gives (files with slow tests first: the workers end together).
 TEST_WORKERS ?= 2

@@ -7,6 +7,7 @@
     sense index  -m MODEL talks/ sentences.txt -o my.index
     sense index  --add new_talks/ -o my.index              # new and changed files only
     sense search my.index "le chat dort" --audio query.wav --top-k 5
+    sense serve  my.index --port 8000                     # a search page and a JSON API
     sense import results/SENSE/save/CKPT+checkpoint_epoch9 -o my-model  # a SpeechBrain run
     sense attention -m MODEL manifest.json -o attention/ --align-model CTC_MODEL
     sense summarize -m SUMMARIZER call.wav article.txt
@@ -47,7 +48,17 @@ import sys
 import time
 
 from sense import __version__
-from sense.cli import attention, embed, importer, index, search, slu, summarize, translate
+from sense.cli import (
+    attention,
+    embed,
+    importer,
+    index,
+    search,
+    serve,
+    slu,
+    summarize,
+    translate,
+)
 from sense.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
@@ -62,7 +73,7 @@ from sense.cli.common import (
 )
 
 #: The subcommands, in the order ``sense --help`` lists them.
-COMMANDS = (embed, index, search, importer, attention, summarize, slu, translate)
+COMMANDS = (embed, index, search, serve, importer, attention, summarize, slu, translate)
 
 
 def build_parser() -> argparse.ArgumentParser:
