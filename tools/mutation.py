@@ -138,6 +138,7 @@ GROUPS = {
         "modules": ["sense/analysis/attention.py"],
         "tests": [
             "tests/test_attention_analysis.py",
+            "tests/test_attention_mutants.py",
             "-k",
             "not end_to_end and not recipe and not command",
         ],
