@@ -107,7 +107,13 @@ GROUPS = {
     "trust": {"modules": ["sense/trust.py"], "tests": ["tests/test_trust.py"]},
     "teacher_cache": {
         "modules": ["sense/teacher_cache.py"],
-        "tests": ["tests/test_teacher_cache.py"],
+        # not the tests that load a real teacher or start processes (build_distributed)
+        "tests": [
+            "tests/test_teacher_cache.py",
+            "tests/test_teacher_cache_mutants.py",
+            "-k",
+            "not sentence_encoder_teacher and not build_distributed",
+        ],
         # its key: the row hash and the decisions built on it (which rows are
         # reused, re-encoded, served, or reported stale); not the file handling
         "mutants": [
