@@ -76,3 +76,16 @@ def test_the_installed_wheel_runs_outside_the_checkout(installed, tiny_w2v_bert,
 
     expected = sense.load(model, device="cpu").encode_file(str(work / "clip.wav")).numpy()
     np.testing.assert_allclose(np.load(work / "out.npy")[0], expected, atol=1e-5)
+
+
+def test_the_wheel_ships_the_page_of_sense_serve(installed):
+    venv, root = installed
+    code = (
+        "import json; from importlib import resources\n"
+        "static = resources.files('sense.serve') / 'static'\n"
+        "print(json.dumps([str(static), sorted(p.name for p in static.iterdir())]))"
+    )
+    shipped = _run([venv / "bin" / "python", "-c", code], root)
+    assert shipped.returncode == 0, shipped.stderr
+    folder, names = json.loads(shipped.stdout)
+    assert folder.startswith(str(venv)) and names == ["app.js", "index.html", "style.css"]

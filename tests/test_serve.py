@@ -190,6 +190,21 @@ def test_bad_requests_are_4xx_with_one_clear_message(served, tmp_path):
     assert cases[0][0].json() == {"error": "empty query: type what to search for (in any language)"}
 
 
+def test_a_query_the_model_cannot_embed_is_a_500_with_the_reason(served):
+    index = served[1]
+
+    class NoTeacher:
+        sample_rate = SR
+
+        def encode_text(self, texts, batch_size=None):
+            raise OSError("no teacher in the model folder")
+
+    client = TestClient(create_app(index, NoTeacher()), raise_server_exceptions=False)
+    response = client.get("/api/search", params={"q": "a"})
+    assert response.status_code == 500
+    assert response.json() == {"error": "OSError: no teacher in the model folder"}
+
+
 # --- recordings ----------------------------------------------------------------------
 
 

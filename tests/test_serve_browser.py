@@ -45,7 +45,18 @@ def site(tmp_path_factory, tiny_w2v_bert, tiny_xlmr):
     write_corpus(corpus)
     folder = build_index(corpus, model_dir)
     log = open(root / "server.log", "w+", encoding="utf-8")  # noqa: SIM115 - read at the end
-    argv = [sys.executable, "-m", "sense.cli", "serve", folder, "--port", "0", "--device", "cpu"]
+    argv = [
+        sys.executable,
+        "-m",
+        "sense.cli",
+        "serve",
+        folder,
+        "--port",
+        "0",
+        "--device",
+        "cpu",
+        "-q",
+    ]
     server = subprocess.Popen(
         argv, cwd=corpus, stdout=subprocess.PIPE, stderr=log, text=True, env=os.environ.copy()
     )

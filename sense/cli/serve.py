@@ -107,9 +107,20 @@ def run(args) -> int:
                 f"the model gives {dim}-dim embeddings, the index holds {index.info['dim']}-dim "
                 "ones: serve it with the model that built it"
             )
+        _load_teacher(args, model)
         return _serve(args, sock, index, model, root)
     finally:
         sock.close()
+
+
+def _load_teacher(args, model) -> None:
+    """Load the text side now, not on the first text query; audio queries work without it."""
+    try:
+        model.encode_text(["sense"], batch_size=1)
+    except (OSError, ValueError, ImportError) as err:
+        common.log(
+            args, f"text queries will fail: cannot encode text with this model's teacher: {err}"
+        )
 
 
 def _serve(args, sock: socket.socket, index, model, root: str) -> int:

@@ -45,6 +45,7 @@ PAGE = "index.html"
 AUDIO_FIELD = "audio"
 BAD_REQUEST = 400
 NOT_FOUND = 404
+SERVER_ERROR = 500
 
 
 def static_folder() -> str:
@@ -149,6 +150,10 @@ def create_app(
         first = err.errors()[0] if err.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
         return error(BAD_REQUEST, f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(Exception)
+    def failed(request: Request, err: Exception) -> JSONResponse:  # logged by the server too
+        return error(SERVER_ERROR, f"{type(err).__name__}: {err}")
 
     @app.exception_handler(HTTPException)
     def http_error(request: Request, err: HTTPException) -> JSONResponse:
