@@ -283,3 +283,19 @@ def test_token_cache_put_checks_and_stores_int16_rows(tmp_path):
     assert got["a"].dtype == torch.int16
     cache.put("tok", ["c"], [torch.tensor([5])])
     assert TokenCache(str(tmp_path)).get("tok", ["a", "c"])["c"].tolist() == [5]
+
+
+class NotATensor:
+    pass
+
+
+def test_centroid_files_are_read_weights_only(stand_in, tmp_path):
+    """A file holding a pickled object is refused by torch's weights-only loader."""
+    import pickle
+
+    torch.save(NotATensor(), tmp_path / "c.pt")
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        AudioTokenizer("e", output_layer=1, num_tokens=4, centroids_file=str(tmp_path / "c.pt"))
+    tok = AudioTokenizer("e", output_layer=1, num_tokens=4)
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        fit_centroids(tok, [], str(tmp_path / "c.pt"), max_frames=10)
