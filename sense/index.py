@@ -418,7 +418,11 @@ class PartialWork:
     finished once its record is there, never half-written), holding each
     file's ``[W, D]`` embeddings (and ``[W, 2]`` window spans) under its
     :func:`file_key`. ``settings.json`` holds the model's fingerprint and the
-    settings: work made with others is not reused.
+    settings: work made with others is not reused. Several processes may add
+    records to one folder (``PartialWork(folder, settings)`` writes without
+    reading; a record is named by its files' keys, so two processes with
+    different files never write the same one): one of them opens it and,
+    once all are done, reads the others' records (:meth:`refresh`).
 
     Parameters
     ----------
@@ -447,6 +451,7 @@ class PartialWork:
         self.folder = folder
         self.settings = settings
         self.done: dict[str, tuple] = {}
+        self.records: set[str] = set()  # the record files read or written here
 
     @classmethod
     def open(cls, folder: str | os.PathLike, settings: dict) -> tuple[PartialWork, bool]:
@@ -492,6 +497,8 @@ class PartialWork:
 
         for name in sorted(os.listdir(self.folder)):
             path = os.path.join(self.folder, name)
+            if name in self.records:
+                continue
             if not PARTIAL_RECORD.match(name):
                 if name != PARTIAL_SETTINGS:  # the temporary file of a killed write
                     os.remove(path)
@@ -501,8 +508,23 @@ class PartialWork:
                     for i, key in enumerate(record["keys"].tolist()):
                         spans = record[f"spans{i}"] if f"spans{i}" in record else None
                         self.done[key] = (record[f"emb{i}"], spans)
+                self.records.add(name)
             except (OSError, ValueError, KeyError, EOFError):
                 os.remove(path)  # damaged: its files are embedded again
+
+    def refresh(self) -> None:
+        """Read the records other processes wrote since (once none of them writes any more).
+
+        Example
+        -------
+        >>> import os, tempfile, numpy as np
+        >>> folder = os.path.join(tempfile.mkdtemp(), "my.index.partial")
+        >>> work, _ = PartialWork.open(folder, {})
+        >>> PartialWork(folder, {}).put({"k2": (np.ones((1, 3), np.float32), None)})
+        >>> "k2" in work, work.refresh(), "k2" in work
+        (False, None, True)
+        """
+        self._load_records()
 
     def __contains__(self, key: str) -> bool:
         return key in self.done
@@ -536,6 +558,7 @@ class PartialWork:
                 np.savez(f, **arrays)
 
         atomic_write(os.path.join(self.folder, f"done-{name}.npz"), write)
+        self.records.add(f"done-{name}.npz")
         self.done.update({key: (arrays[f"emb{i}"], results[key][1]) for i, key in enumerate(keys)})
 
     def remove(self) -> None:

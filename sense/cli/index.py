@@ -6,10 +6,16 @@ published, so the same command run again after an interruption embeds only
 the files not finished. ``--add`` embeds new and changed files into an
 existing index (by each file's size, modification time and content hash);
 ``--remove`` drops the entries of files or folders.
+
+Under ``torchrun`` (:mod:`sense.distributed`) each process embeds its share
+of the batches, balanced by seconds of audio (:mod:`sense.index_shards`),
+into the same work folder; rank 0 alone opens it, prints, and publishes the
+index once every rank is done. The other ranks print nothing and exit 0.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from types import SimpleNamespace
@@ -17,6 +23,8 @@ from types import SimpleNamespace
 from sense.cli import common
 from sense.cli.common import (
     EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
     CLIError,
     RefusedError,
     UsageError,
@@ -32,6 +40,7 @@ from sense.cli.common import (
     report_failures,
     window_entries,
 )
+from sense.distributed import Ranks, joined
 from sense.index import STORAGE_DTYPES, is_index_folder
 
 #: The long-recording settings an index records, with their options.
@@ -91,16 +100,29 @@ def recorded_settings(args, info: dict, model) -> dict:
     return settings
 
 
-def fingerprint_inputs(paths, failures: list) -> dict[str, dict]:
-    """``path -> fingerprint`` (:func:`sense.io.file_fingerprint`); unreadable ones go to failures."""
+def fingerprint_inputs(paths, failures: list, ranks: Ranks) -> dict[str, dict]:
+    """``path -> fingerprint`` (:func:`sense.io.file_fingerprint`); unreadable ones go to failures.
+
+    Each rank reads every ``world_size``-th file; all of them get every fingerprint.
+    """
     from sense.io import file_fingerprint
 
-    files = {}
-    for path in paths:
+    def fingerprint(path: str) -> tuple[dict | None, str | None]:
         try:
-            files[path] = file_fingerprint(path)
+            return file_fingerprint(path), None
         except OSError as err:
-            failures.append((path, f"cannot read ({err.strerror or err})"))
+            return None, f"cannot read ({err.strerror or err})"
+
+    paths = list(paths)
+    mine = [fingerprint(path) for path in paths[ranks.rank :: ranks.world_size]]
+    shares = ranks.all_gather(mine)
+    files = {}
+    for i, path in enumerate(paths):
+        fp, reason = shares[i % ranks.world_size][i // ranks.world_size]
+        if reason is None:
+            files[path] = fp
+        else:
+            failures.append((path, reason))
     return files
 
 
@@ -110,7 +132,7 @@ def fingerprint_inputs(paths, failures: list) -> dict[str, dict]:
 class IndexProgress:
     """A progress bar over the hours of audio, with files done and the time left (none with -q)."""
 
-    def __init__(self, args, audio: list[str], finished: set[str]):
+    def __init__(self, args, audio: list[str], finished: set[str], desc: str = "sense index"):
         self.bar = None
         if args.quiet or not audio:
             return
@@ -121,7 +143,7 @@ class IndexProgress:
         self.bar = tqdm(
             total=sum(self.hours.values()),
             initial=sum(self.hours[p] for p in finished),
-            desc="sense index",
+            desc=desc,
             bar_format=BAR_FORMAT,
             leave=False,
         )
@@ -152,22 +174,35 @@ def _duration(path: str) -> float:
     return frames / rate
 
 
-def open_work(args, settings: dict):
-    """The work folder beside the output: earlier work made alike is reused."""
+def open_work(args, settings: dict, ranks: Ranks):
+    """The work folder beside the output: earlier work made alike is reused.
+
+    Rank 0 alone checks, creates or reads it; the other ranks only add records.
+    """
     from sense.index import PartialWork, partial_folder
 
     folder = partial_folder(args.output)
-    if os.path.lexists(folder) and not PartialWork.is_partial(folder) and not args.force:
-        raise RefusedError(
-            f"{folder}: exists and is not the work folder of `sense index` (which keeps the "
-            "finished files of an index being built there): move it, or pass --force"
-        )
-    work, stale = PartialWork.open(folder, settings)
-    if stale:
-        log(args, f"{folder}: earlier work made with another model or settings: not reused")
-    elif len(work):
-        log(args, f"resuming: {len(work)} file(s) already embedded in {folder}")
-    return work
+
+    def open_checked():
+        if os.path.lexists(folder) and not PartialWork.is_partial(folder) and not args.force:
+            raise RefusedError(
+                f"{folder}: exists and is not the work folder of `sense index` (which keeps the "
+                "finished files of an index being built there): move it, or pass --force"
+            )
+        work, stale = PartialWork.open(folder, settings)
+        if stale:
+            log(args, f"{folder}: earlier work made with another model or settings: not reused")
+        elif len(work):
+            log(args, f"resuming: {len(work)} file(s) already embedded in {folder}")
+        return work
+
+    opened = {}
+
+    def open_on_main() -> None:
+        opened["work"] = open_checked()
+
+    ranks.on_main(open_on_main)
+    return opened["work"] if ranks.is_main else PartialWork(folder, settings)
 
 
 def _audio_arrays(result, windows: bool) -> tuple:
@@ -176,50 +211,97 @@ def _audio_arrays(result, windows: bool) -> tuple:
     return result.numpy()[None], None
 
 
-def embed_audio(args, model, audio, keys, settings, work, failures) -> None:
-    """Embed the unfinished audio files, a batch of files at a time, each batch recorded."""
-    if not audio:
-        return
-    common.check_windows(args, model)
-    finished = {p for p in audio if keys[p] in work}
-    log(args, f"embedding {len(audio) - len(finished)} audio file(s)")
-    progress = IndexProgress(args, audio, finished)
-    try:
-        # the batches of an uninterrupted run: a resumed one embeds bit-identical vectors
-        for start in range(0, len(audio), args.batch_size):
-            todo = [p for p in audio[start : start + args.batch_size] if keys[p] not in work]
-            if not todo:
-                continue
-            results, audio_failures = model.encode_files(
-                todo,
-                windows=settings["windows"],
-                batch_size=args.batch_size,
-                max_duration=settings["max_duration"],
-                window=settings["window"],
-                overlap=settings["overlap"],
-                split=settings["split"],
-            )
-            failures.extend(audio_failures)
-            work.put({keys[p]: _audio_arrays(r, settings["windows"]) for p, r in results.items()})
-            progress.update(todo)
-    finally:
-        progress.close()
+def plan_work(args, audio, sentences, keys, work, ranks: Ranks) -> list:
+    """Rank 0's plan: the unfinished batches and text files, one share per rank.
+
+    The batches are those of an uninterrupted one-process run, so that a
+    resumed or shared build embeds bit-identical vectors
+    (:func:`sense.index_shards.plan_shares`).
+    """
+    from sense.index_shards import audio_batches, plan_shares
+
+    batches = []
+    for i, batch in enumerate(audio_batches(audio, args.batch_size)):
+        todo = [p for p in batch if keys[p] not in work]
+        if todo:
+            batches.append((i, todo))
+    if audio:
+        log(args, f"embedding {sum(len(todo) for _, todo in batches)} audio file(s)")
+    sentence_counts: dict[str, int] = {}
+    for path, _, _ in sentences:
+        if keys[path] not in work:
+            sentence_counts[path] = sentence_counts.get(path, 0) + 1
+    if sentence_counts:
+        log(args, f"embedding {sum(sentence_counts.values())} sentence(s)")
+    return plan_shares(batches, sentence_counts, _duration, ranks.world_size)
 
 
-def embed_text(args, model, sentences, keys, work) -> None:
-    """Embed the sentences of each unfinished text file, one record per file."""
-    by_file: dict[str, list[str]] = {}
+def progress_bar(args, audio, share, ranks: Ranks) -> IndexProgress:
+    """Over every file with one process; over rank 0's share with several (the others: none)."""
+    todo = share.audio_files()
+    if ranks.distributed:
+        desc = f"sense index, rank 0's share of {ranks.world_size}"
+        return IndexProgress(args, todo, set(), desc=desc)
+    return IndexProgress(args, audio, set(audio) - set(todo))
+
+
+def embed_audio(args, model, batches, keys, settings, work, progress) -> dict[int, list]:
+    """Embed audio ``(batch index, files)`` batches, each recorded; the skipped files by batch."""
+    skipped = {}
+    for i, todo in batches:
+        results, skipped[i] = model.encode_files(
+            todo,
+            windows=settings["windows"],
+            batch_size=args.batch_size,
+            max_duration=settings["max_duration"],
+            window=settings["window"],
+            overlap=settings["overlap"],
+            split=settings["split"],
+        )
+        work.put({keys[p]: _audio_arrays(r, settings["windows"]) for p, r in results.items()})
+        progress.update(todo)
+    return skipped
+
+
+def embed_text(args, model, paths, sentences, keys, work) -> None:
+    """Embed the sentences of each text file of ``paths``, one record per file."""
+    by_file: dict[str, list[str]] = {path: [] for path in paths}
     for path, _, sentence in sentences:
-        by_file.setdefault(path, []).append(sentence)
-    todo = {path: texts for path, texts in by_file.items() if keys[path] not in work}
-    if todo:
-        log(args, f"embedding {sum(map(len, todo.values()))} sentence(s)")
-    for path, texts in todo.items():
+        if path in by_file:
+            by_file[path].append(sentence)
+    for path, texts in by_file.items():
         try:
             embs = model.encode_text(texts, batch_size=args.batch_size, progress=not args.quiet)
         except (OSError, ValueError, ImportError) as err:
             raise CLIError(f"cannot encode text with this model's teacher: {err}") from err
         work.put({keys[path]: (embs.float().numpy(), None)})
+
+
+def embed_share(args, model, audio, sentences, keys, settings, work, ranks: Ranks):
+    """This rank's share embedded: ``(skipped files by batch, error or None)`` for rank 0."""
+    share = ranks.on_main(lambda: plan_work(args, audio, sentences, keys, work, ranks))
+    share = share[ranks.rank]
+    progress = progress_bar(args, audio, share, ranks)
+    try:
+        skipped = embed_audio(args, model, share.audio, keys, settings, work, progress)
+        progress.close()
+        embed_text(args, model, share.text, sentences, keys, work)
+    except CLIError as err:  # reported by rank 0 once every rank is done
+        return {}, err
+    except KeyboardInterrupt:
+        if ranks.is_main:
+            kept = "the finished files of every rank are"
+            if not ranks.distributed:
+                kept = f"{len(work)} finished file(s) are"
+            print(
+                f"sense index: {kept} kept in {work.folder}: run the same command again to go "
+                "on from there",
+                file=sys.stderr,
+            )
+        raise
+    finally:
+        progress.close()
+    return skipped, None
 
 
 def collect(audio, sentences, keys, work, windows: bool):
@@ -248,25 +330,33 @@ def collect(audio, sentences, keys, work, windows: bool):
     return np.concatenate(rows).astype(np.float32, copy=False), entries
 
 
-def embed_files(args, model, inputs, settings: dict, files: dict):
-    """Embed the inputs resumably; returns ``(embeddings or None, entries, failures, work)``."""
+def embed_files(args, model, inputs, settings: dict, files: dict, ranks: Ranks):
+    """Embed the inputs resumably, each rank its share.
+
+    Returns ``(embeddings or None, entries, failures, work)`` on rank 0 once
+    every rank is done, ``None`` on the others.
+    """
     from sense.index import file_key
+    from sense.index_shards import failures_in_batch_order
 
     audio, sentences, failures = inputs
     keys = {path: file_key(path, fp) for path, fp in files.items()}
     audio = [p for p in audio if p in keys]
     sentences = [s for s in sentences if s[0] in keys]
-    work = open_work(args, settings)
-    try:
-        embed_audio(args, model, audio, keys, settings, work, failures)
-        embed_text(args, model, sentences, keys, work)
-    except KeyboardInterrupt:
-        print(
-            f"sense index: {len(work)} finished file(s) are kept in {work.folder}: run the "
-            "same command again to go on from there",
-            file=sys.stderr,
-        )
-        raise
+    if audio:
+        common.check_windows(args, model)
+    work = open_work(args, settings, ranks)
+    outcome = embed_share(args, model, audio, sentences, keys, settings, work, ranks)
+    outcomes = ranks.gather(outcome)  # every rank done: its records are all written
+    if not ranks.is_main:
+        if outcome[1] is not None:
+            raise outcome[1]
+        return None
+    errors = [error for _, error in outcomes if error is not None]
+    if errors:
+        raise errors[0]
+    failures.extend(failures_in_batch_order([skipped for skipped, _ in outcomes]))
+    work.refresh()
     embeddings, entries = collect(audio, sentences, keys, work, settings["windows"])
     return embeddings, entries, failures, work
 
@@ -285,18 +375,21 @@ def _indexed(files: dict, failures) -> dict:
     return {path: fp for path, fp in files.items() if path not in failed}
 
 
-def build(args) -> int:
+def build(args, ranks: Ranks) -> int:
     """Embed the inputs and write the index folder (resuming earlier work)."""
     check_output(args, args.output, is_index_folder, folder=True)
     check_model_kind(args)
     audio, sentences, failures = gather_inputs(args)
-    files = fingerprint_inputs(audio + list(dict.fromkeys(s[0] for s in sentences)), failures)
+    files = fingerprint_inputs(
+        audio + list(dict.fromkeys(s[0] for s in sentences)), failures, ranks
+    )
     source = model_source(args.model)
     model = common.load_model(args, source)
     settings = model_settings(args, model)
-    embeddings, entries, failures, work = embed_files(
-        args, model, (audio, sentences, failures), settings, files
-    )
+    built = embed_files(args, model, (audio, sentences, failures), settings, files, ranks)
+    if built is None:  # another rank: rank 0 publishes
+        return EXIT_OK
+    embeddings, entries, failures, work = built
     if embeddings is None:
         work.remove()
         print("sense: error: nothing to index", file=sys.stderr)
@@ -331,7 +424,7 @@ def _indexed_paths(index) -> set[str]:
     return {entry["path"] for entry in index.entries if "path" in entry} | set(index.files)
 
 
-def add(args) -> int:
+def add(args, ranks: Ranks) -> int:
     """Embed new and changed files into an existing index; drop the old entries of changed ones."""
     from sense.cli.search import check_index_model
 
@@ -340,7 +433,9 @@ def add(args) -> int:
     check_model_kind(args, model=source)
     check_index_model(args, index.info, source, args.output)
     audio, sentences, failures = gather_inputs(args)
-    files = fingerprint_inputs(audio + list(dict.fromkeys(s[0] for s in sentences)), failures)
+    files = fingerprint_inputs(
+        audio + list(dict.fromkeys(s[0] for s in sentences)), failures, ranks
+    )
     unchanged = {p for p, fp in files.items() if index.files.get(p) == fp}
     files = {p: fp for p, fp in files.items() if p not in unchanged}
     stale = set(files) & _indexed_paths(index)
@@ -351,9 +446,10 @@ def add(args) -> int:
         return exit_status(args, True, failures)
     model = common.load_model(args, source)
     settings = recorded_settings(args, index.info, model)
-    embeddings, entries, failures, work = embed_files(
-        args, model, (audio, sentences, failures), settings, files
-    )
+    built = embed_files(args, model, (audio, sentences, failures), settings, files, ranks)
+    if built is None:  # another rank: rank 0 publishes
+        return EXIT_OK
+    embeddings, entries, failures, work = built
     dropped = index.drop_paths(stale)
     if embeddings is not None:
         index.add(embeddings, entries)
@@ -404,16 +500,35 @@ def remove(args) -> int:
 
 
 def run(args) -> int:
-    """Build an index, or add files to one, or remove files from one."""
+    """Build an index, or add files to one, or remove files from one (under torchrun: rank 0)."""
     if args.add or args.remove:
         common.require_options(args, output="-o/--output")
     else:
         common.require_options(args, model="-m/--model", output="-o/--output")
+    action = add if args.add else build
     if args.remove:
-        return remove(args)
-    if args.add:
-        return add(args)
-    return build(args)
+        action = _on_main_only(remove)
+    with joined(args.device) as (ranks, device):
+        args.device = device
+        if ranks.is_main:
+            return action(args, ranks)
+        return _quietly(action, args, ranks)
+
+
+def _on_main_only(action):
+    return lambda args, ranks: action(args) if ranks.is_main else EXIT_OK
+
+
+def _quietly(action, args, ranks: Ranks) -> int:
+    """Another rank than 0: nothing printed (rank 0 reports for all), the same exit status."""
+    args.quiet = True
+    with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
+        try:
+            return action(args, ranks)
+        except (UsageError, RefusedError):
+            return EXIT_USAGE
+        except CLIError:
+            return EXIT_ERROR
 
 
 def add_parser(sub) -> None:
