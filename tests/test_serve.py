@@ -309,7 +309,12 @@ def test_command_errors_come_in_one_line_and_usage_errors_before_torch(
         (["serve", folder, "--port", "x"], 2, "must be a port from 0 to 65535, got 'x'"),
         (["serve", folder, "-m", slu], 2, "an SLU model; sense serve needs"),
         (["serve", folder, "--root", str(tmp_path / "nowhere")], 1, "--root "),
-        (["serve", folder, "--port", str(port)], 1, f"cannot listen on 127.0.0.1:{port}: "),
+        (
+            ["serve", folder, "--port", str(port)],
+            1,
+            f"sense: error: cannot listen on 127.0.0.1:{port}: Address already in use (another "
+            "server listens there): choose another --port",
+        ),
         (["serve", str(tmp_path)], 1, "not a sense index (no index.json)"),
     ]
     result = subprocess.run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import os
 import socket
@@ -20,6 +21,12 @@ MAX_PORT = 65535
 #: Modules of the ``serve`` extra that the server needs.
 SERVE_MODULES = ("fastapi", "uvicorn", "multipart", "av")
 BACKLOG = 128
+#: What to do about the commonest reasons a port cannot be listened on.
+LISTEN_HINTS = {
+    errno.EADDRINUSE: " (another server listens there): choose another --port",
+    errno.EACCES: ": ports below 1024 need root; choose another --port",
+    errno.EADDRNOTAVAIL: ": not an address of this machine; check --host",
+}
 
 
 def port_number(text: str) -> int:
@@ -58,11 +65,12 @@ def listen(host: str, port: int) -> socket.socket:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         sock = socket.create_server((host, port), family=family, backlog=BACKLOG)
     except OSError as err:
-        reason = err.strerror or str(err)
-        raise CLIError(
-            f"cannot listen on {host}:{port}: {reason} (another server there? choose another "
-            "--port)"
-        ) from err
+        if isinstance(err, socket.gaierror):
+            reason, hint = err.strerror, ": check --host"
+        else:  # without create_server's "(while attempting to bind ...)"
+            reason = os.strerror(err.errno) if err.errno else str(err)
+            hint = LISTEN_HINTS.get(err.errno, "")
+        raise CLIError(f"cannot listen on {host}:{port}: {reason}{hint}") from err
     return sock
 
 
