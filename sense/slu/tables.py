@@ -25,7 +25,6 @@ from collections.abc import Mapping, Sequence
 
 from sense.results import ErrorRateTable
 
-PAPER_SUFFIX = " (paper)"
 PERCENT = 100.0
 
 
@@ -40,17 +39,17 @@ def merge_tables(stems: Sequence[str], metric: str, title: str = "") -> ErrorRat
     ...     t = ErrorRateTable(metric="COER")
     ...     t.add("SENSE", col, {"COER": 0.14}, n_query=10)
     ...     _ = t.save(os.path.join(d, col, "table_COER"))
-    >>> merge_tables([os.path.join(d, c, "table") for c in ("SLURP", "TARIC")], "COER").pairs
+    >>> merge_tables([os.path.join(d, c, "table") for c in ("SLURP", "TARIC")], "COER").columns
     ['SLURP', 'TARIC']
     """
     out = ErrorRateTable(title=title or f"{metric} (%)", metric=metric)
     for stem in stems:
         table = ErrorRateTable.load(f"{stem}_{metric}")
         for model in table.models:
-            for column in table.pairs:
+            for column in table.columns:
                 value = table.value(model, column, metric)
                 if value is not None:
-                    out.add(model, column, {metric: value}, n_query=table.sizes(column)[0])
+                    out.add(model, column, {metric: value}, n_query=table.facts(column)["n_query"])
     return out
 
 
@@ -85,7 +84,7 @@ def add_paper_rows(
     """
     for row, values in paper.items():
         for column, percent in values.items():
-            table.add(row + PAPER_SUFFIX, column, {table.metric: percent / PERCENT})
+            table.add_paper(row, column, {table.metric: percent / PERCENT})
     return table
 
 

@@ -23,15 +23,10 @@ Example
 
 from __future__ import annotations
 
-import json
-import math
-import os
 from collections import defaultdict
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 
-from sense.io import write_text_atomic
-from sense.results import format_grid_csv, format_grid_markdown, table_stem
+from sense.results import MISSING, FactRow, ResultTable
 
 #: sacrebleu's defaults, spelled out: what the paper's BLEU means.
 BLEU_TOKENIZE = "13a"
@@ -39,7 +34,6 @@ BLEU_DECIMALS = 2
 HOURS_ROW = "Duration (h)"
 TABLE_FORMAT = "sense.bleu_table"
 TABLE_VERSION = 1
-MISSING = "-"
 
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
@@ -106,7 +100,11 @@ def format_hours(hours: float | None) -> str:
     return f"{hours:.0f}" if hours >= 1 else f"{hours:.2g}"
 
 
-class BleuTable:
+def _check_hours(hours, what: str) -> float | None:
+    return None if hours is None else float(hours)
+
+
+class BleuTable(ResultTable):
     """Models x source languages grid of BLEU scores, with training hours (Table VI).
 
     The hours row is left out when no hours are known.
@@ -124,105 +122,54 @@ class BleuTable:
     (['fr', 'de'], 21.95)
     """
 
+    FORMAT, VERSION = TABLE_FORMAT, TABLE_VERSION
+    NAME, COLUMN, METRIC = "BLEU table", "language", "BLEU"
+    LOWER, UPPER, UNIT, SCALE, DECIMALS = 0.0, 100.0, "points", 1.0, BLEU_DECIMALS
+    FACT_ROWS = (
+        FactRow(
+            "hours",
+            HOURS_ROW,
+            lambda hours, compact: format_hours(hours),
+            _check_hours,
+            above=True,
+            optional=True,
+            name="training hours",
+        ),
+    )
+
     def __init__(self, title: str = ""):
-        self.title = title
-        self._hours: dict[str, float | None] = {}
-        self._scores: dict[str, dict[str, float]] = {}
+        super().__init__(title, self.METRIC)
 
     def add(self, model: str, language: str, bleu: float, hours: float | None = None) -> None:
         """Record ``model``'s BLEU (0-100) on ``language`` (and its training hours)."""
-        if not isinstance(model, str) or not model.strip():
-            raise ValueError(f"model must be a non-empty string, got {model!r}")
-        bleu = float(bleu)
-        if not math.isfinite(bleu) or not 0.0 <= bleu <= 100.0:
-            raise ValueError(f"BLEU must lie in [0, 100], got {bleu}")
-        known = self._hours.get(language)
-        if hours is not None:
-            if known is not None and not math.isclose(known, float(hours)):
-                raise ValueError(
-                    f"{language}: {known} training hours in the table, {hours} for {model!r}"
-                )
-            known = float(hours)
-        self._hours[language] = known
-        self._scores.setdefault(model, {})[language] = bleu
+        super().add(model, language, float(bleu), hours=hours)
 
     @property
     def languages(self) -> list[str]:
-        return list(self._hours)
+        """Column names (Common Voice locales), in the order they were first added."""
+        return self.columns
 
-    @property
-    def models(self) -> list[str]:
-        return list(self._scores)
+    def heading(self, column: str) -> str:
+        return column_name(column)
 
-    def value(self, model: str, language: str) -> float | None:
-        return self._scores.get(model, {}).get(language)
-
-    def _grid(self) -> list[list[str]]:
-        rows = [["BLEU", *(column_name(lang) for lang in self.languages)]]
-        if any(h is not None for h in self._hours.values()):
-            rows.append([HOURS_ROW, *(format_hours(h) for h in self._hours.values())])
-        for model in self.models:
-            cells = [self.value(model, lang) for lang in self.languages]
-            rows.append(
-                [model, *(MISSING if v is None else f"{v:.{BLEU_DECIMALS}f}" for v in cells)]
-            )
-        return rows
-
-    def to_markdown(self, title: bool = True) -> str:
-        return format_grid_markdown(self._grid(), self.title if title else "")
-
-    def to_csv(self) -> str:
-        return format_grid_csv(self._grid())
-
-    def __str__(self) -> str:
-        return self.to_markdown()
-
-    def to_dict(self) -> dict:
+    def _body(self) -> dict:
         return {
-            "format": TABLE_FORMAT,
-            "version": TABLE_VERSION,
-            "title": self.title,
-            "hours": self._hours,
-            "bleu": self._scores,
+            "hours": {lang: info["hours"] for lang, info in self._columns.items()},
+            "bleu": {
+                model: {lang: cell[self.METRIC] for lang, cell in cells.items()}
+                for model, cells in self._results.items()
+            },
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> BleuTable:
-        if not isinstance(data, dict) or data.get("format") != TABLE_FORMAT:
-            raise ValueError(f"not a BLEU table (expected format {TABLE_FORMAT!r})")
+    def _from_body(cls, data: Mapping) -> BleuTable:
         table = cls(data.get("title", ""))
-        table._hours = {k: (None if v is None else float(v)) for k, v in data["hours"].items()}
+        for lang, hours in data["hours"].items():
+            table._restore_column(lang, {"hours": hours})
         for model, cells in data["bleu"].items():
             for lang, bleu in cells.items():
                 table.add(model, lang, bleu)
         return table
-
-    def save(self, path: str | os.PathLike) -> dict[str, Path]:
-        """Write ``<path>.md``, ``<path>.json`` and ``<path>.csv``; the paths by suffix."""
-        stem = table_stem(path)
-        texts = {
-            ".md": self.to_markdown(),
-            ".json": json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n",
-            ".csv": self.to_csv(),
-        }
-        written = {}
-        for suffix, text in texts.items():
-            written[suffix] = stem.with_name(stem.name + suffix)
-            write_text_atomic(written[suffix], text)
-        return written
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> BleuTable:
-        file = table_stem(path).with_name(table_stem(path).name + ".json")
-        if not file.is_file():
-            raise FileNotFoundError(f"no BLEU table at {file}")
-        return cls.from_dict(json.loads(file.read_text(encoding="utf-8")))
-
-    @classmethod
-    def open(cls, path: str | os.PathLike, title: str = "") -> BleuTable:
-        """The table saved at ``path``, or an empty one (several runs fill one table)."""
-        file = table_stem(path).with_name(table_stem(path).name + ".json")
-        return cls.load(path) if file.is_file() else cls(title)
 
 
 __all__ = ["BleuTable", "bleu_by_language", "corpus_bleu"]
