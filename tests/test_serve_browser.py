@@ -28,6 +28,9 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (th
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
+#: The server runs this checkout's sense, as the test does.
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTHONPATH = os.environ.get("PYTHONPATH", "")
 SERVER_START_S = 300
 WAIT_S = 60
 URL_LINE = re.compile(r"^serving .* on (http://\S+/)$")
@@ -57,8 +60,9 @@ def site(tmp_path_factory, tiny_w2v_bert, tiny_xlmr):
         "cpu",
         "-q",
     ]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO, PYTHONPATH]))}
     server = subprocess.Popen(
-        argv, cwd=corpus, stdout=subprocess.PIPE, stderr=log, text=True, env=os.environ.copy()
+        argv, cwd=corpus, stdout=subprocess.PIPE, stderr=log, text=True, env=env
     )
     try:
         url = _wait_for_url(server, log)
