@@ -110,6 +110,32 @@ class Ranks:
             raise outcome
         return outcome
 
+    def agree(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` on every rank; if it failed on any, every rank raises the first rank's error.
+
+        For a step that may fail on one rank alone (loading a model on its
+        GPU): rank 0 then reports the error of another rank.
+
+        Example
+        -------
+        >>> Ranks().agree(lambda: 1 / 0)
+        Traceback (most recent call last):
+        ...
+        ZeroDivisionError: division by zero
+        """
+        try:
+            value, error = fn(), None
+        except Exception as err:
+            value, error = None, err
+        if not self.distributed:
+            if error is not None:
+                raise error
+            return value
+        errors = [e for e in self.all_gather(error and _picklable(error)) if e is not None]
+        if errors:
+            raise errors[0]
+        return value
+
 
 def _picklable(err: Exception) -> Exception:
     try:

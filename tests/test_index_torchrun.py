@@ -8,6 +8,7 @@ import sys
 import pytest
 import soundfile as sf
 import torch
+from helpers.index_rank import LOAD_FAILURE
 from helpers.ports import free_port
 from test_cli import SR, tone
 from test_index_incremental import SENTENCES, export
@@ -141,7 +142,7 @@ def test_a_rank_killed_mid_way_keeps_its_batches_and_a_rerun_resumes(
 ):
     output, report = tmp_path / "killed.index", tmp_path / "report"
     # rank 1 (batches 0, 2 and 3) dies once batch 0 is recorded
-    proc = torchrun(HELPER, report, 1, 1, *argv(model, corpus, output, "-q"))
+    proc = torchrun(HELPER, report, 1, "kill-after-1", *argv(model, corpus, output, "-q"))
     assert proc.returncode != 0, proc.stderr[-3000:]
     assert (report / "rank1.txt").read_text() == "a0.wav a1.wav\n"
     assert not output.exists() and os.path.isdir(f"{output}{PARTIAL_SUFFIX}")
@@ -161,3 +162,14 @@ def test_a_rank_killed_mid_way_keeps_its_batches_and_a_rerun_resumes(
     assert {"a4.wav", "a5.wav", "a6.wav"} <= set(embedded)  # its others are not lost
     assert_same_index(output, reference)
     assert not os.path.exists(f"{output}{PARTIAL_SUFFIX}")
+
+
+@pytest.mark.slow
+def test_a_model_that_fails_to_load_on_one_rank_stops_all_and_rank_0_says_why(
+    model, corpus, tmp_path
+):
+    output = tmp_path / "failed.index"
+    proc = torchrun(HELPER, tmp_path / "report", 1, "fail-load", *argv(model, corpus, output))
+    assert proc.returncode != 0
+    assert proc.stderr.count(f"sense: error: {LOAD_FAILURE}\n") == 1, proc.stderr[-3000:]
+    assert not output.exists() and not os.path.exists(f"{output}{PARTIAL_SUFFIX}")

@@ -384,7 +384,7 @@ def build(args, ranks: Ranks) -> int:
         audio + list(dict.fromkeys(s[0] for s in sentences)), failures, ranks
     )
     source = model_source(args.model)
-    model = common.load_model(args, source)
+    model = ranks.agree(lambda: common.load_model(args, source))  # fails on all if on one
     settings = model_settings(args, model)
     built = embed_files(args, model, (audio, sentences, failures), settings, files, ranks)
     if built is None:  # another rank: rank 0 publishes
@@ -444,7 +444,7 @@ def add(args, ranks: Ranks) -> int:
     if not files and not stale:
         report_failures(failures)
         return exit_status(args, True, failures)
-    model = common.load_model(args, source)
+    model = ranks.agree(lambda: common.load_model(args, source))  # fails on all if on one
     settings = recorded_settings(args, index.info, model)
     built = embed_files(args, model, (audio, sentences, failures), settings, files, ranks)
     if built is None:  # another rank: rank 0 publishes
