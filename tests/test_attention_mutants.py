@@ -156,3 +156,12 @@ def test_nonspeech_mass_below_the_threshold_only():
     assert m == NonSpeechMass(pytest.approx((0.25 + 1.0) / 2), pytest.approx((1 / 3 + 1.0) / 2), 2)
     assert m.to_dict() == {"mass": m.mass, "frame_share": m.frame_share, "utterances": 2}
     assert nonspeech_mass([]) is None
+
+
+def test_word_scores_compare_float32_frame_times_in_float64():
+    """A word starting 1e-10 s after a float32 frame time does not take that frame (numpy
+    would compare a float32 array with a Python float in float32)."""
+    times = np.array([0.1, 0.2], dtype=np.float32)
+    start = float(np.float32(0.1)) + 1e-10
+    (w,) = word_scores(times, [1.0, 2.0], [("w", start, 0.3)])
+    assert (w.frames, w.logit_sum) == (1, 2.0)
