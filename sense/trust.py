@@ -38,6 +38,7 @@ TRUSTED_NEW = frozenset(
     {
         "sense.dual_encoder.model.LLMEncoder",
         "sense.dual_encoder.tokens.AudioTokenizer",
+        "sense.lobes.options.EncoderOptions",
         "sense.lobes.speech.HFSpeechEncoder",
         "sense.lobes.text.TeacherSpec",
         "sense.nnet.heads.CTCProbe",

@@ -173,7 +173,7 @@ def test_lora_trains_adapters_and_the_embeddings_only_and_merges_on_export(tiny_
 
 @pytest.fixture(scope="module")
 def exported(tokenizer, tiny_llm, tmp_path_factory):
-    from sense.dual_encoder.inference import export_dual_encoder
+    from sense.dual_encoder.export import export_dual_encoder
 
     torch.manual_seed(0)
     llm = LLMEncoder(tiny_llm, num_audio_tokens=NUM_TOKENS)

@@ -461,3 +461,22 @@ def test_encode_files_skips_bad_files_and_lists_them(model, tmp_path):
     assert "unreadable" in reasons[garbage]
     assert reasons[tiny] == "too short (0.625 ms; at least 35 ms)"
     torch.testing.assert_close(results[good[1]], model.encode_file(good[1]), atol=1e-5, rtol=0)
+
+
+def test_a_folder_exported_before_the_options_object_loads(exported, model, tmp_path):
+    """Model folders written before ``EncoderOptions`` name the switch (``freeze: True``) in
+    the encoder's arguments; they load to the same frozen encoder and the same embeddings."""
+    import shutil
+
+    text = open(os.path.join(exported[0], HPARAMS_FILE), encoding="utf-8").read()
+    new_form = "    options: !new:sense.lobes.options.EncoderOptions\n        freeze: True\n"
+    assert new_form in text
+    old = tmp_path / "old-export"
+    shutil.copytree(exported[0], old)
+    (old / HPARAMS_FILE).write_text(text.replace(new_form, "    freeze: True\n"), encoding="utf-8")
+    loaded = SENSE.from_hparams(source=str(old), device="cpu")
+    assert loaded.mods.encoder.freeze and loaded.mods.encoder.options.freeze
+    wav = make_signal(220.0, seed=3)[1]
+    torch.testing.assert_close(
+        loaded.encode_batch(wav[None], torch.ones(1)), model.encode_batch(wav[None], torch.ones(1))
+    )

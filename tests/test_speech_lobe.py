@@ -237,3 +237,30 @@ def test_a_sense_model_folder_gives_its_fine_tuned_encoder(model_dirs, tmp_path)
         assert torch.equal(a, b), name
     plain = HFSpeechEncoder(model_dirs["w2v_bert"])
     assert any(not torch.equal(a, b) for a, b in zip(plain.parameters(), loaded.parameters()))
+
+
+# --- the options object and the switches by name -------------------------------------
+
+
+def test_options_object_and_switches_by_name_build_the_same_encoder(model_dirs):
+    """``options=EncoderOptions(...)`` and the same switches as keywords (what recipes and
+    older model folders write) give one configuration; keywords override the object."""
+    from sense.lobes.options import EncoderOptions
+
+    switches = dict(freeze_feature_projection=True, layerdrop=0.3, hidden_dropout=0.2)
+    by_object = HFSpeechEncoder(model_dirs["w2v_bert"], options=EncoderOptions(**switches))
+    by_name = HFSpeechEncoder(model_dirs["w2v_bert"], **switches)
+    assert by_object.options == by_name.options == EncoderOptions(**switches)
+    for encoder in (by_object, by_name):
+        assert encoder.model.config.layerdrop == 0.3 and encoder.model.config.hidden_dropout == 0.2
+        assert not any(p.requires_grad for p in encoder.model.feature_projection.parameters())
+    frozen = HFSpeechEncoder(model_dirs["w2v_bert"], options=EncoderOptions(), freeze=True)
+    assert frozen.freeze and frozen.options.freeze
+    assert not any(p.requires_grad for p in frozen.parameters())
+
+
+def test_unknown_switch_names_the_options(model_dirs):
+    with pytest.raises(TypeError, match="unknown encoder option.*freez.*the options are freeze"):
+        HFSpeechEncoder(model_dirs["w2v_bert"], freez=True)
+    with pytest.raises(TypeError):
+        HFSpeechEncoder(model_dirs["w2v_bert"], None, True)  # only source, save_path positional

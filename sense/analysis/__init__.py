@@ -11,5 +11,6 @@
   uniform mean pooling over the same frames.
 - :mod:`sense.analysis.run`: the whole analysis of a trained model over a
   manifest of utterances, written as figures and tables (``sense attention``);
-  :mod:`sense.analysis.report` formats its Markdown report.
+  :mod:`sense.analysis.settings` holds its settings and the pooling
+  comparison's inputs; :mod:`sense.analysis.report` formats its Markdown report.
 """

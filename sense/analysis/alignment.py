@@ -307,7 +307,7 @@ class CTCAligner:
     Example
     -------
     >>> import tempfile
-    >>> from sense.testing.tiny import build_tiny_wav2vec2_ctc
+    >>> from sense.demo.tiny import build_tiny_wav2vec2_ctc
     >>> aligner = CTCAligner(build_tiny_wav2vec2_ctc(tempfile.mkdtemp()))
     >>> [w for w, _, _ in aligner.align(torch.randn(16000), "le chat dort")]
     ['le', 'chat', 'dort']

@@ -40,14 +40,13 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from sense.analysis.alignment import Word, WordAligner
 from sense.analysis.attention import (
-    DEFAULT_GRID,
     EDGE_FRAMES,
     TOP_WORDS,
     WordScore,
@@ -63,6 +62,7 @@ from sense.analysis.attention import (
 )
 from sense.analysis.pooling import compare_pooling
 from sense.analysis.report import REPORT_POSITIONS, format_report
+from sense.analysis.settings import AnalysisSettings, FunctionWords, PoolingComparison
 from sense.dataio import AUDIO_EXTENSIONS, AudioError, find_audio_files
 from sense.evaluation import AudioItem
 from sense.formats import ATTENTION_OUTPUT
@@ -370,9 +370,6 @@ def choose_examples(records: Sequence[UtteranceAttention], wanted: Sequence[str]
     return [first] if first is not None else []
 
 
-FunctionWords = Mapping[str, Collection[str]] | Callable[[str], Collection[str] | None] | None
-
-
 def _function_words_of(function_words: FunctionWords, lang: str):
     if function_words is None:
         return default_function_words(lang)
@@ -388,16 +385,9 @@ def analyze(
     aligner: WordAligner | None = None,
     vad=None,
     examples: Sequence[str] = (),
-    pairs: Mapping[str, str] | None = None,
-    source: str | None = None,
-    edge_frames: int = EDGE_FRAMES,
-    grid_size: int = DEFAULT_GRID,
-    top: int = TOP_WORDS,
-    function_words: FunctionWords = None,
-    batch_size: int = 8,
+    comparison: PoolingComparison | None = None,
+    settings: AnalysisSettings | None = None,
     progress: bool = False,
-    vad_scope: str = "all",
-    cache_folder: str | None = None,
 ) -> dict:
     """Run the whole analysis and write its figures and tables (module docstring).
 
@@ -416,30 +406,15 @@ def analyze(
     examples : sequence of str
         Ids of the utterances of Figure 3 (the first) and Figure 4 (the
         others); default: :func:`choose_examples`.
-    pairs : dict, optional
-        Name -> prepared retrieval pair folder, for :func:`compare_pooling`.
-    source : str, optional
-        The model's folder or hub id (needed with ``pairs``).
-    edge_frames : int
-        Frames counted at each edge for the first- and last-frames mass.
-    grid_size : int
-        Points of the relative-position grid.
-    top : int
-        Rows of each half of Table IX.
-    function_words : dict or callable, optional
-        Language -> normalised function words; default: the ``stop-words``
-        package's list for the language.
-    batch_size : int
-        Utterances per forward pass (the attention and the retrieval comparison).
+    comparison : PoolingComparison, optional
+        Prepared retrieval pairs, the model's source and the embedding cache
+        of the retrieval comparison of poolings (:func:`compare_pooling`);
+        ``None``: no comparison.
+    settings : AnalysisSettings, optional
+        Edge frames, position grid, Table IX size, function words, batch
+        size and VAD scope (default: :class:`AnalysisSettings`'s).
     progress : bool
         Show progress bars.
-    vad_scope : {"all", "examples"}
-        Run the VAD on every utterance (the figures and the non-speech mass),
-        or only on those of Figures 3 and 4 (faster).
-    cache_folder : str, optional
-        Embedding cache of the retrieval comparison (default:
-        ``<output_folder>/embedding_cache``); the learned attention's
-        embeddings are shared with :mod:`sense.evaluation` runs of the model.
 
     Returns
     -------
@@ -447,13 +422,13 @@ def analyze(
         The summary (also in ``summary.json``); ``summary["report"]`` is the
         Markdown report (also in ``report.md``).
     """
-    if vad_scope not in ("all", "examples"):
-        raise ValueError(f"vad_scope must be 'all' or 'examples', got {vad_scope!r}")
+    settings = settings or AnalysisSettings()
+    edge_frames, batch_size = settings.edge_frames, settings.batch_size
     from sense.plots import plot_attention, plot_position_curves
 
     os.makedirs(output_folder, exist_ok=True)
     records, failures = extract(
-        model, utterances, aligner, vad if vad_scope == "all" else None, progress, batch_size
+        model, utterances, aligner, vad if settings.runs_vad_on_all else None, progress, batch_size
     )
     if not records:
         raise ValueError(
@@ -469,7 +444,8 @@ def analyze(
     }
 
     curves = {
-        lang: position_curve((r.logits for r in rs), grid_size) for lang, rs in groups.items()
+        lang: position_curve((r.logits for r in rs), settings.grid_size)
+        for lang, rs in groups.items()
     }
     summary["figures"]["figure2"] = plot_position_curves(
         curves, os.path.join(output_folder, "figure2_position.png")
@@ -478,8 +454,8 @@ def analyze(
 
     all_scores: list[WordScore] = []
     for lang, rs in groups.items():
-        fw = _function_words_of(function_words, lang)
-        info, scores = language_summary(rs, curves[lang], edge_frames, top, fw)
+        fw = _function_words_of(settings.function_words, lang)
+        info, scores = language_summary(rs, curves[lang], edge_frames, settings.top, fw)
         summary["languages"][lang] = info
         all_scores.extend(scores)
     if all_scores:
@@ -507,15 +483,13 @@ def analyze(
             vad=r.vad,
         )
 
-    if pairs:
-        if source is None:
-            raise ValueError("the retrieval comparison needs the model's source (folder or hub id)")
+    if comparison is not None and comparison.pairs:
         summary["pooling"] = compare_pooling(
             model,
-            source,
-            pairs,
+            comparison.source,
+            comparison.pairs,
             output_folder,
-            cache_folder=cache_folder or os.path.join(output_folder, "embedding_cache"),
+            cache_folder=comparison.cache_in(output_folder),
             batch_size=batch_size,
         )
 

@@ -41,6 +41,7 @@ def run(args) -> int:
     if args.force and os.path.isfile(args.output):
         os.remove(args.output)  # --force: the folder takes the file's place
     from sense.analysis.run import analyze, build_aligner, load_utterances, load_vad, read_word_list
+    from sense.analysis.settings import AnalysisSettings, PoolingComparison
 
     try:
         utterances, failures = load_utterances(args.inputs)
@@ -76,13 +77,14 @@ def run(args) -> int:
             aligner=aligner,
             vad=load_vad(not args.no_vad),
             examples=args.example or (),
-            pairs=pairs,
-            source=source,
-            edge_frames=args.edge_frames,
-            grid_size=args.grid,
-            top=args.top,
-            function_words=(lambda _lang: function_words) if function_words else None,
-            batch_size=args.batch_size,
+            comparison=PoolingComparison(pairs, source) if pairs else None,
+            settings=AnalysisSettings(
+                edge_frames=args.edge_frames,
+                grid_size=args.grid,
+                top=args.top,
+                function_words=(lambda _lang: function_words) if function_words else None,
+                batch_size=args.batch_size,
+            ),
             progress=not args.quiet,
         )
     except ValueError as err:

@@ -183,7 +183,7 @@ def prepare_tokens(cfg: MiniatureConfig, heldout: dict):
 
 def build_backbone(cfg: MiniatureConfig, heldout: dict) -> str:
     """A small ``GemmaModel`` from its config with a tokenizer trained on the training text."""
-    from sense.testing.tiny import build_tiny_llm
+    from sense.demo.tiny import build_tiny_llm
 
     folder = os.path.join(cfg.output, "llm")
     if not os.path.isfile(os.path.join(folder, "config.json")):
@@ -264,8 +264,8 @@ def evaluate(cfg, heldout, tokens, model_folder: str) -> dict[str, dict[str, dic
     speech -> transcript among the held-out transcripts of its language, and
     speech -> EN text among the held-out English sentences.
     """
-    from sense.dual_encoder.evaluation import transcript_metrics
     from sense.dual_encoder.inference import DualEncoder
+    from sense.dual_encoder.metrics import transcript_metrics
     from sense.retrieval import retrieval_metrics
 
     model = DualEncoder.from_hparams(source=model_folder, device=cfg.device)

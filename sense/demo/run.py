@@ -103,7 +103,7 @@ def synthesize(cfg: DemoConfig) -> dict:
 
 def build_student(cfg: DemoConfig) -> str:
     """A randomly initialised w2v-BERT 2.0-architecture student, saved in the hub layout."""
-    from sense.testing.tiny import build_tiny_w2v_bert
+    from sense.demo.tiny import build_tiny_w2v_bert
 
     folder = _path(cfg, "student_init")
     if not os.path.isfile(os.path.join(folder, "config.json")):
@@ -399,6 +399,7 @@ def attention_utterances(cfg: DemoConfig) -> tuple[dict[str, dict], list[str]]:
 def analyze_attention(cfg: DemoConfig, model_folder: str) -> dict:
     """Section VII of the paper on the held-out utterances, into ``<output>/attention``."""
     from sense.analysis.run import analyze, load_vad
+    from sense.analysis.settings import AnalysisSettings, PoolingComparison
     from sense.inference import SENSE
 
     if not os.path.isfile(os.path.join(model_folder, "hyperparams.yaml")):
@@ -412,11 +413,8 @@ def analyze_attention(cfg: DemoConfig, model_folder: str) -> dict:
         _path(cfg, "attention"),
         vad=load_vad(),
         examples=examples,
-        pairs=pairs,
-        source=model_folder,
-        batch_size=16,
-        vad_scope="examples",
-        cache_folder=_path(cfg, "eval", "embeddings"),
+        comparison=PoolingComparison(pairs, model_folder, _path(cfg, "eval", "embeddings")),
+        settings=AnalysisSettings(batch_size=16, vad_scope="examples"),
     )
 
 

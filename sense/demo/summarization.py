@@ -123,7 +123,7 @@ def first_sentence_baseline(documents) -> float:
 
 def build_seq2seq(folder: str, summaries, hidden: int = 64, layers: int = 2) -> str:
     """A small BART-architecture model with a tokenizer trained on ``summaries``."""
-    from sense.testing.tiny import build_tiny_bart
+    from sense.demo.tiny import build_tiny_bart
 
     vocab = 8 + len({w for s in summaries for w in s.split()}) * 2
     return build_tiny_bart(

@@ -82,7 +82,7 @@ def write_covost_files(
 
 def build_decoder(folder: str, texts: list[str]) -> str:
     """A small mBART-architecture decoder with a vocabulary trained on ``texts``."""
-    from sense.testing.tiny import build_tiny_mbart
+    from sense.demo.tiny import build_tiny_mbart
 
     if not os.path.isfile(os.path.join(folder, "config.json")):
         build_tiny_mbart(

@@ -124,7 +124,7 @@ def train_text_translator(folder: str, release: str, languages, epochs: int, see
     """The frozen NLLB stand-in: learns every direction among ``languages`` on training text."""
     from transformers import AutoTokenizer, M2M100ForConditionalGeneration
 
-    from sense.testing.tiny import build_tiny_nllb
+    from sense.demo.tiny import build_tiny_nllb
 
     if os.path.isfile(os.path.join(folder, "trained.json")):
         return folder

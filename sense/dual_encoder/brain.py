@@ -157,7 +157,7 @@ class DualEncoderBrain(FineTuneBrain):
         Runs on every rank (all load the checkpoint); the main process writes
         and returns the folder, the others return ``None``.
         """
-        from sense.dual_encoder.inference import export_dual_encoder
+        from sense.dual_encoder.export import export_dual_encoder
 
         meta = self.load_best(min_key="loss")
         if meta is None:

@@ -15,7 +15,7 @@ whole transformer, with the embedding table fully trainable.
 Example
 -------
 >>> import tempfile
->>> from sense.testing.tiny import build_tiny_llm
+>>> from sense.demo.tiny import build_tiny_llm
 >>> llm = LLMEncoder(build_tiny_llm(tempfile.mkdtemp()), num_audio_tokens=8)
 >>> seqs = llm.audio_inputs([torch.tensor([0, 7, 3])]) + llm.text_inputs(["le chat"])
 >>> ids, mask = llm.collate(seqs)
@@ -63,7 +63,7 @@ def extend_vocabulary(backbone, num_audio_tokens: int, keep_text_embeddings: boo
     -------
     >>> import tempfile
     >>> from transformers import AutoModel
-    >>> from sense.testing.tiny import build_tiny_llm
+    >>> from sense.demo.tiny import build_tiny_llm
     >>> m = AutoModel.from_pretrained(build_tiny_llm(tempfile.mkdtemp()))
     >>> t = extend_vocabulary(m, 10)
     >>> m.get_input_embeddings().num_embeddings - t

@@ -12,7 +12,7 @@ a training run tokenises its data once.
 Example
 -------
 >>> import tempfile
->>> from sense.testing.tiny import build_tiny_w2v_bert
+>>> from sense.demo.tiny import build_tiny_w2v_bert
 >>> tok = AudioTokenizer(build_tiny_w2v_bert(tempfile.mkdtemp()), output_layer=1, num_tokens=4)
 >>> tok.set_centroids(torch.randn(4, 32))  # fit_kmeans on sampled frames, in practice
 >>> tokens, lens = tok(torch.randn(2, 32000), torch.tensor([1.0, 0.5]))
@@ -36,6 +36,7 @@ from sense.dataio import abs_lengths, load_audio, pad_batch
 from sense.evaluation.cache import EmbeddingCache, item_key
 from sense.evaluation.manifests import AUDIO
 from sense.io import atomic_write, write_text_atomic
+from sense.lobes.options import EncoderOptions
 from sense.lobes.speech import HFSpeechEncoder
 
 logger = logging.getLogger(__name__)
@@ -227,7 +228,9 @@ class AudioTokenizer(nn.Module):
         centroids_file: str | None = None,
     ):
         super().__init__()
-        self.encoder = HFSpeechEncoder(source, freeze=True, output_layer=output_layer)
+        self.encoder = HFSpeechEncoder(
+            source, output_layer=output_layer, options=EncoderOptions(freeze=True)
+        )
         self.source = str(source)
         self.output_layer = int(output_layer)
         self.num_tokens = int(num_tokens)

@@ -27,7 +27,7 @@ Example
 -------
 >>> import tempfile
 >>> from transformers import Wav2Vec2BertModel
->>> from sense.testing.tiny import build_tiny_w2v_bert
+>>> from sense.demo.tiny import build_tiny_w2v_bert
 >>> path = build_tiny_w2v_bert(tempfile.mkdtemp())
 >>> model = Wav2Vec2BertModel.from_pretrained(path, attn_implementation=HF_IMPLEMENTATION["sdpa"])
 >>> use_attention(model, "sdpa")
@@ -193,7 +193,7 @@ def use_attention(model: torch.nn.Module, path: str) -> int:
     -------
     >>> import tempfile
     >>> from transformers import Wav2Vec2BertModel
-    >>> from sense.testing.tiny import build_tiny_w2v_bert
+    >>> from sense.demo.tiny import build_tiny_w2v_bert
     >>> model = Wav2Vec2BertModel.from_pretrained(build_tiny_w2v_bert(tempfile.mkdtemp()))
     >>> use_attention(model, "eager"), type(model.encoder.layers[1].self_attn).__name__
     (2, 'Wav2Vec2BertSelfAttention')

@@ -16,7 +16,7 @@ front-end with it:
 Example
 -------
 >>> import tempfile
->>> from sense.testing.tiny import build_tiny_w2v_bert
+>>> from sense.demo.tiny import build_tiny_w2v_bert
 >>> encoder = HFSpeechEncoder(build_tiny_w2v_bert(tempfile.mkdtemp())).eval()
 >>> frames, frame_lens = encoder(torch.randn(2, 32000), torch.tensor([1.0, 0.5]))
 >>> frames.shape
@@ -35,7 +35,8 @@ from torch import nn
 from sense.dataio import check_waveform_batch
 from sense.features import W2VBertFbank
 from sense.io import is_hub_id
-from sense.lobes.attention import HF_IMPLEMENTATION, SDPA, check_attention, use_attention
+from sense.lobes.attention import HF_IMPLEMENTATION, use_attention
+from sense.lobes.options import EncoderOptions
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ def resolve_encoder_source(source: str | os.PathLike) -> str:
     Example
     -------
     >>> import tempfile
-    >>> from sense.testing.tiny import build_tiny_wav2vec2
+    >>> from sense.demo.tiny import build_tiny_wav2vec2
     >>> folder = build_tiny_wav2vec2(tempfile.mkdtemp())
     >>> resolve_encoder_source(folder) == folder, resolve_encoder_source("facebook/w2v-bert-2.0")
     (True, 'facebook/w2v-bert-2.0')
@@ -195,12 +196,6 @@ class HFSpeechEncoder(nn.Module):
         fine-tuned encoder: see :func:`resolve_encoder_source`).
     save_path : str, optional
         Cache directory for hub downloads (transformers' ``cache_dir``).
-    freeze : bool
-        Keep the whole encoder fixed: no gradients, always in eval mode (also
-        after the parent module's ``.train()``), forward under ``no_grad``.
-    freeze_feature_projection : bool
-        Fix the input stage only: the feature projection of w2v-BERT 2.0, the
-        convolutional feature encoder of wav2vec2.
     output_layer : int, optional
         Return hidden state ``output_layer`` (0: the input of the first layer,
         ``k``: the output of layer ``k``) instead of the model's last output.
@@ -216,26 +211,15 @@ class HFSpeechEncoder(nn.Module):
         the first layer, then the output of each layer, the last one being the
         model's ``last_hidden_state``. With ``output_layer``, ``L`` is
         ``output_layer``.
-    layerdrop : float, optional
-        Override the config's LayerDrop probability (active in training only;
-        under DDP, skipped layers need ``find_unused_parameters``).
-    apply_spec_augment : bool
-        Mask spans of the projected features in training (SpecAugment as
-        transformers implements it, driven by ``mask_*``).
-    mask_time_prob, mask_time_length, mask_feature_prob, mask_feature_length : optional
-        Override the config's SpecAugment settings; ``None`` keeps them.
-    gradient_checkpointing : bool
-        Recompute each layer's activations in backward instead of storing them
-        (transformers' activation checkpointing, non-reentrant; training only).
-    hidden_dropout, attention_dropout, activation_dropout, feat_proj_dropout : float, optional
-        Override the config's dropout probabilities; ``None`` keeps them.
-    attention : {"sdpa", "flex", "eager"}
-        How self-attention runs (see :mod:`sense.lobes.attention`). ``"sdpa"``:
-        w2v-BERT's relative-key bias gathered from a ``[B, H, T, 73]`` table,
-        then PyTorch's SDPA; wav2vec2 with transformers' SDPA. ``"flex"``:
-        flex attention with the bias in a ``score_mod`` (training on GPU only).
-        ``"eager"``: transformers' eager attention. All give the same
-        outputs; the parameters do not change.
+    options : sense.lobes.options.EncoderOptions, optional
+        How the encoder trains and runs: freezing, attention path
+        (``"sdpa"``, ``"flex"``, ``"eager"``), activation checkpointing,
+        LayerDrop, SpecAugment and dropout overrides. Default: trainable,
+        SDPA, the config's regularisation without SpecAugment.
+    **switches
+        Fields of :class:`~sense.lobes.options.EncoderOptions` by name
+        (``freeze=True``), as model folders exported before the options
+        object write them; they override ``options``.
 
     Attributes
     ----------
@@ -249,7 +233,7 @@ class HFSpeechEncoder(nn.Module):
     Example
     -------
     >>> import tempfile
-    >>> from sense.testing.tiny import build_tiny_wav2vec2
+    >>> from sense.demo.tiny import build_tiny_wav2vec2
     >>> encoder = HFSpeechEncoder(build_tiny_wav2vec2(tempfile.mkdtemp()), output_all_hiddens=True)
     >>> hiddens, frame_lens = encoder(torch.randn(2, 32000), torch.tensor([1.0, 0.5]))
     >>> hiddens.shape, encoder.num_layers, encoder.output_dim
@@ -260,61 +244,39 @@ class HFSpeechEncoder(nn.Module):
         self,
         source: str,
         save_path: str | None = None,
-        freeze: bool = False,
-        freeze_feature_projection: bool = False,
+        *,
         output_layer: int | None = None,
         output_all_hiddens: bool = False,
-        layerdrop: float | None = None,
-        apply_spec_augment: bool = False,
-        mask_time_prob: float | None = None,
-        mask_time_length: int | None = None,
-        mask_feature_prob: float | None = None,
-        mask_feature_length: int | None = None,
-        gradient_checkpointing: bool = False,
-        hidden_dropout: float | None = None,
-        attention_dropout: float | None = None,
-        activation_dropout: float | None = None,
-        feat_proj_dropout: float | None = None,
-        attention: str = SDPA,
+        options: EncoderOptions | None = None,
+        **switches,
     ):
         super().__init__()
+        options = (options or EncoderOptions()).with_switches(**switches)
+        self.options = options
         self.source = resolve_encoder_source(source)
-        self.freeze = freeze
+        self.freeze = options.freeze
         self.output_all_hiddens = output_all_hiddens
 
         config = load_config(self.source, cache_dir=save_path)
         self.model_type = config.model_type
         model_class = _model_class(self.model_type)
-        overrides = {
-            "layerdrop": layerdrop,
-            "apply_spec_augment": apply_spec_augment,
-            "mask_time_prob": mask_time_prob,
-            "mask_time_length": mask_time_length,
-            "mask_feature_prob": mask_feature_prob,
-            "mask_feature_length": mask_feature_length,
-            "hidden_dropout": hidden_dropout,
-            "attention_dropout": attention_dropout,
-            "activation_dropout": activation_dropout,
-            "feat_proj_dropout": feat_proj_dropout,
-        }
-        for name, value in overrides.items():
-            if value is not None:
-                setattr(config, name, value)
+        for name, value in options.config_overrides().items():
+            setattr(config, name, value)
         full_layers = config.num_hidden_layers
         if output_layer is not None and not 0 <= output_layer <= full_layers:
             raise ValueError(
                 f"HFSpeechEncoder: output_layer must be in [0, {full_layers}] for {self.source!r} "
                 f"({full_layers} layers), got {output_layer}"
             )
-        self.attention = check_attention(attention)
+        self.attention = options.attention
         self.model = model_class.from_pretrained(
             self.source,
             config=config,
             cache_dir=save_path,
-            attn_implementation=HF_IMPLEMENTATION[attention],
+            attn_implementation=HF_IMPLEMENTATION[self.attention],
         )
         if self.model_type == W2V_BERT:
-            use_attention(self.model, attention)
+            use_attention(self.model, self.attention)
         if output_layer is not None and output_layer < full_layers:
             self._truncate(output_layer)
         self.num_layers = len(self.model.encoder.layers)
@@ -344,14 +306,17 @@ class HFSpeechEncoder(nn.Module):
                 "return_attention_mask", config.feat_extract_norm == "layer"
             )
 
-        if gradient_checkpointing:
+        if options.gradient_checkpointing:
             self._enable_checkpointing()
-        if freeze_feature_projection:
+        if options.freeze_feature_projection:
             self._freeze_input_stage()
-        if not apply_spec_augment and getattr(self.model, "masked_spec_embed", None) is not None:
+        if (
+            not options.apply_spec_augment
+            and getattr(self.model, "masked_spec_embed", None) is not None
+        ):
             # Never used without SpecAugment: keep it out of the optimiser and of DDP's reducer.
             self.model.masked_spec_embed.requires_grad_(False)
-        if freeze:
+        if options.freeze:
             self.model.requires_grad_(False)
         # from_pretrained returns the model in eval mode: follow this module's mode.
         self.train(self.training)

@@ -21,7 +21,7 @@ be re-encoded) and ``encode(texts, batch_size=None, progress=False)``.
 Example
 -------
 >>> import tempfile
->>> from sense.testing.tiny import build_tiny_xlm_roberta
+>>> from sense.demo.tiny import build_tiny_xlm_roberta
 >>> teacher = SentenceEncoder(build_tiny_xlm_roberta(tempfile.mkdtemp()))
 >>> teacher(["the cat sleeps", "le chat dort sur le canapé"]).shape
 torch.Size([2, 32])
@@ -221,7 +221,7 @@ class SentenceEncoder(_FrozenTextEncoder):
     Example
     -------
     >>> import tempfile
-    >>> from sense.testing.tiny import build_tiny_bert
+    >>> from sense.demo.tiny import build_tiny_bert
     >>> labse_like = SentenceEncoder(build_tiny_bert(tempfile.mkdtemp()), pooling="pooler")
     >>> labse_like(["le chat", "the cat sleeps", ""]).shape
     torch.Size([3, 32])

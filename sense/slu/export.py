@@ -23,12 +23,13 @@ from sense import formats
 from sense.export import (
     ENCODER_CLASS,
     ENCODER_DIR,
+    frozen_encoder_args,
     has_format,
     save_encoder,
     save_state,
     write_description,
 )
-from sense.hparams_yaml import PLACEHOLDER, New, in_folder, render_hparams
+from sense.hparams_yaml import PLACEHOLDER, New, render_hparams
 from sense.io import check_output_folder, staged_folder
 from sense.slu.markup import LabelMarkup
 
@@ -66,7 +67,7 @@ def render_slu_hparams(probe, sample_rate: int) -> str:
     entries = {
         "model_dir": PLACEHOLDER,
         "sample_rate": int(sample_rate),
-        "encoder": New(ENCODER_CLASS, {"source": in_folder(ENCODER_DIR), "freeze": True}),
+        "encoder": New(ENCODER_CLASS, frozen_encoder_args()),
         "probe": New("sense.nnet.heads.CTCProbe", probe_args),
     }
     return render_hparams(
@@ -112,7 +113,7 @@ def export_slu_model(
     >>> import tempfile
     >>> from sense.lobes.speech import HFSpeechEncoder
     >>> from sense.nnet.heads import CTCProbe
-    >>> from sense.testing.tiny import build_tiny_w2v_bert
+    >>> from sense.demo.tiny import build_tiny_w2v_bert
     >>> encoder = HFSpeechEncoder(build_tiny_w2v_bert(tempfile.mkdtemp()))
     >>> markup = LabelMarkup.build([("at seven", [["time", 3, 8]])])
     >>> probe = CTCProbe(encoder.output_dim, len(markup), hidden_dim=8)

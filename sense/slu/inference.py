@@ -117,7 +117,7 @@ class SLU(SenseModel):
     >>> from sense.lobes.speech import HFSpeechEncoder
     >>> from sense.nnet.heads import CTCProbe
     >>> from sense.slu.export import export_slu_model
-    >>> from sense.testing.tiny import build_tiny_w2v_bert
+    >>> from sense.demo.tiny import build_tiny_w2v_bert
     >>> encoder = HFSpeechEncoder(build_tiny_w2v_bert(tempfile.mkdtemp()))
     >>> markup = LabelMarkup.build([("at seven", [["time", 3, 8]])])
     >>> probe = CTCProbe(encoder.output_dim, len(markup), hidden_dim=8)

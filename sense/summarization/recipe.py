@@ -24,6 +24,7 @@ from sense.summarization.embeddings import (
 )
 from sense.summarization.export import (
     DEFAULT_UTTERANCE_SECONDS,
+    SummarizerSettings,
     export_summarizer,
     load_projection,
 )
@@ -144,10 +145,12 @@ def run(hparams: dict, run_opts: dict, manifests: dict, hparams_file: str) -> di
             hparams["projection"],
             teacher=hparams.get("teacher"),
             speech_model=hparams.get("speech_model"),
-            num_beams=hparams["num_beams"],
-            max_new_tokens=hparams["max_new_tokens"],
-            max_units=hparams["max_units"],
-            utterance_seconds=hparams.get("utterance_seconds", DEFAULT_UTTERANCE_SECONDS),
+            settings=SummarizerSettings(
+                num_beams=hparams["num_beams"],
+                max_new_tokens=hparams["max_new_tokens"],
+                max_units=hparams["max_units"],
+                utterance_seconds=hparams.get("utterance_seconds", DEFAULT_UTTERANCE_SECONDS),
+            ),
             extra={"hparams": os.path.abspath(hparams_file), "test": stats},
         )
         if hparams.get("table_file"):

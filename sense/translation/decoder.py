@@ -18,7 +18,7 @@ exported model does not carry them.
 Example
 -------
 >>> import tempfile
->>> from sense.testing.tiny import build_tiny_mbart
+>>> from sense.demo.tiny import build_tiny_mbart
 >>> decoder = Seq2SeqDecoder(build_tiny_mbart(tempfile.mkdtemp()), target_lang="en_XX").eval()
 >>> memory = torch.randn(2, 7, decoder.d_model)
 >>> len(decoder.generate(memory, torch.tensor([1.0, 0.6]), beam_size=2, max_new_tokens=4))

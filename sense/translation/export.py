@@ -19,6 +19,7 @@ from sense import formats, hparams_yaml
 from sense.export import (
     ENCODER_CLASS,
     ENCODER_DIR,
+    frozen_encoder_args,
     has_format,
     save_encoder,
     save_state,
@@ -157,7 +158,6 @@ def render_hparams(
         "Beam search (transformers' generate): beams, length normalisation exponent,\n"
         "output tokens per encoder frame at most, and at least min_decode_tokens."
     )
-    encoder_args = {"source": in_folder(ENCODER_DIR), "freeze": True}
     projection_args = {
         "input_dim": projection.input_dim,
         "output_dim": projection.output_dim,
@@ -178,7 +178,7 @@ def render_hparams(
         max_duration,
         window,
         modules={
-            "encoder": (ENCODER_CLASS, encoder_args),
+            "encoder": (ENCODER_CLASS, frozen_encoder_args()),
             "projection": ("sense.translation.decoder.FrameProjection", projection_args),
         },
         loadables={"projection": (PROJECTION_FILE, STRICT_HOOK)},

@@ -42,7 +42,7 @@ class Translator(SenseModel):
     -------
     >>> import tempfile, os
     >>> from sense.lobes.speech import HFSpeechEncoder
-    >>> from sense.testing.tiny import build_tiny_mbart, build_tiny_wav2vec2
+    >>> from sense.demo.tiny import build_tiny_mbart, build_tiny_wav2vec2
     >>> from sense.translation.decoder import FrameProjection, Seq2SeqDecoder
     >>> from sense.translation.export import export_translator
     >>> enc = HFSpeechEncoder(build_tiny_wav2vec2(tempfile.mkdtemp()))

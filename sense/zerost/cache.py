@@ -20,7 +20,7 @@ Layout of a cache folder::
 Example
 -------
 >>> import tempfile
->>> from sense.testing.tiny import build_tiny_nllb
+>>> from sense.demo.tiny import build_tiny_nllb
 >>> teacher = NLLBTokenEncoder(build_tiny_nllb(tempfile.mkdtemp()))
 >>> items = {"u1": "le chat dort", "u2": "the cat sleeps on the sofa"}
 >>> cache = TokenEmbeddingCache.build(tempfile.mkdtemp(), items, teacher, {"u1": "fra_Latn"})

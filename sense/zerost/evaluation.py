@@ -109,7 +109,7 @@ def nllb_translate_texts(
     -------
     >>> import tempfile
     >>> from transformers import AutoTokenizer, M2M100ForConditionalGeneration
-    >>> from sense.testing.tiny import build_tiny_nllb
+    >>> from sense.demo.tiny import build_tiny_nllb
     >>> path = build_tiny_nllb(tempfile.mkdtemp())
     >>> model = M2M100ForConditionalGeneration.from_pretrained(path)
     >>> tok = AutoTokenizer.from_pretrained(path)
@@ -150,7 +150,7 @@ class WhisperASR:
     Example
     -------
     >>> import tempfile
-    >>> from sense.testing.tiny import build_tiny_whisper_asr
+    >>> from sense.demo.tiny import build_tiny_whisper_asr
     >>> asr = WhisperASR(build_tiny_whisper_asr(tempfile.mkdtemp()))
     >>> len(asr.transcribe([torch.randn(16000)], "fr", beam_size=1, max_new_tokens=3))
     1

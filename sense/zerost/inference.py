@@ -27,7 +27,7 @@ class ZeroSTTranslator(Translator):
     Example
     -------
     >>> import tempfile, os
-    >>> from sense.testing.tiny import build_tiny_nllb, build_tiny_whisper
+    >>> from sense.demo.tiny import build_tiny_nllb, build_tiny_whisper
     >>> from sense.translation.decoder import Seq2SeqDecoder
     >>> from sense.zerost.export import export_zerost
     >>> from sense.zerost.qformer import QSimple

@@ -216,7 +216,7 @@ class QNLLB(_Queries):
     Example
     -------
     >>> import tempfile
-    >>> from sense.testing.tiny import build_tiny_nllb
+    >>> from sense.demo.tiny import build_tiny_nllb
     >>> q = QNLLB(build_tiny_nllb(tempfile.mkdtemp()), num_queries=4)
     >>> q(torch.randn(2, 6, q.dim), torch.tensor([1.0, 0.5])).shape, q.initialised_layers
     (torch.Size([2, 4, 32]), 1)

@@ -12,7 +12,7 @@ the frames to the Q-Former's width.
 Example
 -------
 >>> import tempfile
->>> from sense.testing.tiny import build_tiny_wav2vec2
+>>> from sense.demo.tiny import build_tiny_wav2vec2
 >>> encoder = AdaptedSpeechEncoder(build_tiny_wav2vec2(tempfile.mkdtemp()), output_dim=8)
 >>> frames, lens = encoder(torch.randn(2, 16000), torch.tensor([1.0, 0.5]))
 >>> frames.shape, sorted({n.split(".")[0] for n, p in encoder.named_parameters() if p.requires_grad})
@@ -61,7 +61,7 @@ class WhisperEncoder(nn.Module):
     Example
     -------
     >>> import tempfile
-    >>> from sense.testing.tiny import build_tiny_whisper
+    >>> from sense.demo.tiny import build_tiny_whisper
     >>> encoder = WhisperEncoder(build_tiny_whisper(tempfile.mkdtemp())).eval()
     >>> frames, lens = encoder(torch.randn(2, 16000), torch.tensor([1.0, 0.5]))
     >>> frames.shape, lens.tolist()
@@ -145,7 +145,7 @@ class AdaptedSpeechEncoder(nn.Module):
     Example
     -------
     >>> import tempfile
-    >>> from sense.testing.tiny import build_tiny_whisper
+    >>> from sense.demo.tiny import build_tiny_whisper
     >>> encoder = AdaptedSpeechEncoder(build_tiny_whisper(tempfile.mkdtemp()), 16, bottleneck=4)
     >>> encoder(torch.randn(1, 8000))[0].shape, encoder.adapters.num_sites
     (torch.Size([1, 100, 16]), 4)

@@ -21,7 +21,7 @@ import importlib.util
 import os
 import sys
 
-from sense.dual_encoder.evaluation import group_means, retrieved_text_metrics
+from sense.dual_encoder.metrics import group_means, retrieved_text_metrics
 from sense.evaluation import EmbeddingCache, build_encoders, run_as_script, run_recipe
 from sense.evaluation.recipe import load_experiment
 from sense.io import write_json_atomic

@@ -29,6 +29,7 @@ def main(argv=None) -> dict:
     from speechbrain.utils.distributed import run_on_main
 
     from sense.analysis.run import analyze, build_aligner, load_utterances, load_vad
+    from sense.analysis.settings import AnalysisSettings, PoolingComparison
     from sense.evaluation.recipe import load_experiment
     from sense.inference import SENSE
 
@@ -66,12 +67,17 @@ def main(argv=None) -> dict:
         ),
         vad=load_vad(hparams["vad"]),
         examples=hparams["examples"] or (),
-        pairs=prepared["pairs"] if hparams["compare_pooling"] else None,
-        source=hparams["model"],
-        edge_frames=hparams["edge_frames"],
-        grid_size=hparams["grid_size"],
-        top=hparams["top_words"],
-        batch_size=hparams["batch_size"],
+        comparison=(
+            PoolingComparison(prepared["pairs"], hparams["model"])
+            if hparams["compare_pooling"]
+            else None
+        ),
+        settings=AnalysisSettings(
+            edge_frames=hparams["edge_frames"],
+            grid_size=hparams["grid_size"],
+            top=hparams["top_words"],
+            batch_size=hparams["batch_size"],
+        ),
         progress=True,
     )
     print(summary["report"])
