@@ -222,3 +222,44 @@ def test_pool_accumulator_single_frames_and_empty_pieces():
     assert none.pooled.shape == (0,)
     with pytest.raises(ValueError, match="nothing was added"):
         _ = PoolAccumulator().pooled
+
+
+def test_frame_energy_of_one_sample_at_100_hz():
+    # frames of 2 samples every sample: one sample padded to one frame, on its right
+    assert frame_energy(torch.ones(1), 100).tolist() == pytest.approx([math.log(0.5 + 1e-10)])
+
+
+def test_silence_windows_with_one_sample_frames():
+    """40 Hz: frames of round(1.0) = 1 sample, centred on it (1 // 2 = 0)."""
+    wav = loud(100)
+    wav[30] = 0.0
+    wav[60] = 0.0
+    assert plan_silence_windows(wav, 40, max_duration=1, window=1) == [(0, 30), (30, 60), (60, 100)]
+
+
+def test_silence_windows_with_odd_frames_and_odd_windows():
+    # 120 Hz: frames of 3 samples centred one sample in; the quietest centred at hi = 120
+    wav = loud(300, [(90, 0.1)])
+    wav[119:122] = 0.0
+    assert plan_silence_windows(wav, 120, max_duration=1, window=1) == [
+        (0, 120),
+        (120, 180),
+        (180, 300),
+    ]
+    # windows of 101 samples: lo = start + 50 and hi = 170 - 50 are in the range
+    wav = loud(170, [(50, 0.0), (80, 0.1), (110, 0.1), (120, 0.0)])
+    assert plan_silence_windows(wav, 100, max_duration=1, window=1.01) == [
+        (0, 50),
+        (50, 120),
+        (120, 170),
+    ]
+
+
+def test_pool_accumulator_when_a_later_piece_holds_the_maximum():
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0], [-1.0, 3.0]], dtype=torch.float64)
+    logits = torch.tensor([0.0, 1.0, 3.0, 2.0], dtype=torch.float64)
+    acc = PoolAccumulator()
+    for part in (slice(0, 1), slice(1, 2), slice(2, 4)):
+        acc.add(x[part], logits[part])
+    expected = (torch.exp(logits) / torch.exp(logits).sum()) @ x
+    assert torch.allclose(acc.pooled, expected.float(), atol=1e-7)
