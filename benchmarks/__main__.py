@@ -32,9 +32,11 @@ BENCHMARKS = (
     "decode",
     "startup",
     "attention",
+    "search",
 )
-# Run by default; "attention" (a 580M model at 30 s of audio) only when asked.
-DEFAULT_BENCHMARKS = BENCHMARKS[:-1]
+# Run by default; "attention" (a 580M model at 30 s of audio) and "search" (1M x 1024
+# embeddings, 4 GB and tens of minutes on 2 cores) only when asked.
+DEFAULT_BENCHMARKS = BENCHMARKS[:-2]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -45,7 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--only",
         default=",".join(DEFAULT_BENCHMARKS),
-        help=f"comma-separated subset of {','.join(BENCHMARKS)} (default: all but attention)",
+        help=f"comma-separated subset of {','.join(BENCHMARKS)} (default: all but attention "
+        "and search)",
     )
     p.add_argument(
         "--sizes",
@@ -96,6 +99,17 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--retrieval-queries", type=int, default=None, help="default 5,000 (1,000 with --quick)"
     )
     p.add_argument("--retrieval-database", type=int, default=280_000)
+    p.add_argument(
+        "--search-rows",
+        type=int,
+        default=None,
+        help="embeddings of the search benchmark (default 1,000,000; 100,000 with --quick)",
+    )
+    p.add_argument(
+        "--search-types",
+        default="ivf,ivfpq,hnsw",
+        help="approximate index types of the search benchmark",
+    )
     p.add_argument("--inference-files", type=int, default=16)
     p.add_argument("--decode-utterances", type=int, default=8, help="utterances per decoding batch")
     p.add_argument(
@@ -156,6 +170,7 @@ def main(argv=None) -> dict:
         inference,
         report,
         retrieval,
+        search,
         startup,
         teacher_cache,
         train_step,
@@ -290,9 +305,16 @@ def main(argv=None) -> dict:
             "attention paths", lambda: attention.run(device, rounds=args.rounds or 1)
         )
 
+    if "search" in only:
+        rows = args.search_rows or (100_000 if args.quick else search.ROWS)
+        types = [t.strip() for t in args.search_types.split(",") if t.strip()]
+        results["search"] = attempt("search", lambda: search.run(rows=rows, types=types))
+
     results["elapsed_s"] = round(time.perf_counter() - started, 1)
     results["load_average_end"] = load_average()
     markdown = report.render(results)
+    if results.get("search"):
+        markdown += "\n".join(search.render(results["search"]))
     if args.output:
         folder = os.path.dirname(os.path.abspath(args.output))
         os.makedirs(folder, exist_ok=True)

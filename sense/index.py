@@ -1,18 +1,24 @@
 """A search index over recordings and sentences: build, add, search, save, load.
 
-An index folder holds four files:
+An index folder holds four files, and two more in some:
 
 - ``index.json``: the format, the model that built it (and a fingerprint of
   its files), the embedding size and how recordings were cut into windows;
-- ``embeddings.npy``: ``[N, D]`` float32 (or float16, half the size)
+- ``embeddings.npy``: ``[N, D]`` float32 (or float16, half the size, or
+  uint8 codes with ``--dtype int8``, a quarter: :mod:`sense.storage`)
   embeddings, one row per entry, memory-mapped when loaded;
+- ``quantizer.npy``: ``[2, D]`` ranges of the 8-bit codes (int8 storage only);
+- ``ann.faiss``: an approximate structure over the rows (IVF, IVF-PQ or
+  HNSW: :mod:`sense.ann`), memory-mapped, searched instead of every row;
+  ``index.json`` records its kind, search depth and measured recall@10;
 - ``entries.jsonl``: one JSON object per row, ``{"id", "kind": "audio" | "text",
   "path", ...}`` with ``start``/``end`` (seconds) for a window and
   ``line``/``text`` for a sentence;
 - ``files.jsonl``: one JSON object per indexed file, ``{"path", "size",
   "mtime_ns", "sha"}`` (:func:`sense.io.file_fingerprint`), so that adding
   files knows which ones changed (format version 2; a version 1 index has
-  none and is still read).
+  none and is still read; version 3 is written only with int8 storage or
+  an ``ann.faiss``, versions 1 and 2 are still read).
 
 :meth:`SpeechIndex.save` publishes the folder whole (a reader sees the old
 index or the new one); :func:`load_index` refuses a damaged one with the file
@@ -44,6 +50,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sense.io import atomic_write, save_npy_atomic, staged_folder, write_text_atomic
+from sense.storage import QUANTIZER_FILE, STORAGE_DTYPES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -54,11 +61,11 @@ INDEX_ENTRIES = "entries.jsonl"
 INDEX_FORMAT = "sense-index"
 INDEX_FILES = "files.jsonl"
 INDEX_VERSION = 2
+#: The version of an index with int8 storage or an approximate structure.
+INDEX_VERSION_ANN = 3
 #: Format versions :func:`load_index` reads (version 1 has no ``files.jsonl``).
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
 ENTRY_KINDS = ("text", "audio")
-#: How embeddings can be stored: float16 halves the folder (scores agree to ~1e-3).
-STORAGE_DTYPES = ("float32", "float16")
 #: Rows of the index scored at once by :meth:`SpeechIndex.search` (as float32).
 SEARCH_ROWS = 1 << 16
 #: Keys every ``index.json`` has.
@@ -96,11 +103,17 @@ class SpeechIndex:
         ``skipped`` inputs, ...); ``format``, ``size`` and ``dim`` are filled in.
     embeddings : numpy.ndarray
         [N, D] embeddings, kept as float16 when given so (see
-        :data:`STORAGE_DTYPES`), as float32 otherwise.
+        :data:`sense.storage.STORAGE_DTYPES`), as float32 otherwise; or
+        [N, D] uint8 codes with their ``quantizer``.
     entries : list of dict
         One per row: ``id``, ``kind`` and where it comes from.
     files : dict, optional
         ``path -> fingerprint`` of the files indexed (:func:`sense.io.file_fingerprint`).
+    quantizer : numpy.ndarray, optional
+        [2, D] ranges of 8-bit codes (:func:`sense.storage.train_int8`).
+    ann : faiss.Index, optional
+        An approximate structure over the rows, described by ``info["ann"]``
+        (:func:`sense.ann.build_ann`); searched instead of every row.
 
     Example
     -------
@@ -117,11 +130,18 @@ class SpeechIndex:
         embeddings: np.ndarray,
         entries: Sequence[dict],
         files: dict[str, dict] | None = None,
+        *,
+        quantizer: np.ndarray | None = None,
+        ann=None,
     ):
         import numpy as np
 
-        dtype = np.float16 if np.asarray(embeddings).dtype == np.float16 else np.float32
+        if quantizer is not None:
+            dtype = np.uint8
+        else:
+            dtype = np.float16 if np.asarray(embeddings).dtype == np.float16 else np.float32
         self.embeddings = np.ascontiguousarray(embeddings, dtype=dtype)
+        self.quantizer = quantizer
         self.entries = list(entries)
         if self.embeddings.ndim != 2 or len(self.entries) != self.embeddings.shape[0]:
             raise ValueError(
@@ -129,12 +149,73 @@ class SpeechIndex:
             )
         self.info = {**info, "format": INDEX_FORMAT, "format_version": INDEX_VERSION}
         self.files = dict(files or {})
+        self.ann = ann
+        self._rows = None  # a select()ed index: its rows in the ann's numbering
+        self._duplicates = None  # cached groups of identical rows (float32 storage)
+        if ann is None:
+            self.info.pop("ann", None)
         self._count()
 
     def _count(self) -> None:
         self.info["size"] = int(self.embeddings.shape[0])
         self.info["dim"] = int(self.embeddings.shape[1])
-        self.info["dtype"] = str(self.embeddings.dtype)
+        self.info["dtype"] = "int8" if self.quantizer is not None else str(self.embeddings.dtype)
+        needs_v3 = self.ann is not None or self.quantizer is not None
+        self.info["format_version"] = INDEX_VERSION_ANN if needs_v3 else INDEX_VERSION
+
+    def _changed(self) -> None:
+        """Rows changed: the approximate structure is rebuilt when saved."""
+        self.ann = None
+        self.info.pop("ann", None)
+        self._duplicates = None
+        self._count()
+
+    def rows(self, which=slice(None)) -> np.ndarray:
+        """``[M, D]`` float32 rows (a slice or row numbers), decoded from int8 or float16.
+
+        Example
+        -------
+        >>> import numpy as np
+        >>> SpeechIndex({"model": "m"}, np.eye(2, dtype=np.float16),
+        ...     [{"id": "a", "kind": "text"}, {"id": "b", "kind": "text"}]).rows([1]).tolist()
+        [[0.0, 1.0]]
+        """
+        from sense.storage import as_float32
+
+        return as_float32(self.embeddings[which], self.quantizer)
+
+    def build_ann(self, index_type: str = "auto") -> dict | None:
+        """Build the approximate structure ``index_type`` means at this size (none for flat).
+
+        Records the requested type in ``info["index_type"]`` (``--add`` and
+        ``--remove`` rebuild with it) and the structure in ``info["ann"]``;
+        returns that record, or ``None`` for exact search.
+
+        Example
+        -------
+        >>> import numpy as np
+        >>> x = np.random.default_rng(0).standard_normal((500, 8)).astype(np.float32)
+        >>> index = SpeechIndex({"model": "m"}, x, [{"id": str(i), "kind": "text"} for i in range(500)])
+        >>> index.build_ann("ivf")["factory"], index.build_ann("flat"), index.ann
+        ('IVF12,SQ8', None, None)
+        """
+        from sense.ann import build_ann, resolve_type
+
+        self.info["index_type"] = index_type
+        self._changed()
+        kind = resolve_type(index_type, len(self))
+        if kind == "flat" or not len(self):
+            return None
+        self.ann, self.info["ann"] = build_ann(
+            self.embeddings, kind, decode=self.rows, exact=self._exact_rows
+        )
+        self._count()
+        return self.info["ann"]
+
+    def _exact_rows(self, queries, k: int):
+        import torch
+
+        return self._top_k(torch.as_tensor(queries, dtype=torch.float32), k, "auto")[1].numpy()
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -143,6 +224,10 @@ class SpeechIndex:
         """Append ``[M, D]`` embeddings and their ``M`` entries."""
         import numpy as np
 
+        from sense.storage import encode_int8
+
+        if self.quantizer is not None:
+            embeddings = encode_int8(embeddings, self.quantizer)
         embeddings = np.asarray(embeddings, dtype=self.embeddings.dtype)
         if embeddings.shape[1:] != self.embeddings.shape[1:] or len(entries) != len(embeddings):
             raise ValueError(
@@ -151,7 +236,7 @@ class SpeechIndex:
             )
         self.embeddings = np.concatenate([self.embeddings, embeddings])
         self.entries.extend(entries)
-        self._count()
+        self._changed()
 
     def drop_paths(self, paths) -> int:
         """Drop the entries (and file records) of ``paths``; returns how many entries went.
@@ -170,7 +255,8 @@ class SpeechIndex:
         self.embeddings = self.embeddings[keep]
         self.entries = [self.entries[i] for i in keep]
         self.files = {p: fp for p, fp in self.files.items() if p not in paths}
-        self._count()
+        if dropped:
+            self._changed()
         return dropped
 
     def select(self, kind: str | None) -> SpeechIndex:
@@ -181,16 +267,30 @@ class SpeechIndex:
         IndexFormatError
             The index holds no entry of that kind.
         """
+        import numpy as np
+
         if kind is None:
             return self
         keep = [i for i, entry in enumerate(self.entries) if entry.get("kind") == kind]
         if not keep:
             raise IndexFormatError(f"the index holds no {kind} entries")
-        return SpeechIndex(
-            self.info, self.embeddings[keep], [self.entries[i] for i in keep], self.files
+        if len(keep) == len(self):
+            return self
+        part = SpeechIndex(
+            self.info,
+            self.embeddings[keep],
+            [self.entries[i] for i in keep],
+            self.files,
+            quantizer=self.quantizer,
+            ann=self.ann,
         )
+        parent = np.arange(len(self)) if self._rows is None else self._rows
+        part._rows = parent[keep]  # the ann still numbers rows as the whole index
+        return part
 
-    def search(self, queries, k: int = 5, backend: str = "auto") -> list[list[dict]]:
+    def search(
+        self, queries, k: int = 5, backend: str = "auto", exact: bool = False
+    ) -> list[list[dict]]:
         """The top ``k`` entries of each query, as entries with ``rank`` and ``score``.
 
         Parameters
@@ -201,6 +301,9 @@ class SpeechIndex:
             Hits per query (at most the index's size).
         backend : {"auto", "faiss", "torch"}
             Exact search with faiss or torch (:func:`sense.retrieval.search`).
+        exact : bool
+            Search every row even when the index has an approximate structure
+            (by default that structure is searched: :mod:`sense.ann`).
         """
         import numpy as np
         import torch
@@ -208,7 +311,11 @@ class SpeechIndex:
         if isinstance(queries, np.ndarray):  # a copy: it may be read-only (memory-mapped)
             queries = np.array(queries, dtype=np.float32)
         queries = torch.as_tensor(queries, dtype=torch.float32).reshape(-1, self.info["dim"])
-        scores, indices = self._top_k(queries, min(k, len(self)), backend)
+        k = min(k, len(self))
+        if self.ann is not None and not exact:
+            scores, indices = self._top_k_ann(queries, k, backend)
+        else:
+            scores, indices = self._top_k(queries, k, backend)
         return [
             [
                 {"rank": r, "score": round(s, 6), **self.entries[i]}
@@ -217,22 +324,56 @@ class SpeechIndex:
             for row_scores, row_indices in zip(scores.tolist(), indices.tolist())
         ]
 
-    def _top_k(self, queries, k: int, backend: str):
-        """Exact top-k over blocks of :data:`SEARCH_ROWS` rows, each scored as float32.
+    def _top_k_ann(self, queries, k: int, backend: str):
+        """Top-k through the approximate structure, ties in row order.
 
-        A memory-mapped index is read a block at a time; on a tie the lower
-        row ranks first, as in :func:`sense.retrieval.search`.
+        A :meth:`select`ed index asks faiss for its rows only (an id
+        selector); a query for which faiss finds fewer than ``k`` of them is
+        searched exactly.
         """
         import numpy as np
         import torch
 
-        from sense.retrieval import search
+        from sense.ann import ann_search, search_params
 
+        params = search_params(self.ann, self.info["ann"], self._rows)
+        scores, found = ann_search(self.ann, queries.numpy(), k, params)
+        if self._rows is not None:  # the ann's numbering -> this index's rows
+            found = np.where(found >= 0, np.searchsorted(self._rows, found), -1)
+        order = np.lexsort((np.where(found < 0, len(self), found), -scores), axis=1)
+        scores = np.take_along_axis(scores, order, 1)
+        found = np.take_along_axis(found, order, 1)
+        scores, found = torch.from_numpy(scores.copy()), torch.from_numpy(found.astype(np.int64))
+        short = (found < 0).any(dim=1)
+        if bool(short.any()):
+            rows = short.nonzero().squeeze(1)
+            scores[rows], found[rows] = self._top_k(queries[rows], k, backend)
+        return scores, found
+
+    def _top_k(self, queries, k: int, backend: str):
+        """Exact top-k, each row scored as float32; on a tie the lower row ranks first.
+
+        float32 storage is searched in place (memory-mapped, no copy), its
+        identical rows found once and kept; float16 and int8 storage are
+        decoded and searched :data:`SEARCH_ROWS` rows at a time.
+        """
+        import warnings
+
+        import numpy as np
+        import torch
+
+        from sense.retrieval import find_duplicates, search
+
+        if self.embeddings.dtype == np.float32:
+            with warnings.catch_warnings():  # read-only memory map: search never writes it
+                warnings.simplefilter("ignore", UserWarning)
+                database = torch.from_numpy(self.embeddings)
+            if self._duplicates is None:
+                self._duplicates = (find_duplicates(database),)
+            return search(queries, database, k=k, backend=backend, duplicates=self._duplicates[0])
         best = None
         for start in range(0, len(self), SEARCH_ROWS):
-            block = torch.from_numpy(
-                np.array(self.embeddings[start : start + SEARCH_ROWS], dtype=np.float32)
-            )
+            block = torch.from_numpy(self.rows(slice(start, start + SEARCH_ROWS)))
             scores, indices = search(queries, block, k=min(k, len(block)), backend=backend)
             indices += start
             if best is not None:  # earlier blocks first: a stable sort keeps ties in row order
@@ -250,8 +391,17 @@ class SpeechIndex:
             "created",
             datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         )
+        if self.ann is None and "index_type" in info:  # rows changed since it was built
+            self.build_ann(info["index_type"])
+            info = {**info, **self.info}
         with staged_folder(folder) as tmp:
             save_npy_atomic(os.path.join(tmp, INDEX_EMBEDDINGS), self.embeddings)
+            if self.quantizer is not None:
+                save_npy_atomic(os.path.join(tmp, QUANTIZER_FILE), self.quantizer)
+            if self.ann is not None:
+                from sense.ann import write_ann
+
+                write_ann(self.ann, os.path.join(tmp, self.info["ann"]["file"]))
             lines = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in self.entries)
             write_text_atomic(os.path.join(tmp, INDEX_ENTRIES), lines)
             files = "".join(
@@ -284,16 +434,59 @@ def _read_info(folder: str) -> dict[str, Any]:
     return info
 
 
-def _read_embeddings(folder: str) -> np.ndarray:
+def _read_quantizer(folder: str, info: dict) -> np.ndarray | None:
+    """The ``[2, D]`` ranges of an int8 index (none otherwise)."""
+    if info.get("dtype") != "int8":
+        return None
+    path = os.path.join(folder, QUANTIZER_FILE)
+    quantizer = _load_npy(path)
+    if quantizer.shape != (2, info["dim"]):
+        raise IndexFormatError(
+            f"{path}: shape {quantizer.shape}, not (2, {info['dim']}) ({DAMAGED})"
+        )
+    return quantizer
+
+
+def _read_ann(folder: str, info: dict):
+    """The approximate structure of ``info["ann"]`` (none when there is no record)."""
+    record = info.get("ann")
+    if not record:
+        return None
+    path = os.path.join(folder, record.get("file", "ann.faiss"))
+    if not os.path.isfile(path):
+        raise IndexFormatError(f"{path}: missing ({DAMAGED})")
+    from sense.ann import read_ann
+
+    try:
+        ann = read_ann(path, record)
+    except (RuntimeError, KeyError, ValueError) as err:
+        raise IndexFormatError(f"{path}: not a readable faiss index ({err}; {DAMAGED})") from err
+    if ann.ntotal != info["size"] or ann.d != info["dim"]:
+        raise IndexFormatError(
+            f"{path}: {ann.ntotal} rows of {ann.d} dims for an index of {info['size']} "
+            f"rows of {info['dim']} ({DAMAGED})"
+        )
+    return ann
+
+
+def _load_npy(path: str) -> np.ndarray:
     import numpy as np
 
-    path = os.path.join(folder, INDEX_EMBEDDINGS)
     if not os.path.isfile(path):
         raise IndexFormatError(f"{path}: missing ({DAMAGED})")
     try:
-        embeddings = np.load(path, mmap_mode="r", allow_pickle=False)
+        return np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise IndexFormatError(f"{path}: not a complete .npy array ({err}; {DAMAGED})") from err
+
+
+def _read_embeddings(folder: str, info: dict) -> np.ndarray:
+    import numpy as np
+
+    path = os.path.join(folder, INDEX_EMBEDDINGS)
+    embeddings = _load_npy(path)
+    if info.get("dtype") == "int8" and embeddings.ndim == 2 and embeddings.dtype == np.uint8:
+        return embeddings  # 8-bit codes, decoded as searched
     if embeddings.ndim != 2 or embeddings.dtype.kind != "f":
         raise IndexFormatError(
             f"{path}: a {embeddings.dtype} array of shape {embeddings.shape}, not [N, D] "
@@ -363,7 +556,7 @@ def load_index(folder: str | os.PathLike) -> SpeechIndex:
             f"{folder}: not a sense index (no {INDEX_INFO}); build one with `sense index`"
         )
     info = _read_info(folder)
-    embeddings = _read_embeddings(folder)
+    embeddings = _read_embeddings(folder, info)
     entries = _read_entries(folder)
     if len(entries) != embeddings.shape[0]:
         raise IndexFormatError(
@@ -375,7 +568,8 @@ def load_index(folder: str | os.PathLike) -> SpeechIndex:
             f"{INDEX_INFO} says {info['dim']} ({DAMAGED})"
         )
     files = _read_files(folder, info.get("format_version", 1))
-    return SpeechIndex(info, embeddings, entries, files)
+    quantizer, ann = _read_quantizer(folder, info), _read_ann(folder, info)
+    return SpeechIndex(info, embeddings, entries, files, quantizer=quantizer, ann=ann)
 
 
 PARTIAL_SUFFIX = ".partial"

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_QUERY_CHUNK_SIZE",
+    "find_duplicates",
     "mean_subtract",
     "prepare_embeddings",
     "recall_at_k",
@@ -61,10 +62,10 @@ DEFAULT_QUERY_CHUNK_SIZE = 1024
 #: k-th place can be re-ranked by index; rows whose ties run past the margin
 #: are searched again exactly with torch.
 FAISS_TIE_MARGIN = 16
-#: Number of columns hashed to find candidate duplicate rows (exact
+#: Number of leading columns hashed to find candidate duplicate rows (exact
 #: comparison of the candidates follows, so collisions cost time, never
-#: correctness).
-_HASH_COLUMNS = 32
+#: correctness); 8 float32 are 32 bytes, one cache line a row.
+_HASH_COLUMNS = 8
 #: Hash multipliers stay below 2**26 so that 32 products of int32 bit
 #: patterns sum without int64 overflow.
 _HASH_MULTIPLIER_BITS = 26
@@ -82,11 +83,13 @@ PROBE_WORK = 100 * PROBE_QUERIES * PROBE_DATABASE * 256
 # ---------------------------------------------------------------------------
 
 
-def _as_matrix(x, name: str) -> torch.Tensor:
+def _as_matrix(x, name: str, check_finite: bool = True) -> torch.Tensor:
     """Validate an embedding matrix and return it as a float32 tensor.
 
     float16 / bfloat16 / float64 / integer inputs are cast to float32, so
-    that scores (and therefore ties) are computed in one precision.
+    that scores (and therefore ties) are computed in one precision. Without
+    ``check_finite`` the values are not read (a search checks its scores:
+    :func:`_check_scores`).
     """
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(x)
@@ -99,10 +102,26 @@ def _as_matrix(x, name: str) -> torch.Tensor:
     if x.dtype == torch.bool or x.is_complex():
         raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
     x = x.detach().to(torch.float32)
+    if check_finite:
+        _check_finite(x, name)
+    return x
+
+
+def _check_finite(x: torch.Tensor, name: str) -> None:
     if not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).any(dim=1).sum())
         raise ValueError(f"{name} has {bad} row(s) with NaN or infinite values")
-    return x
+
+
+def _check_scores(scores: torch.Tensor, database: torch.Tensor) -> None:
+    """Refuse a database with NaN or infinite values, found from a block of scores.
+
+    A non-finite database row makes every score with it non-finite (the
+    queries are checked finite), so the block's sum is; reading the scores
+    costs ``1 / D`` of reading the database.
+    """
+    if not bool(torch.isfinite(scores.sum())):
+        _check_finite(database, "database")  # or a finite overflow: go on
 
 
 def _check_pair(queries: torch.Tensor, database: torch.Tensor) -> None:
@@ -238,14 +257,28 @@ class _Duplicates:
         return torch.searchsorted(keys, groups * n + limits) - self.offsets[groups]
 
 
+def find_duplicates(database) -> _Duplicates | None:
+    """The groups of identical rows of a ``[N, D]`` database, for :func:`search` to reuse.
+
+    ``None`` when all rows differ. Finding them reads the first
+    :data:`_HASH_COLUMNS` columns of every row (and compares candidates).
+
+    Example
+    -------
+    >>> find_duplicates(torch.eye(3)) is None, find_duplicates(torch.ones(3, 2)).first.tolist()
+    (True, [0])
+    """
+    return _find_duplicates(_as_matrix(database, "database", check_finite=False))
+
+
 def _find_duplicates(x: torch.Tensor) -> _Duplicates | None:
     """Group the identical rows of ``x`` [N, D]; ``None`` when all differ."""
     n, dim = x.shape
     device = x.device
-    columns = torch.linspace(0, dim - 1, min(dim, _HASH_COLUMNS), device=device).long().unique()
-    bits = (x[:, columns] + 0.0).contiguous().view(torch.int32).long()  # + 0.0: -0.0 -> 0.0
+    # the leading columns: contiguous in each row, so one cache line or two a row
+    bits = (x[:, :_HASH_COLUMNS] + 0.0).contiguous().view(torch.int32).long()  # -0.0 -> 0.0
     gen = torch.Generator().manual_seed(_HASH_SEED)
-    weights = torch.randint(1, 2**_HASH_MULTIPLIER_BITS, (columns.numel(),), generator=gen)
+    weights = torch.randint(1, 2**_HASH_MULTIPLIER_BITS, (bits.shape[1],), generator=gen)
     keys = (bits * weights.to(device)).sum(dim=1)
     _, key_group, key_count = torch.unique(keys, return_inverse=True, return_counts=True)
     candidates = (key_count[key_group] > 1).nonzero().squeeze(1)
@@ -324,10 +357,21 @@ def full_fp32():
 
 
 def _topk_torch(
-    queries: torch.Tensor, database: torch.Tensor, k: int, chunk_size: int, query_chunk_size: int
+    queries: torch.Tensor,
+    database: torch.Tensor,
+    k: int,
+    chunk_size: int,
+    query_chunk_size: int,
+    skip: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Running exact top-k over database blocks; [Nq, k] scores and indices."""
+    """Running exact top-k over database blocks; [Nq, k] scores and indices.
+
+    ``skip``: ascending rows never returned (scored ``-inf``: the later
+    copies of identical rows), at most ``Nd - k`` of them.
+    """
     n_query, n_database = queries.shape[0], database.shape[0]
+    if skip is not None:
+        bounds = torch.searchsorted(skip, torch.arange(0, n_database + chunk_size, chunk_size))
     out_scores = torch.empty(n_query, k, dtype=torch.float32, device=queries.device)
     out_index = torch.empty(n_query, k, dtype=torch.int64, device=queries.device)
     for q0 in range(0, n_query, query_chunk_size):
@@ -335,6 +379,10 @@ def _topk_torch(
         best_scores = best_index = None
         for d0 in range(0, n_database, chunk_size):
             scores = block @ database[d0 : d0 + chunk_size].T
+            _check_scores(scores, database[d0 : d0 + chunk_size])
+            if skip is not None:
+                b = d0 // chunk_size
+                scores[:, skip[bounds[b] : bounds[b + 1]] - d0] = float("-inf")
             values, index = _block_topk(scores, min(k, scores.shape[1]))
             index += d0
             if best_scores is None:
@@ -365,6 +413,7 @@ def _topk_faiss(
     for q0 in range(0, queries.shape[0], query_chunk_size):
         block = queries[q0 : q0 + query_chunk_size]
         scores, found = index.search(np.ascontiguousarray(block.cpu().numpy()), wanted)
+        _check_scores(torch.from_numpy(scores), database)
         scores, found = _order(torch.from_numpy(scores), torch.from_numpy(found))
         if wanted < n_database:
             # a tie at the k-th place that reaches the last candidate may hide
@@ -448,6 +497,7 @@ def search(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     query_chunk_size: int = DEFAULT_QUERY_CHUNK_SIZE,
     backend: str = "auto",
+    duplicates="find",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k inner-product search, blockwise, with a fixed tie-break.
 
@@ -476,6 +526,10 @@ def search(
         between two distinct entries whose scores differ only by float32
         rounding (the two compute dot products in a different order); scores
         agree to float32 rounding.
+    duplicates : optional
+        The database's groups of identical rows from :func:`find_duplicates`
+        (reused by a caller that searches one database many times), or
+        ``"find"`` (default) to find them here.
 
     Returns
     -------
@@ -492,7 +546,7 @@ def search(
     (torch.Size([1, 2]), [[0, 2]])
     """
     queries = _as_matrix(queries, "queries")
-    database = _as_matrix(database, "database")
+    database = _as_matrix(database, "database", check_finite=False)  # checked as scored
     _check_pair(queries, database)
     k = _check_positive_int(k, "k")
     chunk_size = _check_positive_int(chunk_size, "chunk_size")
@@ -503,13 +557,16 @@ def search(
     topk = _topk_faiss if backend == "faiss" else _topk_torch
 
     with full_fp32():
-        dup = _find_duplicates(database)
+        dup = _find_duplicates(database) if isinstance(duplicates, str) else duplicates
         if dup is None:
             return topk(queries, database, k, chunk_size, query_chunk_size)
+        wanted = min(k, dup.first.shape[0])
+        if topk is _topk_torch:  # the later copies skipped in place: no copy of the database
+            later = (dup.before > 0).nonzero().squeeze(1)
+            scores, rows = topk(queries, database, wanted, chunk_size, query_chunk_size, later)
+            return _expand(scores, dup.inverse[rows], dup, k)
         distinct = database[dup.first]
-        scores, groups = topk(
-            queries, distinct, min(k, distinct.shape[0]), chunk_size, query_chunk_size
-        )
+        scores, groups = topk(queries, distinct, wanted, chunk_size, query_chunk_size)
         return _expand(scores, groups, dup, k)
 
 

@@ -138,7 +138,7 @@ def run(args) -> int:
             f"the model gives {query_matrix.shape[1]}-dim embeddings, the index holds "
             f"{index.info['dim']}-dim ones: search with the model that built it"
         )
-    hits = index.search(query_matrix, k=args.top_k, backend=args.backend)
+    hits = index.search(query_matrix, k=args.top_k, backend=args.backend, exact=args.exact)
     results = [{"query": label, "hits": h} for label, h in zip(labels, hits)]
     if args.json:
         print(json.dumps(results, ensure_ascii=False, indent=2))
@@ -184,6 +184,12 @@ def add_parser(sub) -> None:
         choices=("auto", "faiss", "torch"),
         default="auto",
         help="exact search with faiss or torch (auto: faiss when installed)",
+    )
+    parser.add_argument(
+        "--exact",
+        action="store_true",
+        help="search every entry even when the index has an approximate structure "
+        "(`sense index --index-type`)",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     add_run_options(parser)
