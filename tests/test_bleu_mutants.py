@@ -1,6 +1,7 @@
 """sense.translation.bleu: the decisions and files that mutation testing found unpinned."""
 
 import json
+import locale
 import math
 
 import pytest
@@ -100,15 +101,24 @@ def test_the_json_file_is_indented_utf8_text(tmp_path):
     assert written[".json"].read_bytes() == expected.encode("utf-8")
 
 
-def test_the_table_is_read_as_utf8_under_an_ascii_locale(tmp_path, monkeypatch):
-    """A machine whose locale encoding is ASCII: ``read_text()`` without an encoding would
-    fail on "è" (pathlib asks ``io.text_encoding`` for the locale's; here it says ASCII)."""
-    import io
+@pytest.fixture
+def ascii_locale():
+    """The C locale's ASCII as this process's locale encoding (what ``open`` and
+    ``read_text`` use when given no encoding), put back after the test."""
+    old = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_CTYPE, old)
 
+
+def test_the_table_is_read_as_utf8_under_an_ascii_locale(tmp_path, ascii_locale):
+    """A machine whose locale encoding is ASCII: ``read_text()`` without an encoding would
+    fail on "è"."""
     table = BleuTable("FR → EN")
     table.add("Modèle", "fr", 21.67)
     table.save(tmp_path / "bleu")
-    monkeypatch.setattr(io, "text_encoding", lambda encoding, *_: encoding or "ascii")
     with pytest.raises(UnicodeDecodeError):  # what the locale's encoding would do
         (tmp_path / "bleu.json").read_text()
     assert BleuTable.load(tmp_path / "bleu").to_dict() == table.to_dict()
