@@ -12,6 +12,7 @@ import torch
 from sense.teacher_cache import (
     TeacherCache,
     TeacherCacheError,
+    _encode_shard,
     _prepare,
     _reusable,
     _teacher_id_of,
@@ -145,3 +146,32 @@ def test_verify_lists_at_most_ten_ids_of_each_problem(tmp_path):
     cache.verify(items, teacher_id="t1")
     with pytest.raises(TeacherCacheError, match="built by 't1', not by 't2'; rebuild it"):
         cache.verify(items, teacher_id="t2")
+
+
+def test_todo_keeps_row_order_among_many_equal_lengths():
+    """40 rows: beyond the few elements numpy's default sort keeps in order."""
+    pairs = [(f"u{i}", "x" * (1 + (i % 3 == 0))) for i in range(40)]
+    done = np.zeros(40, dtype=bool)
+    long_rows = [i for i in range(40) if i % 3 == 0]
+    assert _todo(done, pairs).tolist() == long_rows + [i for i in range(40) if i % 3]
+
+
+def test_rows_a_shard_holds_are_merged_not_encoded_again(tmp_path):
+    """What a rank of an interrupted distributed build left is taken by the next build."""
+    folder = str(tmp_path)
+    pairs = [("u0", "aaa"), ("u1", "ab"), ("u2", "b")]
+    index, _ = _prepare(folder, pairs, "t1", DIM, "float16")
+    _encode_shard(folder, index, np.array([0, 2]), pairs, Recorder(), None, 2, False, 0)
+    assert any(name.startswith("shard-") for name in os.listdir(folder))
+    cache, encoder = build(folder, dict(pairs))
+    assert encoder.seen == ["ab"]
+    assert [cache[uid].tolist() for uid, _ in pairs] == [row(t) for _, t in pairs]
+    assert not any(name.startswith("shard-") for name in os.listdir(folder))
+
+
+def test_an_unreadable_cache_is_rebuilt_from_scratch(tmp_path):
+    items = {"u0": "aaa", "u1": "ab"}
+    build(tmp_path, items)
+    (tmp_path / "index.json").write_text("{not json", encoding="utf-8")
+    cache, encoder = build(tmp_path, items)
+    assert sorted(encoder.seen) == ["aaa", "ab"] and cache["u1"].tolist() == row("ab")
