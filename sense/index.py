@@ -353,9 +353,10 @@ class SpeechIndex:
     def _top_k(self, queries, k: int, backend: str):
         """Exact top-k, each row scored as float32; on a tie the lower row ranks first.
 
-        float32 storage is searched in place (memory-mapped, no copy), its
-        identical rows found once and kept; float16 and int8 storage are
-        decoded and searched :data:`SEARCH_ROWS` rows at a time.
+        float32 storage is searched in place (memory-mapped, no copy; with
+        torch unless ``backend="faiss"``, which copies it), its identical rows
+        found once and kept; float16 and int8 storage are decoded and
+        searched :data:`SEARCH_ROWS` rows at a time.
         """
         import warnings
 
@@ -370,6 +371,7 @@ class SpeechIndex:
                 database = torch.from_numpy(self.embeddings)
             if self._duplicates is None:
                 self._duplicates = (find_duplicates(database),)
+            backend = "torch" if backend == "auto" else backend  # faiss would copy the rows
             return search(queries, database, k=k, backend=backend, duplicates=self._duplicates[0])
         best = None
         for start in range(0, len(self), SEARCH_ROWS):
