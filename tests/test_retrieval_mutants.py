@@ -175,3 +175,36 @@ def test_distinct_rows_tied_at_the_kth_place_go_lowest_index_first(k, chunk_size
     assert ranks.tolist() == [
         int(np.flatnonzero(full[i] == t)[0]) + 1 for i, t in enumerate([5, 17, 59])
     ]
+
+
+@pytest.mark.parametrize("backend", ["torch", "faiss"])
+@pytest.mark.parametrize("chunk_size", [2, 1000])
+def test_search_refuses_a_non_finite_database_found_while_scoring(backend, chunk_size):
+    database = torch.eye(5, 3)
+    database[3, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"^database has 1 row\(s\) with NaN or infinite values"):
+        search(torch.ones(2, 3), database, k=1, chunk_size=chunk_size, backend=backend)
+
+
+def test_ks_one_int_or_a_non_empty_sequence():
+    x = torch.eye(4)
+    assert set(retrieval_metrics(x, x, torch.arange(4), ks=3)) == {
+        "R@3",
+        "MRR",
+        "n_query",
+        "n_search",
+    }
+    for bad in ((), [], {1}):
+        with pytest.raises(ValueError, match="ks must be a non-empty sequence"):
+            retrieval_metrics(x, x, torch.arange(4), ks=bad)
+
+
+def test_find_duplicates_reads_no_values_and_names_the_database():
+    find = getattr(retrieval, "find_duplicates", None)
+    if find is None:  # the public wrapper is newer than some checkouts
+        pytest.skip("sense.retrieval.find_duplicates not there")
+    nan = float("nan")
+    groups = find(torch.tensor([[1.0, nan], [2.0, 0.0], [2.0, 0.0]]))  # not checked finite
+    assert groups.first.tolist() == [0, 1] and groups.inverse.tolist() == [0, 1, 1]
+    with pytest.raises(ValueError, match=r"^database is empty"):
+        find(torch.ones(0, 2))
