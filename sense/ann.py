@@ -123,7 +123,7 @@ def factory_string(index_type: str, rows: int, dim: int) -> str:
     Example
     -------
     >>> factory_string("ivf", 1_000_000, 1024), factory_string("ivfpq", 1_000_000, 1024)
-    ('IVF1024,SQ8', 'IVF1024,PQ128x8')
+    ('IVF1024,SQ8', 'IVF1024,PQ128x8np')
     >>> factory_string("hnsw", 10, 4), factory_string("ivf-flat", 2000, 4)
     ('HNSW32,SQ8', 'IVF32,Flat')
     """
@@ -134,7 +134,7 @@ def factory_string(index_type: str, rows: int, dim: int) -> str:
         return f"IVF{lists},Flat"
     if index_type == "ivfpq":
         bits = min(PQ_BITS, max(1, int(math.log2(max(rows, 2)))))  # k-means needs 2**bits rows
-        return f"IVF{lists},PQ{pq_bytes(dim)}x{bits}"
+        return f"IVF{lists},PQ{pq_bytes(dim)}x{bits}np"  # np: no polysemous training (slow)
     if index_type == "hnsw":
         return f"HNSW{HNSW_LINKS},SQ8"
     raise ValueError(f"no approximate structure for index type {index_type!r}")
