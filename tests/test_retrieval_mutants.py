@@ -163,17 +163,18 @@ def _reference_topk(queries, database, k):
 def test_distinct_rows_tied_at_the_kth_place_go_lowest_index_first(k, chunk_size, backend):
     """Queries are unit axes; many distinct rows share each score (only other axes differ)."""
     gen = torch.Generator().manual_seed(k)
-    n, dim = 60, 4
+    n, dim = 3000, 4  # enough for torch.topk to return tied entries out of index order
     database = torch.randn(n, dim, generator=gen)
     database[:, 0] = torch.tensor([0.5, 0.25, 1.0, 0.75])[torch.randint(0, 4, (n,), generator=gen)]
+    database[1234, 0] = 3.0  # one best row, then ties: the k-th place is tied, the first not
     queries = torch.zeros(3, dim)
     queries[:, 0] = torch.tensor([1.0, 2.0, 0.5])
     _, index = search(queries, database, k=k, chunk_size=chunk_size, backend=backend)
     assert index.tolist() == _reference_topk(queries, database, k).tolist()
-    ranks = target_ranks(queries, database, [5, 17, 59], chunk_size=chunk_size)
+    ranks = target_ranks(queries, database, [5, 17, 2999], chunk_size=chunk_size)
     full = _reference_topk(queries, database, n)
     assert ranks.tolist() == [
-        int(np.flatnonzero(full[i] == t)[0]) + 1 for i, t in enumerate([5, 17, 59])
+        int(np.flatnonzero(full[i] == t)[0]) + 1 for i, t in enumerate([5, 17, 2999])
     ]
 
 
