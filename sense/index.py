@@ -68,6 +68,8 @@ READABLE_VERSIONS = (1, 2, 3)
 ENTRY_KINDS = ("text", "audio")
 #: Rows of the index scored at once by :meth:`SpeechIndex.search` (as float32).
 SEARCH_ROWS = 1 << 16
+#: Scores of a float32 index computed at once (64 MB): one query scores all rows in one block.
+SEARCH_SCORES = 1 << 24
 #: Keys every ``index.json`` has.
 REQUIRED_INFO = ("model", "dim")
 DAMAGED = "a damaged index: rebuild it with `sense index`"
@@ -363,7 +365,7 @@ class SpeechIndex:
         import numpy as np
         import torch
 
-        from sense.retrieval import find_duplicates, search
+        from sense.retrieval import DEFAULT_CHUNK_SIZE, find_duplicates, search
 
         if self.embeddings.dtype == np.float32:
             with warnings.catch_warnings():  # read-only memory map: search never writes it
@@ -372,7 +374,10 @@ class SpeechIndex:
             if self._duplicates is None:
                 self._duplicates = (find_duplicates(database),)
             backend = "torch" if backend == "auto" else backend  # faiss would copy the rows
-            return search(queries, database, k=k, backend=backend, duplicates=self._duplicates[0])
+            rows = max(DEFAULT_CHUNK_SIZE, SEARCH_SCORES // len(queries))  # few queries: one block
+            return search(
+                queries, database, k, rows, backend=backend, duplicates=self._duplicates[0]
+            )
         best = None
         for start in range(0, len(self), SEARCH_ROWS):
             block = torch.from_numpy(self.rows(slice(start, start + SEARCH_ROWS)))
