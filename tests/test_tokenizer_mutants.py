@@ -299,3 +299,101 @@ def test_centroid_files_are_read_weights_only(stand_in, tmp_path):
     tok = AudioTokenizer("e", output_layer=1, num_tokens=4)
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         fit_centroids(tok, [], str(tmp_path / "c.pt"), max_frames=10)
+
+
+# ---------------------------------------------------------------------------
+# More of k-means++ and of tokenize_files' flushes
+# ---------------------------------------------------------------------------
+
+
+def _pp_reference(x, k, seed, min_points, per_centroid):
+    """Greedy k-means++ in float64 (as tests/test_tokens_mutants.py), given the sample sizes."""
+    rng = np.random.default_rng(seed)
+    sample = max(min_points, per_centroid * k)
+    if sample < len(x):
+        x = x[np.sort(rng.choice(len(x), sample, replace=False))]
+    x64 = x.astype(np.float64)
+
+    def dist(rows):
+        return ((x64[rows][:, None, :] - x64[None, :, :]) ** 2).sum(-1)
+
+    trials = 2 + int(np.log(k))
+    chosen = [int(rng.integers(len(x)))]
+    closest = dist([chosen[0]])[0]
+    for _ in range(1, k):
+        cum = np.cumsum(closest)
+        if cum[-1] <= 0:
+            cand = rng.integers(len(x), size=trials)
+        else:
+            cand = np.minimum(
+                np.searchsorted(cum, rng.random(trials) * cum[-1], side="right"), len(x) - 1
+            )
+        pot = np.minimum(closest[None, :], dist(cand))
+        best = int(pot.sum(1).argmin())
+        chosen.append(int(cand[best]))
+        closest = pot[best]
+    return x[chosen].astype(np.float32)
+
+
+@pytest.mark.parametrize("n", [63, 64, 65, 200])
+def test_kmeans_plus_plus_subsamples_per_centroid_beyond_the_minimum(monkeypatch, n):
+    """With a minimum of 10 frames, 2 centroids look at 32 * 2 = 64 frames at most."""
+    monkeypatch.setattr(tokens_module, "KMEANS_PP_MIN_POINTS", 10)
+    x = np.random.default_rng(n).normal(size=(n, 3)).astype(np.float32)
+    expected = _pp_reference(x, 2, 9, 10, 32)
+    np.testing.assert_array_equal(kmeans_plus_plus(x, 2, seed=9), expected)
+
+
+def test_kmeans_plus_plus_with_fewer_distinct_frames_than_centroids():
+    """Two distinct frames, first in runs of equal ones: once both are seeds every distance
+    is 0 and the remaining seeds are drawn uniformly."""
+    x = np.array([[0.0, 0.0]] * 3 + [[1.0, 1.0]] * 2 + [[0.0, 0.0]] * 4 + [[1.0, 1.0]] * 3)
+    x = x.astype(np.float32)
+    for seed in range(6):
+        got = kmeans_plus_plus(x, 5, seed=seed)
+        np.testing.assert_array_equal(got, _pp_reference(x, 5, seed, 20_000, 32))
+    # only the last frame differs: after a first seed on the others, it is the only draw
+    last = np.array([[0.0, 0.0]] * 5 + [[1.0, 1.0]], dtype=np.float32)
+    for seed in range(6):
+        got = kmeans_plus_plus(last, 3, seed=seed)
+        np.testing.assert_array_equal(got, _pp_reference(last, 3, seed, 20_000, 32))
+        assert sorted(got[:2].sum(1).tolist()) == [0.0, 2.0]
+
+
+def test_tokenize_files_by_default_in_batches_of_8(stand_in, wav_files, tmp_path):
+    tok = AudioTokenizer("e", output_layer=1, num_tokens=2, centroids=torch.eye(2))
+    tok.encoder.calls.clear()
+    tokenize_files(tok, wav_files)
+    assert [b for b, _ in tok.encoder.calls] == [8, 2]
+
+
+@pytest.mark.parametrize(
+    "count, batch_size, flush_every, sizes",
+    [(7, 2, 4, [4, 3]), (6, 3, 100, [6]), (6, 3, 3, [3, 3])],
+)
+def test_tokenize_files_flushes_at_flush_every_and_at_the_end(
+    stand_in, wav_files, tmp_path, count, batch_size, flush_every, sizes
+):
+    import glob
+
+    tok = AudioTokenizer("e", output_layer=1, num_tokens=2, centroids=torch.eye(2))
+    cache = TokenCache(str(tmp_path / "cache"))
+    tokenize_files(tok, wav_files[:count], cache, batch_size=batch_size, flush_every=flush_every)
+    shards = glob.glob(os.path.join(cache.model_folder(tok.identity), "shard-*.pt"))
+    got = sorted(len(torch.load(s, weights_only=True)["keys"]) for s in shards)
+    assert got == sorted(sizes)
+    stored = TokenCache(str(tmp_path / "cache")).get(
+        tok.identity, [audio_key(p) for p in wav_files]
+    )
+    assert len(stored) == count
+
+
+def test_tokenize_files_flushes_every_1024_files_by_default(stand_in, tmp_path, monkeypatch):
+    paths = [str(tmp_path / f"{i}.wav") for i in range(1025)]
+    for p in paths:
+        sf.write(p, np.full(640, 0.1, dtype=np.float32), 16000, subtype="FLOAT")
+    tok = AudioTokenizer("e", output_layer=1, num_tokens=2, centroids=torch.eye(2))
+    cache = TokenCache(str(tmp_path / "cache"))
+    tokenize_files(tok, paths, cache)
+    shards = os.listdir(cache.model_folder(tok.identity))
+    assert len([s for s in shards if s.startswith("shard-")]) == 2  # 1024, then 1
