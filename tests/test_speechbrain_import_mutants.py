@@ -5,6 +5,7 @@ trained or frozen, placeholders), the checkpoint finder, the state-dict checks
 and the pooling head, each on inputs small enough to need no model.
 """
 
+import locale
 import pathlib
 
 import pytest
@@ -421,3 +422,30 @@ def test_base_reference_makes_a_local_folder_absolute_and_keeps_a_hub_id(tmp_pat
     (tmp_path / "base").mkdir()
     assert _base_reference("base") == str(tmp_path / "base")
     assert _base_reference("org/not-a-folder") == "org/not-a-folder"
+
+
+# ---------------------------------------------------------------------------
+# Files are read as UTF-8 whatever the locale
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ascii_locale():
+    """The C locale's ASCII as this process's locale encoding (what ``open`` uses when
+    given no encoding), put back after the test (as tests/test_slu_markup_mutants.py)."""
+    old = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_CTYPE, old)
+
+
+def test_hparams_and_checkpoint_meta_are_read_as_utf8(tmp_path, ascii_locale):
+    text = "# Entraîné sur Common Voice\n" + recipe(teacher=f"!new:{LABSE}\n  source: org/läbse")
+    path = write(tmp_path, text)
+    with pytest.raises(UnicodeDecodeError):  # what the locale's encoding would do
+        open(path).read()  # noqa: SIM115
+    assert read_recipe(path).teacher == "org/läbse"
+    folder = ckpt(tmp_path / "CKPT+a", "note: réglé\nloss: 0.5\n")
+    assert _checkpoint_summary(folder) == "CKPT+a (loss=0.5)"
