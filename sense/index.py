@@ -140,6 +140,8 @@ class SpeechIndex:
 
         if quantizer is not None:
             dtype = np.uint8
+        elif np.asarray(embeddings).dtype == np.uint8:
+            raise ValueError("8-bit codes need their quantizer (SpeechIndex.subset keeps it)")
         else:
             dtype = np.float16 if np.asarray(embeddings).dtype == np.float16 else np.float32
         self.embeddings = np.ascontiguousarray(embeddings, dtype=dtype)
@@ -269,7 +271,6 @@ class SpeechIndex:
         IndexFormatError
             The index holds no entry of that kind.
         """
-        import numpy as np
 
         if kind is None:
             return self
@@ -278,16 +279,35 @@ class SpeechIndex:
             raise IndexFormatError(f"the index holds no {kind} entries")
         if len(keep) == len(self):
             return self
+        return self.subset(keep)
+
+    def subset(self, rows) -> SpeechIndex:
+        """The index of some rows (ascending row numbers), searched as this one is.
+
+        The rows keep their storage (int8 codes with their quantizer) and the
+        approximate structure, which is asked for these rows only.
+
+        Example
+        -------
+        >>> import numpy as np
+        >>> index = SpeechIndex({"model": "m"}, np.eye(3, dtype=np.float32),
+        ...     [{"id": i, "kind": "text"} for i in "abc"])
+        >>> [h["id"] for h in index.subset([0, 2]).search(np.ones((1, 3)), k=2)[0]]
+        ['a', 'c']
+        """
+        import numpy as np
+
+        rows = np.asarray(rows, dtype=np.int64)
         part = SpeechIndex(
             self.info,
-            self.embeddings[keep],
-            [self.entries[i] for i in keep],
+            self.embeddings[rows],
+            [self.entries[i] for i in rows],
             self.files,
             quantizer=self.quantizer,
             ann=self.ann,
         )
         parent = np.arange(len(self)) if self._rows is None else self._rows
-        part._rows = parent[keep]  # the ann still numbers rows as the whole index
+        part._rows = parent[rows]  # the ann still numbers rows as the whole index
         return part
 
     def search(

@@ -243,3 +243,19 @@ def test_sense_index_type_end_to_end(models, corpus, tmp_path, capsys):  # noqa:
     again = load_index(out)
     assert again.ann.ntotal == len(again) == len(loaded) - 1
     assert again.info["index_type"] == "hnsw" and describe(again.info["ann"]) in err
+
+
+def test_a_subset_of_an_int8_ann_index_keeps_its_codes_and_searches_its_rows_only(rows):
+    data, quantizer = stored(rows, "int8")
+    built = SpeechIndex({"model": "m"}, data, entries(), quantizer=quantizer)
+    built.build_ann("ivf-flat")
+    chosen = np.arange(0, ROWS, 7)
+    part = built.subset(chosen)
+    assert part.info["dtype"] == "int8" and np.array_equal(part.embeddings, data[chosen])
+    queries = held_out_queries(rows, n=20, seed=5)
+    built.info["ann"]["nprobe"] = 1 << 20  # every list: exact over the codes
+    decoded = decode_int8(data[chosen], quantizer)
+    expected = chosen[numpy_top_k(decoded, queries, 5)]
+    assert ids(part.search(queries, k=5)) == expected.tolist()
+    with pytest.raises(ValueError, match="need their quantizer"):
+        SpeechIndex({"model": "m"}, data[:3], entries(3))
