@@ -123,6 +123,31 @@ def test_filters_by_kind_language_and_file_search_only_those_entries(served):
     assert none["filters"] == {"kind": None, "language": None, "file": "*.mp3"}
 
 
+def test_a_filtered_search_of_an_int8_index_searches_its_codes(served, tmp_path):
+    """A filter over an int8 index keeps the codes and their quantizer: the hits are the
+    unfiltered ranking's entries of that kind, with the same scores."""
+    from sense.serve.query import Filters
+    from sense.serve.searcher import Searcher
+
+    _, _, model, corpus, model_dir = served
+    folder = str(tmp_path / "int8.index")
+    cwd = os.getcwd()
+    os.chdir(corpus)
+    try:
+        argv = ["index", "-m", model_dir, "clips", "sentences.txt", "-o", folder, "--dtype", "int8"]
+        assert main([*argv, "--device", "cpu", "-q"]) == 0
+    finally:
+        os.chdir(cwd)
+    index = load_index(folder)
+    assert index.info["dtype"] == "int8"
+    searcher = Searcher(index, model)
+    everything = searcher.text("un chat", k=len(index))
+    for kind in ("audio", "text"):
+        hits = searcher.text("un chat", k=9, filters=Filters(kind=kind))
+        expected = [h for h in everything if h["kind"] == kind][:9]
+        assert [(h["id"], h["score"]) for h in hits] == [(h["id"], h["score"]) for h in expected]
+
+
 def test_an_uploaded_wav_is_searched_as_sense_search_audio_embeds_the_file(served):
     client, index, model, corpus, _ = served
     path = corpus / "clips" / "clip2.wav"

@@ -92,10 +92,7 @@ class Searcher:
             self._subsets.move_to_end(filters)
             return self._subsets[filters]
         keep = [i for i, entry in enumerate(self.index.entries) if filters.keeps(entry)]
-        subset = None
-        if keep:
-            entries = [self.index.entries[i] for i in keep]
-            subset = SpeechIndex(self.index.info, self.index.embeddings[keep], entries)
+        subset = self.index.subset(keep) if keep else None  # keeps int8 codes and the ANN
         self._subsets[filters] = subset
         if len(self._subsets) > SUBSET_CACHE:
             self._subsets.popitem(last=False)
