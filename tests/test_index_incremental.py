@@ -206,6 +206,37 @@ def test_add_embeds_new_and_changed_files_only_and_matches_a_rebuild(
     assert encoded == [] and load_index(output).entries == before.entries
 
 
+def test_language_tags_the_entries_of_its_run_and_a_bad_tag_is_a_usage_error(
+    models, corpus, capsys
+):
+    clips = audio_files(corpus)
+    output = corpus / "my.index"
+    assert index(capsys, models[0], output, *clips[:2], options=("-q", "--language", "fr"))[0] == 0
+    text = corpus / "sentences.txt"
+    status, err = index(
+        capsys, models[0], output, "--add", text, options=("-q", "--language", "en")
+    )
+    assert status == 0, err
+    languages = [(e["id"], e.get("language")) for e in load_index(output).entries]
+    assert languages == [
+        (clips[0], "fr"),
+        (clips[1], "fr"),
+        (f"{os.path.normpath(text)}:1", "en"),
+        (f"{os.path.normpath(text)}:2", "en"),
+    ]
+    rewrite_keeping_size_and_time(clips[1], 900)  # changed, re-embedded: still French
+    assert index(capsys, models[0], output, "--add", clips[1])[0] == 0
+    assert [e.get("language") for e in load_index(output).entries] == ["fr", "en", "en", "fr"]
+    assert index(capsys, models[0], corpus / "untagged.index", clips[0])[0] == 0
+    assert "language" not in load_index(corpus / "untagged.index").entries[0]
+    with pytest.raises(SystemExit) as stop:
+        main(["index", "-m", models[0], clips[0], "-o", str(corpus / "x"), "--language", "fr en"])
+    assert stop.value.code == 2
+    assert "not a language tag (letters, digits and -, like en or pt-BR): 'fr en'" in (
+        capsys.readouterr().err
+    )
+
+
 def test_remove_drops_exactly_the_entries_of_those_files(models, corpus, capsys):
     output = corpus / "my.index"
     assert index(capsys, models[0], output, corpus / "clips", corpus / "sentences.txt")[0] == 0

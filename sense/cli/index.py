@@ -15,8 +15,10 @@ index once every rank is done. The other ranks print nothing and exit 0.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
+import re
 import sys
 from types import SimpleNamespace
 
@@ -52,6 +54,8 @@ SETTING_OPTIONS = {
     "split": "--split",
 }
 SECONDS_PER_HOUR = 3600.0
+#: BCP 47's shape, loosely: a 2-8 letter primary tag, then subtags; 35 characters at most.
+LANGUAGE_TAG = re.compile(r"(?=.{2,35}$)[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*")
 BAR_FORMAT = (
     "{desc}: {percentage:3.0f}%|{bar}| {n:.2f}/{total:.2f} h of audio, {postfix} "
     "[{elapsed}<{remaining}]"
@@ -359,7 +363,27 @@ def embed_files(args, model, inputs, settings: dict, files: dict, ranks: Ranks):
     failures.extend(failures_in_batch_order([skipped for skipped, _ in outcomes]))
     work.refresh()
     embeddings, entries = collect(audio, sentences, keys, work, settings["windows"])
+    if args.language:
+        entries = [{**entry, "language": args.language} for entry in entries]
     return embeddings, entries, failures, work
+
+
+def language_tag(value: str) -> str:
+    """A language tag as ``--language`` takes it: letters, digits and ``-``, up to 35 chars.
+
+    Example
+    -------
+    >>> language_tag("pt-BR")
+    'pt-BR'
+    >>> language_tag("fr en")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: not a language tag (letters, digits and -, like en or pt-BR): 'fr en'
+    """
+    if not LANGUAGE_TAG.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"not a language tag (letters, digits and -, like en or pt-BR): {value!r}"
+        )
+    return value
 
 
 # The three actions
@@ -466,6 +490,12 @@ def add(args, ranks: Ranks) -> int:
     if built is None:  # another rank: rank 0 publishes
         return EXIT_OK
     embeddings, entries, failures, work = built
+    # a changed file re-embedded without --language keeps the language it was indexed with
+    tagged = {e["path"]: e["language"] for e in index.entries if "language" in e}
+    entries = [
+        {**e, "language": tagged[e["path"]]} if "language" not in e and e["path"] in tagged else e
+        for e in entries
+    ]
     dropped = index.drop_paths(stale)
     if embeddings is not None:
         index.add(embeddings, entries)
@@ -577,6 +607,13 @@ def add_parser(sub) -> None:
     )
     parser.add_argument(
         "--no-windows", action="store_true", help="one entry per recording, pooled over windows"
+    )
+    parser.add_argument(
+        "--language",
+        type=language_tag,
+        default=None,
+        help="language tag (en, fr, pt-BR, ...) recorded on every entry this run indexes, "
+        "for `sense serve`'s language filter; index each language with its own --add",
     )
     parser.add_argument(
         "--dtype",
