@@ -498,9 +498,12 @@ def _meta(folder):
         return json.load(f)
 
 
-def test_imported_from_records_the_checkpoint_the_hparams_and_the_head(runs, imported):
+def test_imported_from_records_the_checkpoint_the_hparams_and_the_head(runs, tmp_path):
+    """Imported here, not by the module's fixture: make mutation runs a test for a mutant
+    only when the test itself called the mutated function."""
     run = runs["samu-xlsr"]
-    assert _meta(imported["samu-xlsr"])["extra"]["imported_from"] == {
+    folders = {name: import_speechbrain(runs[name].checkpoint, tmp_path / name) for name in runs}
+    assert _meta(folders["samu-xlsr"])["extra"]["imported_from"] == {
         "format": "speechbrain",
         "checkpoint": str(run.checkpoint.resolve()),
         "checkpoint_meta": "CKPT+checkpoint_epoch1 (loss=0.5, epoch=1)",
@@ -509,11 +512,24 @@ def test_imported_from_records_the_checkpoint_the_hparams_and_the_head(runs, imp
         "head": {"recoverable": "model", "projection": True, "activation": "tanh"},
         "teacher_fine_tuned": False,
     }
-    head = _meta(imported["samu"])["extra"]["imported_from"]["head"]
+    head = _meta(folders["samu"])["extra"]["imported_from"]["head"]
     assert head == {"recoverable": "model", "projection": False, "activation": None}
-    with open(os.path.join(imported["samu-xlsr"], "hyperparams.yaml")) as f:
+    with open(os.path.join(folders["samu-xlsr"], "hyperparams.yaml")) as f:
         hparams = f.read()
     assert "\nnormalize: True\n" in hparams and 'activation: "tanh"' in hparams
+    assert _meta(folders["sense"])["teacher"]["pooling"] == "cls"
+
+
+def test_hparams_without_a_teacher_give_a_model_without_one(runs, tmp_path, caplog):
+    ckpt = _copy_checkpoint(runs["sense"], tmp_path / "run")
+    hparams = ckpt.parent.parent / "hyperparams.yaml"
+    text = hparams.read_text()
+    assert "BGEM3SentenceEmbeddings" in text
+    hparams.write_text(text.replace("BGEM3SentenceEmbeddings", "SomeSentenceEmbeddings"))
+    with caplog.at_level("WARNING", logger="sense.speechbrain_import"):
+        folder = import_speechbrain(ckpt, tmp_path / "m")
+    assert _meta(folder)["teacher"] == {"center": None}  # no source, pooling, ...
+    assert any("names no teacher" in r.getMessage() for r in caplog.records)
 
 
 def test_activation_none_drops_the_recipes_activation(runs, tmp_path):

@@ -305,6 +305,8 @@ def test_files_are_ckpt_files_and_their_folder_is_the_first_ones(tmp_path):
     others = [ckpt(tmp_path / f"f{i}", files=(f"m{i}",)) / f"m{i}.ckpt" for i in range(12)]
     assert find_checkpoint(others)[0] == tmp_path / "f0"
     assert find_checkpoint(others[5:])[0] == tmp_path / "f5"
+    for i in range(10):  # two folders: the first file's, whichever a set would give
+        assert find_checkpoint(others[i : i + 2])[0] == tmp_path / f"f{i}"
 
 
 # ---------------------------------------------------------------------------
