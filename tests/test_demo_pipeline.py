@@ -4,6 +4,11 @@ import json
 import os
 import re
 import shlex
+import subprocess
+import sys
+import tempfile
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -14,7 +19,8 @@ from sense.demo.run import DemoConfig, build_student, run, synthesize, train
 
 pytestmark = pytest.mark.slow
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
 
 
 def readme_examples() -> tuple[list[str], list[str]]:
@@ -41,11 +47,42 @@ def run_readme_examples(folder: Path, capsys) -> None:
         for block in python:
             exec(compile(block, "README.md", "exec"), {})
         for command in commands:
+            if command.startswith("sense serve "):
+                serve_briefly(command)
+                continue
             status = sense_main(shlex.split(command)[1:])
             out = capsys.readouterr()
             assert status == 0, f"{command}: exit {status}\n{out.err}"
     finally:
         os.chdir(cwd)
+
+
+def serve_briefly(command: str) -> None:
+    """``sense serve`` as written (on a free port: ``--port 0``) until it answers one search."""
+    argv = [sys.executable, "-m", "sense.cli", *shlex.split(command)[1:], "--port", "0"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    errors = tempfile.TemporaryFile("w+", encoding="utf-8")  # read if it fails
+    server = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, text=True, env=env)
+    try:
+        match = None
+        for line in server.stdout:  # "serving demo.index (16 entries) on http://127.0.0.1:PORT/"
+            match = re.match(r"^serving .* on (http://\S+/)$", line.strip())
+            if match:
+                break
+        if not match:
+            errors.seek(0)
+            pytest.fail(f"{command} exited with {server.wait()}: {errors.read()[-2000:]}")
+        query = urllib.parse.urlencode({"q": "Who sells a green book?", "k": 3})
+        with urllib.request.urlopen(f"{match.group(1)}api/search?{query}", timeout=120) as reply:
+            hits = json.load(reply)["hits"]
+        assert [hit["rank"] for hit in hits] == [1, 2, 3]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        errors.close()
 
 
 def _cached_ranking_metrics(output: str, pair: str) -> dict[str, float]:
