@@ -9,6 +9,7 @@ import torch
 from test_index_incremental import audio_files, corpus, index, models  # noqa: F401 (fixtures)
 
 from sense.ann import RECALL_K, describe, held_out_queries, set_depth
+from sense.cli import main
 from sense.index import INDEX_EMBEDDINGS, INDEX_INFO, SpeechIndex, load_index
 from sense.retrieval import find_duplicates, search
 from sense.storage import decode_int8, stored
@@ -259,3 +260,32 @@ def test_a_subset_of_an_int8_ann_index_keeps_its_codes_and_searches_its_rows_onl
     assert ids(part.search(queries, k=5)) == expected.tolist()
     with pytest.raises(ValueError, match="need their quantizer"):
         SpeechIndex({"model": "m"}, data[:3], entries(3))
+
+
+def test_sense_search_exact_searches_every_row_of_an_approximate_index(
+    models,  # noqa: F811
+    corpus,  # noqa: F811
+    tmp_path,
+    capsys,
+    monkeypatch,
+):
+    out = str(tmp_path / "talks.index")
+    clips = audio_files(corpus)
+    assert index(capsys, models[0], out, *clips, options=("--index-type", "hnsw"))[0] == 0
+    asked = []
+    original = SpeechIndex.search
+
+    def search(self, queries, k=5, backend="auto", exact=False):
+        asked.append(exact)
+        return original(self, queries, k=k, backend=backend, exact=exact)
+
+    monkeypatch.setattr(SpeechIndex, "search", search)
+    for options, expected in (((), False), (("--exact",), True)):
+        argv = ["search", out, "--audio", clips[0], "-k", "3", "--json", "--device", "cpu"]
+        assert main([*argv, *options, "-q"]) == 0
+        hits = json.loads(capsys.readouterr().out)
+        assert asked[-1] is expected
+        loaded = load_index(out)
+        query = np.asarray(loaded.embeddings[:1])  # the clip's own row: it ranks first
+        reference = original(loaded, query, k=3, exact=expected)[0]
+        assert hits[0]["hits"][0]["id"] == reference[0]["id"] == clips[0]
