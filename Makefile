@@ -40,7 +40,7 @@ bench: install
 	HF_HUB_OFFLINE=1 $(PY) -m benchmarks
 
 # Mutation testing (mutmut) of the modules whose output is a number or a decision, each
-# with its own fast tests; not part of `make test` (about 30 min on 2 cores), see
+# with its own fast tests; not part of `make test` (about 20 min on 2 cores), see
 # docs/mutation.md. MUTATION_GROUPS=slu bleu runs only those groups.
 MUTATION_GROUPS ?=
 mutation: install
