@@ -1,5 +1,6 @@
 """Shared fixtures: tiny real models saved once per session in the hub layout."""
 
+import locale
 import os
 
 # Tests never touch the network: every model is loaded from a local folder.
@@ -64,3 +65,16 @@ def tiny_xlmr(tmp_path_factory):
 def tiny_bert(tmp_path_factory):
     """Folder of a tiny LaBSE-like ``BertModel`` with its tokenizer."""
     return tiny.build_tiny_bert(str(tmp_path_factory.mktemp("bert")))
+
+
+@pytest.fixture
+def ascii_locale():
+    """The C locale's ASCII as this process's locale encoding (what ``open`` and
+    ``read_text`` use when given no encoding), put back after the test. Set in this
+    process: a child process under the C locale misreads mutmut's mutant names."""
+    old = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_CTYPE, old)

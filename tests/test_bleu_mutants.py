@@ -1,7 +1,6 @@
 """sense.translation.bleu: the decisions and files that mutation testing found unpinned."""
 
 import json
-import locale
 import math
 
 import pytest
@@ -99,18 +98,6 @@ def test_the_json_file_is_indented_utf8_text(tmp_path):
         "}\n"
     )
     assert written[".json"].read_bytes() == expected.encode("utf-8")
-
-
-@pytest.fixture
-def ascii_locale():
-    """The C locale's ASCII as this process's locale encoding (what ``open`` and
-    ``read_text`` use when given no encoding), put back after the test."""
-    old = locale.setlocale(locale.LC_CTYPE)
-    locale.setlocale(locale.LC_CTYPE, "C")
-    try:
-        yield
-    finally:
-        locale.setlocale(locale.LC_CTYPE, old)
 
 
 def test_the_table_is_read_as_utf8_under_an_ascii_locale(tmp_path, ascii_locale):

@@ -303,18 +303,24 @@ print(json.dumps(results))
 """
 
 
-def test_every_usage_error_is_printed_before_torch_is_imported(kinds, clip, tmp_path):
-    cases = _usage_cases(kinds, clip, str(tmp_path))
-    script = _USAGE_SCRIPT.format(heavy=HEAVY)
+def run_in_a_fresh_process(argvs, heavy=HEAVY) -> list:
+    """``[status, stderr, the modules of heavy it had imported]`` of ``sense.cli.main`` on
+    each of ``argvs``, in order, in one new Python process."""
     result = subprocess.run(
-        [sys.executable, "-c", script, json.dumps([argv for argv, _ in cases])],
+        [sys.executable, "-c", _USAGE_SCRIPT.format(heavy=tuple(heavy)), json.dumps(argvs)],
         capture_output=True,
         text=True,
         timeout=120,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert result.returncode == 0, result.stderr
-    for (argv, expected), (status, err, heavy) in zip(cases, json.loads(result.stdout)):
+    return json.loads(result.stdout)
+
+
+def test_every_usage_error_is_printed_before_torch_is_imported(kinds, clip, tmp_path):
+    cases = _usage_cases(kinds, clip, str(tmp_path))
+    results = run_in_a_fresh_process([argv for argv, _ in cases])
+    for (argv, expected), (status, err, heavy) in zip(cases, results):
         assert status == 2, (argv, err)
         assert expected in err, (argv, err)
         assert "Traceback" not in err, (argv, err)

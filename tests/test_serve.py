@@ -5,8 +5,6 @@ bad requests in one line; and the command's errors, before torch where they are 
 import io
 import json
 import os
-import subprocess
-import sys
 
 import av
 import numpy as np
@@ -15,6 +13,7 @@ import soundfile as sf
 from fastapi.testclient import TestClient
 from serve_fixture import SENTENCES, build_index, export, write_corpus
 from test_cli import SR, tone
+from test_cli_policy import run_in_a_fresh_process
 
 import sense
 from sense import formats
@@ -299,21 +298,6 @@ def test_the_page_its_script_and_the_index_summary(served):
 
 # --- the command -----------------------------------------------------------------------
 
-_USAGE = """
-import contextlib, io, json, sys
-from sense.cli import main
-out = []
-for argv in json.loads(sys.argv[1]):
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            status = main(argv)
-        except SystemExit as exit:
-            status = exit.code
-    out.append([status, err.getvalue(), "torch" in sys.modules])
-print(json.dumps(out))
-"""
-
 
 def test_command_errors_come_in_one_line_and_usage_errors_before_torch(
     served, tiny_w2v_bert, tiny_xlmr, tmp_path, capsys
@@ -342,16 +326,9 @@ def test_command_errors_come_in_one_line_and_usage_errors_before_torch(
         ),
         (["serve", str(tmp_path)], 1, "not a sense index (no index.json)"),
     ]
-    result = subprocess.run(
-        [sys.executable, "-c", _USAGE, json.dumps([argv for argv, _, _ in cases])],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
+    results = run_in_a_fresh_process([argv for argv, _, _ in cases], heavy=("torch",))
     taken.close()
-    assert result.returncode == 0, result.stderr
-    for (argv, status, message), (got, err, torch_loaded) in zip(cases, json.loads(result.stdout)):
+    for (argv, status, message), (got, err, torch_loaded) in zip(cases, results):
         last = err.strip().splitlines()[-1]
         assert got == status and message in last, (argv, err)
         assert last.startswith(("sense serve: error: ", "sense: error: ")), err

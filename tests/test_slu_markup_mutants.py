@@ -3,8 +3,6 @@
 Every expected value is worked out by hand in the test's docstring or comments.
 """
 
-import locale
-
 import pytest
 
 from sense.slu.markup import LabelMarkup, Span, check_spans
@@ -99,18 +97,6 @@ def test_from_dict_refuses_another_format(markup):
     data = {**markup.to_dict(), "format": "other"}
     with pytest.raises(ValueError, match="not a label markup"):
         LabelMarkup.from_dict(data)
-
-
-@pytest.fixture
-def ascii_locale():
-    """The C locale's ASCII as this process's locale encoding (what ``open`` uses when
-    given no encoding), put back after the test."""
-    old = locale.setlocale(locale.LC_CTYPE)
-    locale.setlocale(locale.LC_CTYPE, "C")
-    try:
-        yield
-    finally:
-        locale.setlocale(locale.LC_CTYPE, old)
 
 
 def test_load_reads_utf8_under_an_ascii_locale(markup, tmp_path, ascii_locale):

@@ -5,7 +5,6 @@ trained or frozen, placeholders), the checkpoint finder, the state-dict checks
 and the pooling head, each on inputs small enough to need no model.
 """
 
-import locale
 import pathlib
 
 import pytest
@@ -429,18 +428,6 @@ def test_base_reference_makes_a_local_folder_absolute_and_keeps_a_hub_id(tmp_pat
 # ---------------------------------------------------------------------------
 # Files are read as UTF-8 whatever the locale
 # ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def ascii_locale():
-    """The C locale's ASCII as this process's locale encoding (what ``open`` uses when
-    given no encoding), put back after the test (as tests/test_slu_markup_mutants.py)."""
-    old = locale.setlocale(locale.LC_CTYPE)
-    locale.setlocale(locale.LC_CTYPE, "C")
-    try:
-        yield
-    finally:
-        locale.setlocale(locale.LC_CTYPE, old)
 
 
 def test_hparams_and_checkpoint_meta_are_read_as_utf8(tmp_path, ascii_locale):

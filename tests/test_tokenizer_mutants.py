@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from test_tokens_mutants import _kmeans_pp64
 from torch import nn
 
 from sense.dual_encoder import tokens as tokens_module
@@ -306,41 +307,12 @@ def test_centroid_files_are_read_weights_only(stand_in, tmp_path):
 # ---------------------------------------------------------------------------
 
 
-def _pp_reference(x, k, seed, min_points, per_centroid):
-    """Greedy k-means++ in float64 (as tests/test_tokens_mutants.py), given the sample sizes."""
-    rng = np.random.default_rng(seed)
-    sample = max(min_points, per_centroid * k)
-    if sample < len(x):
-        x = x[np.sort(rng.choice(len(x), sample, replace=False))]
-    x64 = x.astype(np.float64)
-
-    def dist(rows):
-        return ((x64[rows][:, None, :] - x64[None, :, :]) ** 2).sum(-1)
-
-    trials = 2 + int(np.log(k))
-    chosen = [int(rng.integers(len(x)))]
-    closest = dist([chosen[0]])[0]
-    for _ in range(1, k):
-        cum = np.cumsum(closest)
-        if cum[-1] <= 0:
-            cand = rng.integers(len(x), size=trials)
-        else:
-            cand = np.minimum(
-                np.searchsorted(cum, rng.random(trials) * cum[-1], side="right"), len(x) - 1
-            )
-        pot = np.minimum(closest[None, :], dist(cand))
-        best = int(pot.sum(1).argmin())
-        chosen.append(int(cand[best]))
-        closest = pot[best]
-    return x[chosen].astype(np.float32)
-
-
 @pytest.mark.parametrize("n", [63, 64, 65, 200])
 def test_kmeans_plus_plus_subsamples_per_centroid_beyond_the_minimum(monkeypatch, n):
     """With a minimum of 10 frames, 2 centroids look at 32 * 2 = 64 frames at most."""
     monkeypatch.setattr(tokens_module, "KMEANS_PP_MIN_POINTS", 10)
     x = np.random.default_rng(n).normal(size=(n, 3)).astype(np.float32)
-    expected = _pp_reference(x, 2, 9, 10, 32)
+    expected = _kmeans_pp64(x, 2, 9, 10, 32)
     np.testing.assert_array_equal(kmeans_plus_plus(x, 2, seed=9), expected)
 
 
@@ -351,12 +323,12 @@ def test_kmeans_plus_plus_with_fewer_distinct_frames_than_centroids():
     x = x.astype(np.float32)
     for seed in range(6):
         got = kmeans_plus_plus(x, 5, seed=seed)
-        np.testing.assert_array_equal(got, _pp_reference(x, 5, seed, 20_000, 32))
+        np.testing.assert_array_equal(got, _kmeans_pp64(x, 5, seed, 20_000, 32))
     # only the last frame differs: after a first seed on the others, it is the only draw
     last = np.array([[0.0, 0.0]] * 5 + [[1.0, 1.0]], dtype=np.float32)
     for seed in range(6):
         got = kmeans_plus_plus(last, 3, seed=seed)
-        np.testing.assert_array_equal(got, _pp_reference(last, 3, seed, 20_000, 32))
+        np.testing.assert_array_equal(got, _kmeans_pp64(last, 3, seed, 20_000, 32))
         assert sorted(got[:2].sum(1).tolist()) == [0.0, 2.0]
 
 

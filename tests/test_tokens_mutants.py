@@ -12,12 +12,14 @@ from sense.dual_encoder.tokens import (
 )
 
 
-def _kmeans_pp64(x, k, seed):
+def _kmeans_pp64(
+    x, k, seed, min_points=KMEANS_PP_MIN_POINTS, per_centroid=KMEANS_PP_POINTS_PER_CENTROID
+):
     """Greedy k-means++ (2 + ln K candidates per step, drawn by squared distance, uniform
-    when every distance is 0) on at most max(MIN, PER * K) rows drawn without
-    replacement, distances in float64; the same draws from the same generator."""
+    when every distance is 0) on at most max(min_points, per_centroid * K) rows drawn
+    without replacement, distances in float64; the same draws from the same generator."""
     rng = np.random.default_rng(seed)
-    sample = max(KMEANS_PP_MIN_POINTS, KMEANS_PP_POINTS_PER_CENTROID * k)
+    sample = max(min_points, per_centroid * k)
     if sample < len(x):
         x = x[np.sort(rng.choice(len(x), sample, replace=False))]
     x64 = x.astype(np.float64)
