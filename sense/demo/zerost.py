@@ -194,7 +194,7 @@ def add_text_rows(nllb: str, manifests: dict, table_path: str, zerost: str | Non
     from jiwer import wer
     from transformers import AutoTokenizer, M2M100ForConditionalGeneration
 
-    from sense.translation.bleu import BleuTable
+    from sense.translation.metrics import BleuTable
     from sense.zerost.evaluation import add_system, nllb_translate_texts, translate_directions
 
     model = M2M100ForConditionalGeneration.from_pretrained(nllb).eval()
