@@ -11,7 +11,7 @@ how several runs fill one table.
 
 Each kind of table is a thin configuration of :class:`ResultTable`:
 :class:`RetrievalTable` (Tables I-IV), :class:`ErrorRateTable` (Tables V and
-VII), :class:`sense.translation.bleu.BleuTable` (Table VI) and
+VII), :class:`sense.translation.metrics.BleuTable` (Table VI) and
 :class:`sense.summarization.table.SummaryTable` (Table VIII).
 
 Example

@@ -1,11 +1,11 @@
-"""sense.translation.bleu: the decisions and files that mutation testing found unpinned."""
+"""sense.translation.metrics: the decisions and files that mutation testing found unpinned."""
 
 import json
 import math
 
 import pytest
 
-from sense.translation.bleu import BleuTable, format_hours
+from sense.translation.metrics import BleuTable, format_hours
 
 
 def test_format_hours_rounds_from_one_hour_up():

@@ -17,8 +17,8 @@ from cv_fixture import REPO, SENTENCES, run_recipe
 
 from sense.prepare import PreparationReport, read_manifest
 from sense.testing.tiny import DEFAULT_TEXTS, build_tiny_mbart, build_tiny_nllb
-from sense.translation.bleu import BleuTable, bleu_by_language, corpus_bleu
 from sense.translation.brain import label_smoothed_nll
+from sense.translation.metrics import BleuTable, bleu_by_language, corpus_bleu
 
 RECIPE = os.path.join(REPO, "recipes", "CoVoST2", "ST")
 sys.path.insert(0, RECIPE)

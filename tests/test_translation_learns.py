@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from sense.dataio import pad_batch, resample
-from sense.translation.bleu import corpus_bleu
+from sense.translation.metrics import corpus_bleu
 
 NUM_SUBJECTS, NUM_PLACES = 12, 8
 HELD_OUT = 16

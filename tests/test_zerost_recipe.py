@@ -8,7 +8,7 @@ from cv_fixture import REPO, run_recipe
 
 from sense.prepare import read_manifest
 from sense.testing.tiny import build_tiny_nllb, build_tiny_whisper
-from sense.translation.bleu import BleuTable
+from sense.translation.metrics import BleuTable
 
 pytest.importorskip("av")
 from europarl_fixture import DE, EN, FR, build_europarl  # noqa: E402

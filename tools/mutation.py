@@ -67,8 +67,13 @@ GROUPS = {
         ],
     },
     "bleu": {
-        "modules": ["sense/translation/bleu.py"],
-        "tests": ["tests/test_translation.py", "tests/test_bleu_mutants.py", "-k", "bleu"],
+        "modules": ["sense/translation/metrics.py"],
+        "tests": [
+            "tests/test_translation.py",
+            "tests/test_bleu_mutants.py",
+            "-k",
+            "bleu or sense.translation.metrics",
+        ],
     },
     "summarization": {
         "modules": ["sense/summarization/metrics.py"],

@@ -2,7 +2,7 @@
 
 The SENSE paper's set-up (sections V-D, VI-D, appendix B3): see
 :mod:`sense.translation.decoder` (the model), :mod:`sense.translation.brain`
-(training), :mod:`sense.translation.bleu` (BLEU and the Table VI layout),
+(training), :mod:`sense.translation.metrics` (BLEU and the Table VI layout),
 :mod:`sense.translation.export` and :mod:`sense.translation.inference`
 (:class:`Translator`). Names are imported on first use, so that
 ``sense --help`` stays fast.
@@ -11,9 +11,9 @@ The SENSE paper's set-up (sections V-D, VI-D, appendix B3): see
 import importlib
 
 _EXPORTS = {
-    "BleuTable": "sense.translation.bleu",
-    "bleu_by_language": "sense.translation.bleu",
-    "corpus_bleu": "sense.translation.bleu",
+    "BleuTable": "sense.translation.metrics",
+    "bleu_by_language": "sense.translation.metrics",
+    "corpus_bleu": "sense.translation.metrics",
     "FrameProjection": "sense.translation.decoder",
     "Seq2SeqDecoder": "sense.translation.decoder",
     "Translator": "sense.translation.inference",

@@ -31,8 +31,8 @@ from speechbrain.utils.distributed import if_main_process
 from sense.dataio import load_audio
 from sense.finetune import FineTuneBrain, unwrap
 from sense.prepare import manifest_dataset
-from sense.translation.bleu import bleu_by_language, corpus_bleu
 from sense.translation.decoder import IGNORE_INDEX
+from sense.translation.metrics import bleu_by_language, corpus_bleu
 
 logger = logging.getLogger(__name__)
 

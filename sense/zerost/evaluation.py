@@ -6,7 +6,7 @@ over the directions ``L -> L'``; one row per system: ZeroST, the cascade
 scored by the same code. :func:`translate_directions` runs a system over
 the direction manifests (``<src>-<tgt>`` -> CSV of
 ``europarl_prepare.py``); :func:`add_system` fills a
-:class:`sense.translation.bleu.BleuTable` (one column per source language
+:class:`sense.translation.metrics.BleuTable` (one column per source language
 and their average) from per-direction hypotheses; :func:`nllb_translate_texts`
 is the text half of the topline and of the cascade, :class:`WhisperASR`
 its speech half; :func:`zerost_translate_rows` translates a direction's
@@ -14,7 +14,7 @@ manifest rows with a trained ZeroST.
 
 Example
 -------
->>> from sense.translation.bleu import BleuTable
+>>> from sense.translation.metrics import BleuTable
 >>> table = BleuTable("Europarl-ST")
 >>> same = ["le chat dort sur le canapé rouge"]
 >>> hyps = {("en", "fr"): (same, same), ("en", "de"): (["x"], ["die Katze schläft"])}
@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from sense.dataio import load_audio
 from sense.prepare import read_manifest
-from sense.translation.bleu import BleuTable, corpus_bleu
+from sense.translation.metrics import BleuTable, corpus_bleu
 from sense.zerost.brain import translate
 
 DEFAULT_BATCH_SIZE = 8

@@ -23,8 +23,8 @@ from sense.distill import make_train_loader
 from sense.finetune import open_experiment
 from sense.preflight import require_files, run_main
 from sense.samplers import BatchBudget
-from sense.translation.bleu import BleuTable
 from sense.translation.brain import TranslationBrain, make_datasets
+from sense.translation.metrics import BleuTable
 
 TABLE_TITLE = "BLEU, X speech -> EN text (CoVoST 2), as Table VI of the SENSE paper"
 PREPARE_ONLY = "--prepare_only"

@@ -24,7 +24,7 @@ import torch
 from europarl_prepare import NLLB_CODES, prepare_europarl_st, read_direction_manifests
 
 from sense.preflight import check_writable
-from sense.translation.bleu import BleuTable
+from sense.translation.metrics import BleuTable
 from sense.zerost.evaluation import (
     TABLE1_TITLE,
     WhisperASR,

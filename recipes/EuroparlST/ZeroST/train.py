@@ -33,7 +33,7 @@ from sense.preflight import require_files, run_main
 from sense.prepare import manifest_dataset, read_manifest
 from sense.samplers import BatchBudget
 from sense.teacher_cache import TeacherCacheError
-from sense.translation.bleu import BleuTable
+from sense.translation.metrics import BleuTable
 from sense.zerost.brain import KD, NLL, ZeroSTBrain, add_zerost_pipelines
 from sense.zerost.cache import NLLBTokenEncoder, TokenEmbeddingCache
 from sense.zerost.evaluation import (
