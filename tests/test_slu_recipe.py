@@ -202,3 +202,23 @@ def test_demo_rejects_a_training_language_it_does_not_test(capsys):
         demo_main(["--languages", "en,fr", "--train-languages", "de"])
     assert exit_info.value.code == 2
     assert "--train-languages de not in --languages" in capsys.readouterr().err
+
+
+def test_demo_trains_by_the_recipe_script(slu_data, tiny_w2v_bert, tmp_path):
+    """``train_one`` runs ``python train.py hparams/train.yaml`` and reads back its results."""
+    from sense.demo.slu import SLUDemoConfig, summary_markdown, train_one
+
+    os.symlink(slu_data, tmp_path / "data")
+    cfg = SLUDemoConfig(
+        output=str(tmp_path),
+        languages=tuple(LANGUAGES),
+        train_languages=("fr",),
+        epochs=1,
+        extra_overrides=["--probe_hidden_dim=16"],
+    )
+    results = train_one(cfg, "tiny demo", tiny_w2v_bert, "fr")
+    assert set(results) == {"fr-en", "fr-fr"}
+    assert all(r["num_utterances"] == 3 for r in results.values())
+    assert os.path.isfile(tmp_path / "tiny_demo" / "fr" / "model" / "meta.json")
+    coer = f"{results['fr-fr']['metrics']['COER']:.1f}"
+    assert f"| {coer} |" in summary_markdown(cfg)

@@ -9,11 +9,17 @@ Example
 -------
 >>> os.path.basename(recipe_folder("CommonVoice", "SENSE"))
 'SENSE'
+
+and run one as a user does (``python train.py hparams/x.yaml --key=value``)::
+
+    run_recipe(recipe_folder("DemoCorpus", "SLU"), ["hparams/train.yaml", "--device=cpu"])
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 #: The checkout this package sits in (when it is one).
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -38,3 +44,16 @@ def recipe_folder(*parts: str) -> str:
             "installed package does not include: clone the repository and run `make demo` there"
         )
     return folder
+
+
+def run_recipe(folder: str, argv: list[str], script: str = "train.py") -> None:
+    """``python <script> <argv>`` in the recipe ``folder``, this ``sense`` on the path.
+
+    Raises
+    ------
+    subprocess.CalledProcessError
+        The recipe failed (its own messages are on stderr).
+    """
+    path = os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, PYTHONPATH=path)
+    subprocess.run([sys.executable, script, *argv], cwd=folder, env=env, check=True)

@@ -34,7 +34,6 @@ import logging
 import os
 import shlex
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ import torch
 from sense.demo.commonvoice import load_heldout, load_word_alignments, write_commonvoice_release
 from sense.demo.corpus import LANGUAGES, build_parallel_corpus, split_corpus
 from sense.demo.examples import write_examples
-from sense.demo.recipes import REPO, RecipesNotFoundError, recipe_folder
+from sense.demo.recipes import REPO, RecipesNotFoundError, recipe_folder, run_recipe
 
 logger = logging.getLogger("sense.demo")
 
@@ -121,9 +120,7 @@ def build_student(cfg: DemoConfig) -> str:
 def train(cfg: DemoConfig, student: str) -> str:
     """Run the Common Voice recipe, unchanged, on the synthesized release."""
     out = _path(cfg, "train")
-    cmd = [
-        sys.executable,
-        "train.py",
+    argv = [
         DEMO_HPARAMS,
         f"--data_folder={os.path.abspath(_path(cfg, 'commonvoice'))}",
         f"--output_folder={os.path.abspath(out)}",
@@ -134,9 +131,8 @@ def train(cfg: DemoConfig, student: str) -> str:
         f"--languages_file=[{', '.join(cfg.languages)}]",
         "--device=cpu",
     ]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
-    logger.info("Training: %s", " ".join(cmd))
-    subprocess.run(cmd, cwd=RECIPE, env=env, check=True)
+    logger.info("Training: python train.py %s", " ".join(argv))
+    run_recipe(RECIPE, argv)
     return out
 
 

@@ -6,7 +6,7 @@ the object, the number, the place and the time
 own corpus (same draw and split as ``python -m sense.demo``, so the held-out
 meanings were never heard by the distilled student) with those slots,
 synthesizes it with espeak-ng, writes SLU manifests per language and split,
-and runs the DemoCorpus SLU recipe (:func:`sense.slu.recipe.run`) for each
+and runs the DemoCorpus SLU recipe (``python train.py hparams/train.yaml``) for each
 encoder and each training language, testing on every language: held-out COER
 and CVER in-language (the diagonal) and zero-shot (the rest), as in Table V::
 
@@ -31,7 +31,7 @@ import numpy as np
 import soundfile as sf
 
 from sense.demo.corpus import build_parallel_corpus, draw_meanings, render_with_slots, split_corpus
-from sense.demo.recipes import REPO, recipe_folder
+from sense.demo.recipes import REPO, recipe_folder, run_recipe
 from sense.io import atomic_write, write_text_atomic
 from sense.prepare import done_stamp
 from sense.results import ErrorRateTable
@@ -46,6 +46,8 @@ SPLITS = {"train": "train", "dev": "dev", "heldout": "test"}
 #: Seed of the corpus draw and split (the demo's).
 CORPUS_SEED = 0
 AUDIO_FORMAT = "FLAC"
+#: Where a recipe run leaves its per-split metrics, in its output folder.
+RESULTS, SUMMARY = "results", "summary.json"
 
 
 def prepare_demo_slu(
@@ -162,18 +164,22 @@ def _table_path(cfg: SLUDemoConfig) -> str:
 
 
 def train_one(cfg: SLUDemoConfig, name: str, source: str, lang: str) -> dict:
-    """Fine-tune the probe on ``source`` with ``lang``'s training set; test on every language."""
-    from sense.slu.recipe import run
+    """Fine-tune the probe on ``source`` with ``lang``'s training set; test on every language.
 
+    Runs the recipe's ``train.py`` with its YAML and overrides, as a user
+    does; returns the ``results`` of its ``summary.json``.
+    """
     slug = "".join(c if c.isalnum() else "_" for c in name).strip("_")
     data = os.path.abspath(os.path.join(cfg.output, "data"))
+    output = os.path.abspath(os.path.join(cfg.output, slug, lang))
     argv = [
         HPARAMS,
         f"--data_folder={data}",
         f"--encoder_source={os.path.abspath(source)}",
         f"--model_name={name}",
         f"--train_language={lang}",
-        f"--output_folder={os.path.abspath(os.path.join(cfg.output, slug, lang))}",
+        f"--output_folder={output}",
+        f"--results_folder={os.path.join(output, RESULTS)}",
         f"--results_table={os.path.abspath(_table_path(cfg))}",
         f"--number_of_epochs={cfg.epochs}",
         f"--languages=[{', '.join(cfg.languages)}]",
@@ -181,7 +187,9 @@ def train_one(cfg: SLUDemoConfig, name: str, source: str, lang: str) -> dict:
         "--device=cpu",
         *cfg.extra_overrides,
     ]
-    return run(argv)
+    run_recipe(RECIPE, argv)
+    with open(os.path.join(output, RESULTS, SUMMARY), encoding="utf-8") as f:
+        return json.load(f)["results"]
 
 
 def summary_markdown(cfg: SLUDemoConfig, label_metric: str = "COER") -> str:

@@ -24,12 +24,11 @@ import argparse
 import csv
 import json
 import os
-import subprocess
 import sys
 import time
 
 from sense.demo.corpus import LANGUAGES
-from sense.demo.recipes import recipe_folder
+from sense.demo.recipes import recipe_folder, run_recipe
 from sense.demo.run import REPO, DemoConfig
 from sense.io import write_text_atomic
 
@@ -113,9 +112,7 @@ def train(
     lr: float = HEAD_LR,
 ) -> float:
     """Run the CoVoST 2 recipe with ``encoder``; the seconds it took."""
-    cmd = [
-        sys.executable,
-        "train.py",
+    argv = [
         "hparams/train.yaml",
         f"--data_folder={os.path.abspath(release)}",
         f"--covost_folder={os.path.abspath(covost)}",
@@ -145,9 +142,8 @@ def train(
         "--device=cpu",
         *extra,
     ]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
     started = time.time()
-    subprocess.run(cmd, cwd=RECIPE, env=env, check=True)
+    run_recipe(RECIPE, argv)
     return time.time() - started
 
 

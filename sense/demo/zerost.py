@@ -24,14 +24,13 @@ import csv
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 
 import torch
 
 from sense.demo.corpus import LANGUAGES, build_parallel_corpus
-from sense.demo.recipes import recipe_folder
+from sense.demo.recipes import recipe_folder, run_recipe
 from sense.demo.run import REPO, DemoConfig
 from sense.prepare import write_manifest
 
@@ -243,11 +242,10 @@ def add_text_rows(nllb: str, manifests: dict, table_path: str, zerost: str | Non
     return wers
 
 
-def run_recipe(args: list[str]) -> float:
+def train(args: list[str]) -> float:
     """``train.py`` of the ZeroST recipe with ``args``; the seconds it took."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
     started = time.time()
-    subprocess.run([sys.executable, "train.py", *args], cwd=RECIPE, env=env, check=True)
+    run_recipe(RECIPE, args)
     return time.time() - started
 
 
@@ -318,9 +316,7 @@ def main(argv=None) -> int:
         ],
     }
     for name in args.runs:
-        times[f"{args.name} {name}"] = run_recipe(
-            [*common, f"--model_name={args.name}", *runs[name]]
-        )
+        times[f"{args.name} {name}"] = train([*common, f"--model_name={args.name}", *runs[name]])
         print(json.dumps(times), flush=True)
     summary = {"times_s": times}
     model = os.path.join(out, tag, "nll", "model")
