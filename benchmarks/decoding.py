@@ -3,7 +3,7 @@
 Both systems decode the same encoder states with the same mBART decoder
 (random weights, built from its config) and beam 5:
 
-* ours: :meth:`sense.translation.decoder.Seq2SeqDecoder.generate_ids`,
+* ours: :meth:`sense.translation.model.Seq2SeqDecoder.generate_ids`,
   transformers' ``generate`` (the decoder keeps its key/value cache);
 * theirs: the SpeechBrain IWSLT22 ``train_samu_mbart_st.yaml`` decoding, its
   ``mBART`` lobe under ``S2SHFTextBasedBeamSearcher`` (length normalisation,
@@ -89,7 +89,7 @@ def run(
     from speechbrain.decoders import S2SHFTextBasedBeamSearcher
     from speechbrain.integrations.huggingface.mbart import mBART
 
-    from sense.translation.decoder import Seq2SeqDecoder
+    from sense.translation.model import Seq2SeqDecoder
 
     spec = DECODER_SIZES[size]
     device = device if isinstance(device, torch.device) else pick_device(device)

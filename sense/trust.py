@@ -45,6 +45,10 @@ TRUSTED_NEW = frozenset(
         "sense.nnet.pooling.AttentivePooling",
         "sense.summarization.model.EmbeddingProjection",
         "sense.summarization.model.Seq2SeqSummarizer",
+        "sense.translation.model.FrameProjection",
+        "sense.translation.model.Seq2SeqDecoder",
+        # the same classes, as folders exported before translation/decoder.py was
+        # renamed model.py name them (sense/translation/decoder.py re-exports them)
         "sense.translation.decoder.FrameProjection",
         "sense.translation.decoder.Seq2SeqDecoder",
         "sense.zerost.qformer.QLite",

@@ -81,8 +81,8 @@ def test_table1_scores_zerost_and_the_topline_with_one_harness(release, tmp_path
     from transformers import AutoTokenizer, M2M100ForConditionalGeneration
 
     from sense.testing.tiny import build_tiny_nllb, build_tiny_whisper
-    from sense.translation.decoder import Seq2SeqDecoder
     from sense.translation.metrics import BleuTable
+    from sense.translation.model import Seq2SeqDecoder
     from sense.zerost.evaluation import add_system, nllb_translate_texts, zerost_translate_rows
     from sense.zerost.qformer import build_qformer
     from sense.zerost.speech import AdaptedSpeechEncoder

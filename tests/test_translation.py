@@ -68,7 +68,7 @@ def tiny_nllb(tmp_path_factory):
 
 @pytest.mark.parametrize("which, lang", [("tiny_mbart", "en_XX"), ("tiny_nllb", "eng_Latn")])
 def test_decoder_targets_generation_and_padding(which, lang, request):
-    from sense.translation.decoder import IGNORE_INDEX, Seq2SeqDecoder
+    from sense.translation.model import IGNORE_INDEX, Seq2SeqDecoder
 
     decoder = Seq2SeqDecoder(request.getfixturevalue(which), target_lang=lang).eval()
     assert len(decoder.model.get_encoder().layers) == 0  # the text encoder is dropped
@@ -248,8 +248,8 @@ def test_nllb_decoder_exports_and_translates(tiny_w2v_bert, tiny_nllb, tmp_path)
     """The alternative decoder block (NLLB, M2M100 class) through export and loading."""
     from sense.lobes.speech import HFSpeechEncoder
     from sense.translation import Translator
-    from sense.translation.decoder import FrameProjection, Seq2SeqDecoder
     from sense.translation.export import export_translator
+    from sense.translation.model import FrameProjection, Seq2SeqDecoder
 
     encoder = HFSpeechEncoder(tiny_w2v_bert)
     decoder = Seq2SeqDecoder(tiny_nllb, target_lang="eng_Latn")
@@ -353,7 +353,7 @@ def _sharp_decoder(folder, lang):
     The tiny checkpoint's own initialisation gives nearly uniform logits
     that hardly depend on the frames: greedy and beam search then agree.
     """
-    from sense.translation.decoder import Seq2SeqDecoder
+    from sense.translation.model import Seq2SeqDecoder
 
     decoder = Seq2SeqDecoder(folder, target_lang=lang).eval()
     gen = torch.Generator().manual_seed(0)
@@ -417,8 +417,8 @@ def test_beam_search_finds_the_best_output_greedy_misses(tiny_mbart):
 def tiny_translator(tiny_w2v_bert, tiny_mbart, tmp_path_factory):
     """An exported (untrained) Translator folder: beam size 3, length penalty 0.5."""
     from sense.lobes.speech import HFSpeechEncoder
-    from sense.translation.decoder import FrameProjection, Seq2SeqDecoder
     from sense.translation.export import export_translator
+    from sense.translation.model import FrameProjection, Seq2SeqDecoder
 
     encoder = HFSpeechEncoder(tiny_w2v_bert)
     decoder = Seq2SeqDecoder(tiny_mbart, target_lang="en_XX")
@@ -476,3 +476,43 @@ def test_long_recordings_are_translated_window_by_window_in_order(tiny_translato
     first, second = (int(n) for n in out[1].split(" "))
     assert 32000 <= first < 40000 and first + second == 64000
     assert isinstance(out[3], ValueError) and "too short" in str(out[3])
+
+
+def test_a_folder_that_names_the_former_decoder_module_loads_and_translates_alike(
+    tiny_translator, tmp_path
+):
+    """Folders exported before translation/decoder.py became model.py still load, untrusted.
+
+    Their ``hyperparams.yaml`` builds ``sense.translation.decoder.Seq2SeqDecoder``
+    and ``...FrameProjection``: the same classes, the same weights, the same
+    translations as the folder written today, which names ``sense.translation.model``.
+    """
+    import shutil
+
+    from sense.translation import Translator
+
+    text = open(os.path.join(tiny_translator, "hyperparams.yaml"), encoding="utf-8").read()
+    assert "!new:sense.translation.model.Seq2SeqDecoder" in text
+    assert "!new:sense.translation.model.FrameProjection" in text
+    assert "sense.translation.decoder" not in text
+    old = str(tmp_path / "exported_before_the_rename")
+    shutil.copytree(tiny_translator, old)
+    old_text = text.replace("sense.translation.model.", "sense.translation.decoder.")
+    assert old_text.count("!new:sense.translation.decoder.") == 2
+    with open(os.path.join(old, "hyperparams.yaml"), "w", encoding="utf-8") as f:
+        f.write(old_text)
+
+    new_model = Translator.from_hparams(source=tiny_translator, device="cpu")
+    old_model = Translator.from_hparams(source=old, device="cpu")
+    for name in ("encoder", "projection", "decoder"):
+        new_state, old_state = new_model.mods[name].state_dict(), old_model.mods[name].state_dict()
+        assert list(old_state) == list(new_state)
+        assert all(torch.equal(old_state[k], new_state[k]) for k in new_state), name
+    torch.manual_seed(0)
+    wavs, lens = 0.1 * torch.randn(2, 16000), torch.tensor([1.0, 0.7])
+    with torch.no_grad():
+        new_memory, _ = new_model.decoder_memory(*new_model.mods.encoder(wavs, lens))
+        old_memory, _ = old_model.decoder_memory(*old_model.mods.encoder(wavs, lens))
+    assert torch.equal(old_memory, new_memory)
+    expected = new_model.translate_batch(wavs, lens, beam_size=2)
+    assert old_model.translate_batch(wavs, lens, beam_size=2) == expected

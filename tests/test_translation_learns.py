@@ -85,7 +85,7 @@ def test_translation_of_unheard_sentences_reads_the_speech(tiny_w2v_bert, tmp_pa
     from sense.lobes.speech import HFSpeechEncoder
     from sense.testing.tiny import build_tiny_mbart
     from sense.translation.brain import label_smoothed_nll
-    from sense.translation.decoder import FrameProjection, Seq2SeqDecoder
+    from sense.translation.model import FrameProjection, Seq2SeqDecoder
 
     torch.manual_seed(0)
     train, held = split_combinations()

@@ -104,6 +104,13 @@ def test_what_is_allowed(text):
     check_hparams_text(text)
 
 
+@pytest.mark.parametrize("module", ["model", "decoder"])
+@pytest.mark.parametrize("cls", ["FrameProjection", "Seq2SeqDecoder"])
+def test_translation_classes_by_their_module_and_its_former_name(module, cls):
+    """sense.translation.model's classes; decoder: the module's name in earlier exports."""
+    check_hparams_text(f"projection: !new:sense.translation.{module}.{cls}\n  input_dim: 8\n")
+
+
 def test_a_refused_tag_before_a_repeated_node_is_still_found():
     """The walk goes on past a node it has already seen (an alias) or an empty value:
     the nodes are visited last first, so the alias and the null come before the tag."""

@@ -13,7 +13,7 @@ from speechbrain.dataio.dataset import DynamicItemDataset
 from sense.checkpoints import AtomicCheckpointer
 from sense.finetune import optimizer_steps
 from sense.testing.tiny import build_tiny_nllb, build_tiny_whisper
-from sense.translation.decoder import Seq2SeqDecoder
+from sense.translation.model import Seq2SeqDecoder
 from sense.zerost.brain import ZeroSTBrain, add_zerost_pipelines, translate
 from sense.zerost.cache import NLLBTokenEncoder, TokenEmbeddingCache
 from sense.zerost.losses import ZeroSTKDLoss

@@ -14,9 +14,9 @@ from sense.cli import main
 from sense.dataio import pad_batch
 from sense.testing.tiny import build_tiny_nllb, build_tiny_whisper
 from sense.translation.brain import label_smoothed_nll
-from sense.translation.decoder import Seq2SeqDecoder
 from sense.translation.export import save_decoder
 from sense.translation.inference import load_translator
+from sense.translation.model import Seq2SeqDecoder
 from sense.zerost.brain import ZeroSTBrain, translate
 from sense.zerost.export import export_zerost
 from sense.zerost.inference import ZeroSTTranslator

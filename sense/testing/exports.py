@@ -27,8 +27,8 @@ def export_sense(folder: str, w2v_bert: str, xlmr: str) -> str:
 
 def export_translator_folder(folder: str, w2v_bert: str, work: str) -> str:
     from sense.lobes.speech import HFSpeechEncoder
-    from sense.translation.decoder import FrameProjection, Seq2SeqDecoder
     from sense.translation.export import export_translator
+    from sense.translation.model import FrameProjection, Seq2SeqDecoder
 
     encoder = HFSpeechEncoder(w2v_bert)
     decoder = Seq2SeqDecoder(tiny.build_tiny_nllb(os.path.join(work, "nllb")), "eng_Latn")
@@ -37,7 +37,7 @@ def export_translator_folder(folder: str, w2v_bert: str, work: str) -> str:
 
 
 def export_zerost_folder(folder: str, work: str) -> str:
-    from sense.translation.decoder import Seq2SeqDecoder
+    from sense.translation.model import Seq2SeqDecoder
     from sense.zerost.export import export_zerost
     from sense.zerost.qformer import build_qformer
     from sense.zerost.speech import AdaptedSpeechEncoder

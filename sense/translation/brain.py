@@ -31,8 +31,8 @@ from speechbrain.utils.distributed import if_main_process
 from sense.dataio import load_audio
 from sense.finetune import FineTuneBrain, unwrap
 from sense.prepare import manifest_dataset
-from sense.translation.decoder import IGNORE_INDEX
 from sense.translation.metrics import bleu_by_language, corpus_bleu
+from sense.translation.model import IGNORE_INDEX
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def make_datasets(
     ----------
     manifests : dict
         Split name -> manifest path (columns :data:`TRANSLATION_FIELDS`).
-    decoder : sense.translation.decoder.Seq2SeqDecoder
+    decoder : sense.translation.model.Seq2SeqDecoder
         Its tokenizer makes the target ids.
     sample_rate : int
         Rate the audio is read at.

@@ -28,7 +28,7 @@ from sense.export import (
 from sense.hparams_yaml import PLACEHOLDER, New, Ref, in_folder
 from sense.hparams_yaml import render_hparams as render_hparams_yaml
 from sense.io import check_output_folder, staged_folder
-from sense.translation.decoder import DEFAULT_MAX_DECODE_RATIO, DEFAULT_MIN_DECODE_TOKENS
+from sense.translation.model import DEFAULT_MAX_DECODE_RATIO, DEFAULT_MIN_DECODE_TOKENS
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def save_decoder(decoder, folder: str, target_lang: str | None = None) -> dict:
 
 #: Pretrainer hook of every trained state in a translation folder.
 STRICT_HOOK = hparams_yaml.STRICT_HOOK
-DECODER_CLASS = "sense.translation.decoder.Seq2SeqDecoder"
+DECODER_CLASS = "sense.translation.model.Seq2SeqDecoder"
 LONG_RECORDINGS = (
     "Recordings longer than max_duration seconds are cut at pauses into windows\n"
     "of at most window_duration seconds, each translated on its own."
@@ -98,7 +98,7 @@ def translation_hparams(
         Long-recording settings (seconds).
     modules : dict
         ``name -> (class, {argument: value})`` of the modules before the
-        decoder (:class:`sense.translation.decoder.Seq2SeqDecoder` in ``decoder/``);
+        decoder (:class:`sense.translation.model.Seq2SeqDecoder` in ``decoder/``);
         values as :mod:`sense.hparams_yaml` renders them.
     loadables : dict
         ``name -> (file in the folder, pretrainer hook)`` of the trained states.
@@ -143,7 +143,7 @@ def render_hparams(
 
     Example
     -------
-    >>> from sense.translation.decoder import FrameProjection
+    >>> from sense.translation.model import FrameProjection
     >>> text = render_hparams(FrameProjection(8, 4), "en_XX", 16000, 5, 1.0, 0.25, 10, 30.0, 20.0)
     >>> "target_lang: \\"en_XX\\"" in text
     True
@@ -179,7 +179,7 @@ def render_hparams(
         window,
         modules={
             "encoder": (ENCODER_CLASS, frozen_encoder_args()),
-            "projection": ("sense.translation.decoder.FrameProjection", projection_args),
+            "projection": ("sense.translation.model.FrameProjection", projection_args),
         },
         loadables={"projection": (PROJECTION_FILE, STRICT_HOOK)},
     )
@@ -207,8 +207,8 @@ def export_translator(
         Destination; written under a temporary name beside it, then renamed.
         An earlier export there is replaced; anything else only with ``force``.
     encoder : sense.lobes.speech.HFSpeechEncoder
-    projection : sense.translation.decoder.FrameProjection
-    decoder : sense.translation.decoder.Seq2SeqDecoder
+    projection : sense.translation.model.FrameProjection
+    decoder : sense.translation.model.Seq2SeqDecoder
     extra : dict, optional
         Training information for ``meta.json``.
     beam_size, length_penalty, max_decode_ratio, min_decode_tokens

@@ -43,7 +43,7 @@ class Translator(SenseModel):
     >>> import tempfile, os
     >>> from sense.lobes.speech import HFSpeechEncoder
     >>> from sense.demo.tiny import build_tiny_mbart, build_tiny_wav2vec2
-    >>> from sense.translation.decoder import FrameProjection, Seq2SeqDecoder
+    >>> from sense.translation.model import FrameProjection, Seq2SeqDecoder
     >>> from sense.translation.export import export_translator
     >>> enc = HFSpeechEncoder(build_tiny_wav2vec2(tempfile.mkdtemp()))
     >>> dec = Seq2SeqDecoder(build_tiny_mbart(tempfile.mkdtemp()))

@@ -8,7 +8,7 @@ either step, chosen by ``hparams.zerost_step``:
   :class:`sense.zerost.cache.TokenEmbeddingCache`) with
   :class:`sense.zerost.losses.ZeroSTKDLoss`;
 * ``"nll"``: the Q-Former's outputs replace the NLLB encoder output for the
-  frozen NLLB decoder (:class:`sense.translation.decoder.Seq2SeqDecoder`),
+  frozen NLLB decoder (:class:`sense.translation.model.Seq2SeqDecoder`),
   trained with teacher forcing to emit the transcript (its language code
   first); the speech encoder gets a new adapter stage (``"nll"``, the only
   one that learns) in sequence with the KD stage's, everything started from

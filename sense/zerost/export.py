@@ -190,7 +190,7 @@ def export_zerost(
         Its frozen encoder is saved whole, its adapters and projection as state.
     qformer : QSimple, QLite or QNLLB
         Rebuilt from its ``settings``.
-    decoder : sense.translation.decoder.Seq2SeqDecoder
+    decoder : sense.translation.model.Seq2SeqDecoder
         The frozen NLLB decoder (saved with its tokenizer).
     extra : dict, optional
         Training information for ``meta.json``.

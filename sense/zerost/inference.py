@@ -28,7 +28,7 @@ class ZeroSTTranslator(Translator):
     -------
     >>> import tempfile, os
     >>> from sense.demo.tiny import build_tiny_nllb, build_tiny_whisper
-    >>> from sense.translation.decoder import Seq2SeqDecoder
+    >>> from sense.translation.model import Seq2SeqDecoder
     >>> from sense.zerost.export import export_zerost
     >>> from sense.zerost.qformer import QSimple
     >>> from sense.zerost.speech import AdaptedSpeechEncoder
