@@ -39,6 +39,7 @@ import datetime
 import json
 import logging
 import os
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -47,6 +48,7 @@ from sense import formats
 from sense.hparams_yaml import PLACEHOLDER, New, Ref, in_folder
 from sense.hparams_yaml import render_hparams as render_hparams_yaml
 from sense.io import check_output_folder, staged_folder
+from sense.windows import SPLIT_MODES
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +88,45 @@ COMMENTS = {
     "encode_text, never copied into this folder. Override teacher_source to point\n"
     "at a local copy.",
 }
+
+
+@dataclass(frozen=True)
+class WindowSettings:
+    """How a model folder cuts long recordings at inference (its ``hyperparams.yaml``).
+
+    Parameters
+    ----------
+    max_duration : float
+        Recordings longer than this (seconds) are cut into windows.
+    window, overlap : float
+        Window length, and the least overlap of consecutive ``"fixed"``
+        windows (seconds).
+    split : {"fixed", "silence"}
+        How long recordings are cut (see :mod:`sense.windows`).
+
+    Example
+    -------
+    >>> WindowSettings(max_duration=3.0, window=2.0, overlap=0.5, split="silence")
+    WindowSettings(max_duration=3.0, window=2.0, overlap=0.5, split='silence')
+    >>> WindowSettings(window=4.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: need 0 <= overlap < window and max_duration > 0, got overlap=4.0, window=4.0, max_duration=30.0
+    """
+
+    max_duration: float = DEFAULT_MAX_DURATION
+    window: float = DEFAULT_WINDOW
+    overlap: float = DEFAULT_OVERLAP
+    split: str = DEFAULT_SPLIT
+
+    def __post_init__(self):
+        if self.split not in SPLIT_MODES:
+            raise ValueError(f"split must be one of {SPLIT_MODES}, got {self.split!r}")
+        if not 0 <= self.overlap < self.window or self.max_duration <= 0:
+            raise ValueError(
+                f"need 0 <= overlap < window and max_duration > 0, got "
+                f"overlap={self.overlap}, window={self.window}, max_duration={self.max_duration}"
+            )
 
 
 def load_state_dict_strict(module: torch.nn.Module, path: str) -> None:
@@ -228,12 +269,9 @@ def render_hparams(
     teacher: dict | None,
     normalize: bool = True,
     batch_norm: bool = False,
-    max_duration: float = DEFAULT_MAX_DURATION,
-    window: float = DEFAULT_WINDOW,
-    overlap: float = DEFAULT_OVERLAP,
-    split: str = DEFAULT_SPLIT,
+    windows: WindowSettings | None = None,
 ) -> str:
-    """The text of an exported model's ``hyperparams.yaml``.
+    """The text of an exported model's ``hyperparams.yaml`` (``windows``: the defaults).
 
     Example
     -------
@@ -243,11 +281,12 @@ def render_hparams(
     """
     entries: dict = {"model_dir": PLACEHOLDER, "sample_rate": int(sample_rate)}
     entries["normalize"] = bool(normalize)
+    windows = windows or WindowSettings()
     entries.update(
-        max_duration=float(max_duration),
-        window_duration=float(window),
-        window_overlap=float(overlap),
-        window_split=split,
+        max_duration=float(windows.max_duration),
+        window_duration=float(windows.window),
+        window_overlap=float(windows.overlap),
+        window_split=windows.split,
     )
     entries.update(teacher_entries(teacher, source_key=True))
     entries["encoder"] = New(ENCODER_CLASS, frozen_encoder_args())
@@ -294,12 +333,10 @@ def export_model(
     extra: dict | None = None,
     teacher_center: torch.Tensor | None = None,
     normalize: bool = True,
-    max_duration: float = DEFAULT_MAX_DURATION,
-    window: float = DEFAULT_WINDOW,
-    overlap: float = DEFAULT_OVERLAP,
-    split: str = DEFAULT_SPLIT,
+    windows: WindowSettings | None = None,
     overwrite: bool = True,
     force: bool = False,
+    **window_settings,
 ) -> str:
     """Write a trained encoder and pooling head as a folder that ``SENSE.from_hparams`` loads.
 
@@ -327,18 +364,18 @@ def export_model(
         anything else is written as its ``str``).
     normalize : bool
         L2-normalise speech embeddings at inference.
-    max_duration, window, overlap : float
-        Long-recording settings (seconds): recordings longer than
-        ``max_duration`` are cut into ``window``-second windows overlapping by
-        at least ``overlap``.
-    split : {"fixed", "silence"}
-        How long recordings are cut (see :mod:`sense.windows`).
+    windows : WindowSettings, optional
+        How long recordings are cut at inference (default:
+        :class:`WindowSettings`'s 30 s, 20 s windows overlapping by at least 4 s).
     overwrite : bool
         Replace an earlier export at ``folder``; otherwise raise ``FileExistsError``.
     force : bool
         Replace ``folder`` even when it holds something else than a model
         folder (by default :class:`sense.io.OutputExistsError`: nothing but
         an earlier export, or an empty folder, is ever deleted).
+    **window_settings
+        ``max_duration``, ``window``, ``overlap``, ``split``: fields of
+        ``windows`` given one by one (they change those of ``windows``).
 
     Returns
     -------
@@ -346,17 +383,10 @@ def export_model(
         ``folder``.
     """
     from sense.lobes.text import TeacherSpec
-    from sense.windows import SPLIT_MODES
 
     if teacher is not None and not isinstance(teacher, TeacherSpec):
         teacher = TeacherSpec(os.fspath(teacher))
-    if split not in SPLIT_MODES:
-        raise ValueError(f"split must be one of {SPLIT_MODES}, got {split!r}")
-    if not 0 <= overlap < window or max_duration <= 0:
-        raise ValueError(
-            f"need 0 <= overlap < window and max_duration > 0, got "
-            f"overlap={overlap}, window={window}, max_duration={max_duration}"
-        )
+    windows = replace(windows or WindowSettings(), **window_settings)
     if getattr(encoder, "output_all_hiddens", False):
         raise ValueError("cannot export an encoder with output_all_hiddens=True")
     if pooling.input_dim != encoder.output_dim:
@@ -391,10 +421,7 @@ def export_model(
             sample_rate=getattr(encoder, "sample_rate", 16000),
             teacher=teacher,
             normalize=normalize,
-            max_duration=max_duration,
-            window=window,
-            overlap=overlap,
-            split=split,
+            windows=windows,
         )
         write_description(
             tmp,

@@ -14,7 +14,7 @@ import torch
 from test_cli import SR, tone
 
 from sense.cli import main
-from sense.export import export_model
+from sense.export import WindowSettings, export_model
 from sense.index import load_index
 from sense.lobes.speech import HFSpeechEncoder
 from sense.nnet.pooling import AttentivePooling
@@ -39,9 +39,8 @@ def export(folder: str, w2v_bert: str, xlmr: str, seed: int = 0) -> str:
     pooling = AttentivePooling(encoder.output_dim)
     with torch.no_grad():
         pooling.attention.weight.mul_(5.0)
-    return export_model(
-        folder, encoder, pooling, teacher=xlmr, max_duration=3.0, window=2.0, overlap=0.5
-    )
+    windows = WindowSettings(max_duration=3.0, window=2.0, overlap=0.5)
+    return export_model(folder, encoder, pooling, teacher=xlmr, windows=windows)
 
 
 def write_corpus(root) -> None:

@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 from sense.cli import main
-from sense.export import export_model
+from sense.export import WindowSettings, export_model
 from sense.lobes.speech import HFSpeechEncoder
 from sense.nnet.pooling import AttentivePooling
 
@@ -46,9 +46,7 @@ def model_dir(tmp_path_factory, tiny_w2v_bert, tiny_xlmr):
         encoder,
         pooling,
         teacher=tiny_xlmr,
-        max_duration=3.0,
-        window=2.0,
-        overlap=0.5,
+        windows=WindowSettings(max_duration=3.0, window=2.0, overlap=0.5),
     )
     return folder
 

@@ -12,7 +12,7 @@ import torch
 from test_cli import SR, run, tone
 
 from sense.cli import main
-from sense.export import export_model
+from sense.export import WindowSettings, export_model
 from sense.lobes.speech import HFSpeechEncoder
 from sense.nnet.pooling import AttentivePooling
 
@@ -22,7 +22,7 @@ def _export(folder, encoder_dir, teacher, seed):
     torch.manual_seed(seed)
     export_model(
         folder, encoder, AttentivePooling(encoder.output_dim), teacher=teacher,
-        max_duration=3.0, window=2.0, overlap=0.5,
+        windows=WindowSettings(max_duration=3.0, window=2.0, overlap=0.5),
     )  # fmt: skip
     return folder
 

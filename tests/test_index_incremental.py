@@ -12,7 +12,7 @@ from test_cli import SR, tone
 
 import sense.index
 from sense.cli import main
-from sense.export import export_model
+from sense.export import WindowSettings, export_model
 from sense.index import PARTIAL_SUFFIX, load_index
 from sense.inference import SENSE
 from sense.lobes.speech import HFSpeechEncoder
@@ -27,9 +27,8 @@ def export(folder, w2v_bert, xlmr, seed: int) -> str:
     encoder = HFSpeechEncoder(w2v_bert)
     torch.manual_seed(seed)
     pooling = AttentivePooling(encoder.output_dim)
-    return export_model(
-        folder, encoder, pooling, teacher=xlmr, max_duration=3.0, window=2.0, overlap=0.5
-    )
+    windows = WindowSettings(max_duration=3.0, window=2.0, overlap=0.5)
+    return export_model(folder, encoder, pooling, teacher=xlmr, windows=windows)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from sense.export import (
     HPARAMS_FILE,
     META_FILE,
     POOLING_FILE,
+    WindowSettings,
     export_model,
 )
 from sense.inference import SENSE, WindowEmbeddings
@@ -55,7 +57,7 @@ def build_model(folder, speech_dir, teacher_dir, **kwargs):
         pooling,
         teacher=TeacherSpec(teacher_dir, pooling="cls"),
         extra={"epochs": 2, "valid_loss": 0.5},
-        **settings,
+        windows=WindowSettings(**settings),
     )
     return encoder, pooling
 
@@ -190,6 +192,51 @@ def test_export_is_atomic(exported, tiny_xlmr, tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["model"]
     with pytest.raises(FileExistsError):
         export_model(str(folder), encoder, pooling, teacher=None, overwrite=False)
+
+
+#: The long-recording block of ``hyperparams.yaml``, as every export has written it.
+WINDOW_LINES = 'max_duration: {}\nwindow_duration: {}\nwindow_overlap: {}\nwindow_split: "{}"\n'
+
+
+def test_window_settings_as_an_object_or_one_by_one_write_the_same_folder(exported, tmp_path):
+    """``windows=WindowSettings(...)``, or its fields as keywords (the earlier form, which
+    changes the object's fields): the same ``hyperparams.yaml``, byte for byte."""
+    _, encoder, pooling = exported
+
+    def hparams(name, **kwargs) -> bytes:
+        folder = export_model(str(tmp_path / name), encoder, pooling, teacher=None, **kwargs)
+        with open(os.path.join(folder, HPARAMS_FILE), "rb") as f:
+            return f.read()
+
+    default = hparams("default")
+    assert WINDOW_LINES.format(30.0, 20.0, 4.0, "fixed").encode() in default
+    assert hparams("default-object", windows=WindowSettings()) == default
+    silence = WindowSettings(max_duration=3, window=2, overlap=0.5, split="silence")
+    short = hparams("object", windows=silence)
+    assert WINDOW_LINES.format(3.0, 2.0, 0.5, "silence").encode() in short
+    assert short.replace(WINDOW_LINES.format(3.0, 2.0, 0.5, "silence").encode(), b"") == (
+        default.replace(WINDOW_LINES.format(30.0, 20.0, 4.0, "fixed").encode(), b"")
+    )
+    assert hparams("keywords", max_duration=3, window=2, overlap=0.5, split="silence") == short
+    before = WindowSettings(max_duration=3, window=2, overlap=1.0)
+    both = hparams("both", windows=before, overlap=0.5, split="silence")
+    assert both == short
+
+    with pytest.raises(TypeError, match="unexpected keyword argument 'windo'"):
+        export_model(str(tmp_path / "refused"), encoder, pooling, windo=2.0)
+    need = "need 0 <= overlap < window and max_duration > 0, "
+    refusals = [
+        ({"split": "pause"}, "split must be one of ('fixed', 'silence'), got 'pause'"),
+        ({"window": 4.0}, need + "got overlap=4.0, window=4.0, max_duration=30.0"),
+        ({"overlap": -0.5}, need + "got overlap=-0.5, window=20.0, max_duration=30.0"),
+        ({"max_duration": 0.0}, need + "got overlap=4.0, window=20.0, max_duration=0.0"),
+    ]
+    for settings, reason in refusals:
+        with pytest.raises(ValueError, match=re.escape(reason)):
+            WindowSettings(**settings)
+        with pytest.raises(ValueError, match=re.escape(reason)):
+            export_model(str(tmp_path / "refused"), encoder, pooling, **settings)
+    assert not os.path.exists(tmp_path / "refused")
 
 
 # ---------------------------------------------------------------------------
@@ -351,9 +398,7 @@ def test_long_file_with_a_batch_normalised_head_goes_through_the_whole_head(
         encoder,
         pooling.eval(),
         teacher=tiny_xlmr,
-        max_duration=MAX_DURATION,
-        window=WINDOW,
-        overlap=OVERLAP,
+        windows=WindowSettings(max_duration=MAX_DURATION, window=WINDOW, overlap=OVERLAP),
     )
     model = SENSE.from_hparams(source=folder, device="cpu")
     wav = torch.cat([make_signal(f0, i, 1.0)[1] for i, f0 in enumerate([200, 260, 330, 410, 500])])

@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 from test_cli import SR, run, tone
 
-from sense.export import export_model
+from sense.export import WindowSettings, export_model
 from sense.inference import SENSE
 from sense.io import OutputExistsError
 from sense.lobes.speech import HFSpeechEncoder
@@ -36,7 +36,7 @@ def model_dir(tmp_path_factory, encoder):
         ({}, {"teacher": "usem3"}),
         ({"output_dim": 16, "activation": "tanh"}, {"teacher": "XLMR"}),
         ({"batch_norm": True}, {"teacher": "XLMR", "teacher_center": torch.randn(32)}),
-        ({}, {"teacher": "XLMR", "split": "silence"}),
+        ({}, {"teacher": "XLMR", "windows": WindowSettings(split="silence")}),
     ],
     ids=["no-teacher", "usem3", "projection-tanh", "batchnorm-center", "silence"],
 )
