@@ -10,7 +10,11 @@ on held-out queries until recall@10 against exact search reaches
 Index types (:data:`INDEX_TYPES`):
 
 - ``flat``: none, exact search over the embeddings;
-- ``ivf``: IVF with 8-bit scalar-quantised codes (``IVF<n>,SQ8``, a quarter of float32);
+- ``ivf``: IVF with 8-bit scalar-quantised codes (``IVF<n>,SQ8``: one byte a
+  dimension, plus faiss's 8-byte id a row); from :data:`RABITQ_FROM_DIM`
+  dimensions on, with faiss's RaBitQ codes of :data:`RABITQ_BITS` bits a
+  dimension instead (``IVF<n>,RaBitQ7``: 7/8 of a byte a dimension plus 20
+  bytes a row, below a quarter of float32 with the ids and centroids);
 - ``ivf-flat``: IVF with float32 codes (``IVF<n>,Flat``);
 - ``ivfpq``: IVF with product-quantised codes (``IVF<n>,PQ<m>``: ``m`` bytes a row);
 - ``hnsw``: an HNSW graph over 8-bit codes (``HNSW32,SQ8``);
@@ -67,6 +71,21 @@ MIN_ROWS_PER_LIST = 39
 PQ_DIMS_PER_BYTE = 8
 PQ_BITS = 8
 HNSW_LINKS = 32
+#: ``ivf`` stores RaBitQ codes of this many bits a dimension from :data:`RABITQ_FROM_DIM`
+#: dimensions on. SQ8's one byte a dimension is a quarter of float32 by itself, so with
+#: faiss's 8-byte id a row and the centroids an ``IVF<n>,SQ8`` is always above a quarter
+#: (0.253 at 1M x 1,024). RaBitQ7 (a sign bit and 6 more bits a dimension, rescaled per
+#: row: 20 bytes of factors) is 916 bytes a row at 1,024 dims, 0.227 of float32 with the
+#: ids and centroids. On 200,000 clustered 1,024-dim rows (docs/benchmarks/cpu-search.md)
+#: it kept recall@10 0.97 (SQ8: 0.98), where SQ6 (0.19 of float32) fell to 0.94 and an
+#: uncentred projection to 992 dims before SQ8 (0.25) to 0.84: the 32 dropped dimensions
+#: held 1.2% of those rows' energy, enough to reorder near neighbours. Its cost is the
+#: build: encoding a row takes ~25 times SQ8's time.
+RABITQ_BITS = 7
+#: Below this many dimensions ``ivf`` keeps SQ8: RaBitQ's 20 bytes of factors a row outweigh
+#: the 1/8 byte a dimension it saves (RaBitQ7 is larger than SQ8 below 161 dims), and its
+#: recall was measured on 512 and 1,024 dims only.
+RABITQ_FROM_DIM = 512
 #: Search depths tried, smallest first, until the recall reaches the target.
 NPROBE_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 EF_SEARCH_STEPS = (16, 32, 64, 128, 256, 512, 1024)
@@ -123,13 +142,16 @@ def factory_string(index_type: str, rows: int, dim: int) -> str:
     Example
     -------
     >>> factory_string("ivf", 1_000_000, 1024), factory_string("ivfpq", 1_000_000, 1024)
-    ('IVF1024,SQ8', 'IVF1024,PQ128x8np')
+    ('IVF1024,RaBitQ7', 'IVF1024,PQ128x8np')
+    >>> factory_string("ivf", 1_000_000, 384)
+    'IVF1024,SQ8'
     >>> factory_string("hnsw", 10, 4), factory_string("ivf-flat", 2000, 4)
     ('HNSW32,SQ8', 'IVF32,Flat')
     """
     lists = ivf_lists(rows)
     if index_type == "ivf":
-        return f"IVF{lists},SQ8"
+        codes = f"RaBitQ{RABITQ_BITS}" if dim >= RABITQ_FROM_DIM else "SQ8"
+        return f"IVF{lists},{codes}"
     if index_type == "ivf-flat":
         return f"IVF{lists},Flat"
     if index_type == "ivfpq":
