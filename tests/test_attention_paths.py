@@ -1,5 +1,7 @@
 """The sdpa and flex paths of w2v-BERT's relative-key attention equal transformers' eager one."""
 
+import math
+
 import pytest
 import torch
 
@@ -10,6 +12,9 @@ from sense.lobes.attention import (
     SDPA,
     SdpaRelativeKeyAttention,
     distance_index,
+    key_padding,
+    regional_attention,
+    regional_from,
 )
 from sense.lobes.speech import HFSpeechEncoder
 from sense.testing.tiny import build_tiny_w2v_bert
@@ -74,28 +79,102 @@ def test_distance_index_matches_transformers_clamp():
     assert index[70, 60] == LEFT - 10 and index[60, 67] == LEFT + 7
 
 
-@pytest.mark.parametrize("attention", [SDPA, FLEX])
+# CPU inference's regional split of sdpa, forced on at the tests' lengths
+REGIONAL = "sdpa-regional"
+
+
+def _run(encoder, attention, wavs, wav_lens):
+    with regional_from(0 if attention == REGIONAL else math.inf):
+        return encoder(wavs, wav_lens)
+
+
+@pytest.mark.parametrize("attention", [SDPA, REGIONAL, FLEX])
 def test_padded_batch_equals_eager(tiny_path, batch, attention):
     wavs, wav_lens = batch
     with torch.inference_mode():
         expected, expected_lens = _encoder(tiny_path, EAGER)(wavs, wav_lens)
-        frames, frame_lens = _encoder(tiny_path, attention)(wavs, wav_lens)
+        frames, frame_lens = _run(
+            _encoder(tiny_path, attention.split("-")[0]), attention, wavs, wav_lens
+        )
     assert torch.equal(frame_lens, expected_lens)
     torch.testing.assert_close(
         _valid(frames, frame_lens), _valid(expected, expected_lens), rtol=0, atol=TOLERANCE
     )
 
 
-@pytest.mark.parametrize("attention", ATTENTION_PATHS)
+@pytest.mark.parametrize("attention", [*ATTENTION_PATHS, REGIONAL])
 def test_padding_changes_nothing(tiny_path, batch, attention):
     wavs, wav_lens = batch
-    encoder = _encoder(tiny_path, attention)
+    encoder = _encoder(tiny_path, attention.split("-")[0])
     with torch.inference_mode():
-        frames, frame_lens = encoder(wavs, wav_lens)
+        frames, frame_lens = _run(encoder, attention, wavs, wav_lens)
         for row, samples in enumerate(SAMPLES):
-            alone, _ = encoder(wavs[row : row + 1, :samples], torch.ones(1))
+            alone, _ = _run(encoder, attention, wavs[row : row + 1, :samples], torch.ones(1))
             real = alone.shape[1]
             torch.testing.assert_close(frames[row, :real], alone[0], rtol=0, atol=TOLERANCE)
+
+
+def _reference(query, key, value, embeddings, valid, scale):
+    """Float64 softmax attention with the gathered relative-key bias (transformers' formula)."""
+    q, k, v, e = (t.double() for t in (query, key, value, embeddings))
+    batch, heads, length, _ = q.shape
+    index = distance_index(length, LEFT, RIGHT).expand(batch, heads, length, length)
+    logits = q @ k.transpose(-1, -2) * scale + (q @ e.T).gather(-1, index) * scale
+    logits = logits.masked_fill(~valid[:, None, None, :], -math.inf)
+    return torch.softmax(logits, -1) @ v
+
+
+@pytest.mark.parametrize("length", [1, 9, 31, 32, 66, 74, 140])
+def test_regional_attention_equals_the_gathered_bias(length):
+    """Around every edge: rows with no far-left (i <= 64) or far-right (i >= T - 9) keys,
+    one and several band blocks, and utterances padded so that a real row's far-right
+    region is all padding."""
+    torch.manual_seed(length)
+    batch, heads, dim, scale = 3, 2, 8, 0.35
+    query, key, value = torch.randn(3, batch, heads, length, dim).unbind(0)
+    embeddings = torch.randn(LEFT + RIGHT + 1, dim)
+    lengths = torch.tensor([length, max(1, length // 2), max(1, length - RIGHT - 3)])
+    valid = torch.arange(length)[None, :] < lengths[:, None]
+    mask = key_padding(valid[:, None, None, :], torch.float32)
+    got = regional_attention(query, key, value, embeddings, mask, scale, LEFT, RIGHT)
+    expected = _reference(query, key, value, embeddings, valid, scale)
+    for row, n in enumerate(lengths.tolist()):
+        torch.testing.assert_close(
+            got[row, :, :n].double(), expected[row, :, :n], rtol=0, atol=1e-6
+        )
+    assert torch.isfinite(got).all()  # padded rows too: the next layer's conv reads them
+    unpadded = regional_attention(query, key, value, embeddings, None, scale, LEFT, RIGHT)
+    full = _reference(query, key, value, embeddings, torch.ones_like(valid), scale)
+    torch.testing.assert_close(unpadded.double(), full, rtol=0, atol=1e-6)
+
+
+def test_key_padding_reads_the_first_query_row():
+    boolean = torch.tensor([[True, True, False], [True, False, False]]).view(2, 1, 1, 3)
+    additive = torch.tensor([0.0, 0.0, torch.finfo(torch.float32).min]).view(1, 1, 1, 3)
+    inf = -math.inf
+    assert key_padding(boolean.expand(2, 1, 3, 3), torch.float32).tolist() == [
+        [[[0.0, 0.0, inf]]],
+        [[[0.0, inf, inf]]],
+    ]
+    assert key_padding(additive, torch.float32).tolist() == [[[[0.0, 0.0, inf]]]]
+    assert key_padding(None, torch.float32) is None
+
+
+def test_the_regional_split_is_for_cpu_inference_only():
+    """Training (gradients) and short inputs keep the gathered bias; regional_from restores."""
+    import sense.lobes.attention as attention
+
+    query = torch.zeros(1, 1, attention.REGIONAL_MIN_FRAMES, 4)
+    assert attention._regional(query, training=False)
+    assert not attention._regional(query[:, :, 1:], training=False)
+    assert not attention._regional(query, training=True)
+    assert not attention._regional(query.requires_grad_(), training=False)
+    with torch.no_grad():
+        assert attention._regional(query, training=False)
+        with regional_from(2):
+            assert attention._regional(query[:, :, :2], training=False)
+            assert not attention._regional(query[:, :, :1], training=False)
+    assert attention.REGIONAL_MIN_FRAMES == 1000
 
 
 def _gradients(encoder, wavs, wav_lens):

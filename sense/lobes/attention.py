@@ -12,7 +12,11 @@ the ``[B, H, T, L + R + 1]`` table ``q · Eᵀ`` once and reads the bias of
 - ``"sdpa"``: the bias is gathered from the table into ``[B, H, T, T]``, the
   padding mask is added in place, and
   :func:`torch.nn.functional.scaled_dot_product_attention` does the rest
-  (``T²`` memory, no ``T² d`` tensor, one ``QKᵀ`` product);
+  (``T²`` memory, no ``T² d`` tensor, one ``QKᵀ`` product). CPU inference on
+  :data:`REGIONAL_MIN_FRAMES` frames or more runs :func:`regional_attention`
+  instead: beyond the clamp the bias is one value per row on each side, so
+  the two far regions are plain causal flash attention over shifted keys and
+  only a band of ``L + R + 1`` keys reads the table (``T`` memory);
 - ``"flex"``: :func:`torch.nn.attention.flex_attention.flex_attention`
   (compiled) adds the table entry in a ``score_mod`` and skips padding with
   transformers' ``BlockMask``; no ``T²`` tensor at all. In torch 2.11 its
@@ -38,6 +42,7 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import torch
@@ -50,6 +55,11 @@ ATTENTION_PATHS = (EAGER, SDPA, FLEX)
 # attention of modules this file does not replace (wav2vec2, adapters).
 HF_IMPLEMENTATION = {EAGER: "eager", SDPA: "sdpa", FLEX: "flex_attention"}
 RELATIVE_KEY = "relative_key"
+#: Queries per block of the band of :func:`regional_attention`.
+BAND_BLOCK = 32
+#: Frames from which CPU inference splits the attention into regions: below,
+#: the gathered bias is faster (docs/benchmarks/cpu-attention.md).
+REGIONAL_MIN_FRAMES = 1000
 
 
 def check_attention(path: str) -> str:
@@ -106,6 +116,189 @@ def relative_key_bias(module: Wav2Vec2BertSelfAttention, query: torch.Tensor) ->
     return table.gather(-1, index.expand(batch, heads, length, length))
 
 
+def key_padding(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """``[B, 1, 1, S]`` additive key mask (0 or ``-inf``) of a layer's padding mask.
+
+    ``mask`` is transformers' ``[B, 1, T, S]`` (or ``[B, 1, 1, S]``) mask, boolean
+    (True attends) or additive; padding hides keys only, so the first query row
+    holds it for every row.
+
+    Example
+    -------
+    >>> key_padding(torch.tensor([[[[True, True, False]]]]), torch.float32)
+    tensor([[[[0., 0., -inf]]]])
+    """
+    if mask is None:
+        return None
+    row = mask[:, :, :1, :]
+    hidden = ~row if row.dtype == torch.bool else row < 0
+    return torch.zeros(row.shape, dtype=dtype, device=row.device).masked_fill_(
+        hidden, float("-inf")
+    )
+
+
+def _far(query, key, value, mask, keys: slice, counts, backwards: bool = False):
+    """Causal attention of row ``r`` over keys ``0..r`` (``r..`` ``backwards``), by torch's CPU flash kernel.
+
+    ``query`` is scaled, ``mask`` the whole ``[B, 1, 1, T]`` key mask (``keys``
+    its part here) and ``counts`` ``[B, rows]`` how many keys each row may see:
+    a row with none gets a ``-inf`` log-sum-exp (the kernel's is 0). Returns the
+    float32 ``[B, H, rows, d]`` output and ``[B, H, rows]`` log-sum-exp.
+    """
+    mask = None if mask is None else mask[..., keys]
+    if backwards:
+        query, key, value = (t.flip(2) for t in (query, key, value))
+        mask = None if mask is None else mask.flip(-1)
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        query, key, value, 0.0, True, attn_mask=mask, scale=1.0
+    )
+    if backwards:
+        out, lse = out.flip(2), lse.flip(2)
+    return out.float(), lse.masked_fill(counts[:, None, :] == 0, float("-inf"))
+
+
+def _slice_mask(mask: torch.Tensor | None, keys: slice, flip: bool = False):
+    if mask is None:
+        return None
+    part = mask[..., keys]
+    return part.flip(-1) if flip else part
+
+
+def _skew(table: torch.Tensor, window: int) -> torch.Tensor:
+    """``[..., BAND_BLOCK, window]`` view placing row ``r``'s ``width`` entries at columns ``r..r + width - 1``.
+
+    ``table`` is ``[..., BAND_BLOCK, width]``; every other column reads ``-inf``.
+    Rows padded to ``window + 1`` and read back with a row stride of ``window``
+    shift each row one column further than the one above (Transformer-XL's
+    relative shift), without an index tensor.
+
+    Example
+    -------
+    >>> _skew(torch.tensor([[1.0, 2.0]]).expand(BAND_BLOCK, 2), BAND_BLOCK + 1)[:2, :4]
+    tensor([[1., 2., -inf, -inf],
+            [-inf, 1., 2., -inf]])
+    """
+    rows, width = table.shape[-2:]
+    padded = torch.nn.functional.pad(table, (0, window + 1 - width), value=float("-inf"))
+    size = (*padded.shape[:-2], rows, window)
+    stride = (*padded.stride()[:-2], window, 1)
+    return padded.as_strided(size, stride, padded.storage_offset())
+
+
+def _band(query, key, value, table, mask, left: int, right: int):
+    """Attention of each query ``i`` over keys ``i - left .. i + right`` with the relative bias.
+
+    ``query`` is scaled, ``table`` is :func:`distance_table`'s (float32). Queries go in
+    blocks of :data:`BAND_BLOCK`; each block reads one window of
+    ``BAND_BLOCK + left + right`` keys (a strided view): two batched products
+    of ``T x (BAND_BLOCK + left + right)``. Returns the ``[B, H, T, d]`` output
+    and the float32 ``[B, H, T]`` log-sum-exp of the band's logits (``-inf``
+    where no key is left).
+    """
+    batch, heads, length, dim = query.shape
+    blocks = -(-length // BAND_BLOCK)
+    padded = blocks * BAND_BLOCK
+    window = BAND_BLOCK + left + right
+    pad = (0, 0, left, padded - length + right)
+    keys = torch.nn.functional.pad(key, pad).unfold(2, window, BAND_BLOCK)  # [B, H, n, d, W]
+    values = torch.nn.functional.pad(value, pad).unfold(2, window, BAND_BLOCK)
+    blocked = torch.nn.functional.pad(query, (0, 0, 0, padded - length))
+    scores = torch.matmul(blocked.view(batch, heads, blocks, BAND_BLOCK, dim), keys).float()
+    table = torch.nn.functional.pad(table, (0, 0, 0, padded - length))
+    scores.add_(_skew(table.view(batch, heads, blocks, BAND_BLOCK, -1), window))
+    # keys before the start, after the end or in the padding
+    keyed = torch.zeros(1, 1, length) if mask is None else mask[:, :, 0, :].float()
+    keyed = torch.nn.functional.pad(keyed, (left, padded - length + right), value=float("-inf"))
+    scores.add_(keyed.unfold(-1, window, BAND_BLOCK)[:, :, :, None, :])
+    top = scores.amax(dim=-1, keepdim=True).clamp_(min=torch.finfo(torch.float32).min)
+    weights = scores.sub_(top).exp_()
+    total = weights.sum(dim=-1, keepdim=True)
+    out = torch.matmul(
+        weights.to(value.dtype), values.transpose(-1, -2)
+    )  # [B, H, n, BAND_BLOCK, d]
+    out = out.float().div_(total.clamp_(min=torch.finfo(torch.float32).tiny))
+    lse = (top + total.log()).view(batch, heads, padded)[:, :, :length]
+    return out.view(batch, heads, padded, dim)[:, :, :length], lse
+
+
+def regional_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    embeddings: torch.Tensor,
+    mask: torch.Tensor | None,
+    scale: float,
+    left: int,
+    right: int,
+) -> torch.Tensor:
+    """Relative-key attention as three softmaxes merged by their log-sum-exps (CPU inference).
+
+    The bias of key ``j`` for query ``i`` is ``q_i · E[0]`` for every ``j < i - left``
+    and ``q_i · E[-1]`` for every ``j > i + right``: both far regions are plain
+    causal attention over keys shifted by one embedding (torch's CPU flash kernel,
+    ``T`` memory); only the band of ``left + right + 1`` keys reads the table.
+    No ``[T, T]`` tensor exists. Forward only (the kernel's log-sum-exp has no
+    gradient).
+
+    Parameters
+    ----------
+    query, key, value : torch.Tensor
+        ``[B, H, T, d]``.
+    embeddings : torch.Tensor
+        ``[left + right + 1, d]`` distance embeddings, nearest-left first.
+    mask : torch.Tensor, optional
+        ``[B, 1, 1, T]`` additive key mask (:func:`key_padding`).
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, H, T, d]``.
+
+    Example
+    -------
+    >>> q, k, v = torch.randn(3, 1, 2, 9, 4).unbind(0)
+    >>> e = torch.randn(4, 4)
+    >>> bias = (q @ e.T).gather(-1, distance_index(9, 2, 1).expand(1, 2, 9, 9)) * 0.5
+    >>> reference = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=0.5)
+    >>> torch.allclose(regional_attention(q, k, v, e, None, 0.5, left=2, right=1), reference, atol=1e-6)
+    True
+    """
+    length = query.shape[-2]
+    query = query * scale
+    embeddings = embeddings.to(query.dtype)
+    table = torch.matmul(query, embeddings.transpose(0, 1)).float()
+    out, lse = _band(query, key, value, table, mask, left, right)
+    valid = torch.ones(1, length, device=query.device)
+    if mask is not None:
+        valid = (mask[:, 0, 0, :] == 0).float()
+    seen = valid.cumsum(-1)  # [B, T]: keys to attend up to j
+    parts = [(slice(None), out.float(), lse)]
+    near = max(length - left - 1, 0)  # query i > left has far-left keys j <= i - left - 1
+    if near:
+        rows, keys = slice(length - near, None), slice(0, near)
+        shifted = key[:, :, keys] + embeddings[0]
+        counts = seen[:, :near]
+        parts.append(
+            (rows, *_far(query[:, :, rows], shifted, value[:, :, keys], mask, keys, counts))
+        )
+    far = max(length - right - 1, 0)  # query i < far has far-right keys j >= i + right + 1
+    if far:
+        rows, keys = slice(0, far), slice(right + 1, None)
+        shifted = key[:, :, keys] + embeddings[-1]
+        counts = seen[:, -1:] - seen[:, right:-1]
+        parts.append(
+            (rows, *_far(query[:, :, rows], shifted, value[:, :, keys], mask, keys, counts, True))
+        )
+    total = lse.clone()
+    for rows, _, part_lse in parts[1:]:
+        total[:, :, rows] = torch.logaddexp(total[:, :, rows], part_lse)
+    total.clamp_(min=torch.finfo(torch.float32).min)
+    merged = torch.zeros_like(parts[0][1])
+    for rows, part_out, part_lse in parts:
+        merged[:, :, rows] += part_out * torch.exp(part_lse - total[:, :, rows])[..., None]
+    return merged.to(value.dtype)
+
+
 def _add_mask(bias: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Add the padding ``mask`` (boolean: True attends; or additive float) to ``bias`` in place."""
     if mask is None:
@@ -139,10 +332,58 @@ class _RelativeKeyAttention(Wav2Vec2BertSelfAttention):
         return self.linear_out(out.transpose(1, 2).reshape(batch, length, -1)), None
 
 
+def _regional(query: torch.Tensor, training: bool) -> bool:
+    """Whether :func:`regional_attention` runs: CPU, no gradient, at least :data:`REGIONAL_MIN_FRAMES`."""
+    return (
+        query.device.type == "cpu"
+        and not training
+        and not (torch.is_grad_enabled() and query.requires_grad)
+        and query.shape[-2] >= REGIONAL_MIN_FRAMES
+    )
+
+
+@contextlib.contextmanager
+def regional_from(frames: float):
+    """Inside the block, CPU inference splits the attention from ``frames`` frames on.
+
+    ``regional_from(0)`` always splits, ``regional_from(math.inf)`` never
+    (tests and the benchmark compare both).
+
+    Example
+    -------
+    >>> with regional_from(0):
+    ...     _regional(torch.zeros(1, 1, 5, 4), training=False)
+    True
+    >>> REGIONAL_MIN_FRAMES
+    1000
+    """
+    global REGIONAL_MIN_FRAMES
+    saved, REGIONAL_MIN_FRAMES = REGIONAL_MIN_FRAMES, frames
+    try:
+        yield
+    finally:
+        REGIONAL_MIN_FRAMES = saved
+
+
 class SdpaRelativeKeyAttention(_RelativeKeyAttention):
-    """Relative keys gathered into a ``[B, H, T, T]`` bias, then SDPA."""
+    """Relative keys gathered into a ``[B, H, T, T]`` bias, then SDPA.
+
+    CPU inference from :data:`REGIONAL_MIN_FRAMES` frames on runs
+    :func:`regional_attention` instead: the same output, no ``T²`` tensor.
+    """
 
     def attend(self, query, key, value, attention_mask):
+        if _regional(query, self.training):
+            return regional_attention(
+                query,
+                key,
+                value,
+                self.distance_embedding.weight,
+                key_padding(attention_mask, query.dtype),
+                self.scaling,
+                self.left_max_position_embeddings,
+                self.right_max_position_embeddings,
+            )
         bias = _add_mask(relative_key_bias(self, query), attention_mask)
         dropout = self.dropout.p if self.training else 0.0
         return torch.nn.functional.scaled_dot_product_attention(
