@@ -1,13 +1,16 @@
 """The dual encoder with no download: the demo corpus, the demo student's tokens, a small LLM.
 
 On a synthesized Common Voice-layout release (:mod:`sense.demo.commonvoice`,
-six parallel languages): fit k-means on the middle layer of the demo's speech
-encoder, tokenise every clip once, extend a small LLM-architecture model
-(``GemmaModel`` built from its config, a sentencepiece tokenizer trained on
-the training text), train the dual encoder on speech/transcript pairs of
-``train_languages`` only, with and without 25% bitext (X text <-> EN text of
-the training languages), export each model and reload it with
-``DualEncoder.from_hparams``, then report on the held-out sentences, for every
+six parallel languages): build a small LLM-architecture model (``GemmaModel``
+from its config, a sentencepiece tokenizer trained on the training text),
+write the CoVoST 2 dual-encoder recipe's manifests (speech/transcript pairs
+of ``train_languages`` only, each X row with the English sentence of its
+meaning), and run the recipe as a user does, ``python train.py
+hparams/train.yaml`` with ``--skip_prep=True`` and overrides, with and
+without 25% bitext (X text <-> EN text of the training languages). The
+recipe fits k-means on the middle layer of the demo's speech encoder,
+tokenises every clip once, trains and exports; each model is reloaded with
+``DualEncoder.from_hparams`` and scored on the held-out sentences of every
 language (the others are unseen in training):
 
 - speech -> transcript R@1 among the held-out transcripts of its language,
@@ -23,17 +26,18 @@ language (the others are unseen in training):
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
 import os
 import sys
 from dataclasses import asdict, dataclass
 
+import soundfile as sf
 import torch
 
 from sense.demo.commonvoice import load_heldout
 from sense.demo.corpus import LANGUAGES
+from sense.demo.recipes import recipe_folder, run_recipe
 from sense.evaluation.manifests import read_tsv
 from sense.io import write_json_atomic, write_text_atomic
 
@@ -41,6 +45,13 @@ logger = logging.getLogger(__name__)
 
 PIVOT = "en"
 CONFIG_FILE = "config.json"
+RECIPE, HPARAMS = ("CoVoST2", "dual_encoder"), "hparams/train.yaml"
+#: The recipe's prepared manifests (``recipes/CoVoST2/ST/covost_prepare.py``'s columns).
+MANIFEST_FIELDS = ("ID", "duration", "wav", "language", "transcript", "translation")
+SPLITS = ("train", "dev")
+#: The miniature's model settings the recipe's YAML sets otherwise.
+PREFIX = "modality"
+TOKENIZE_BATCH_SIZE = 8
 
 
 @dataclass
@@ -64,7 +75,7 @@ class MiniatureConfig:
     temperature: float = 0.05
     bitext_ratios: tuple = (0.0, 0.25)
     max_train_per_language: int | None = None  # None: every training clip
-    corpus_sentences: int = 800  # size of the demo's parallel corpus (for the bitext)
+    corpus_sentences: int = 800  # size of the demo's parallel corpus (for the translations)
     seed: int = 0
     device: str = "cpu"
 
@@ -101,45 +112,61 @@ def _text(heldout: dict, lang: str, key: str, split: str) -> str:
     return key if split == "train" else heldout["sentences"][key][lang]
 
 
-def _manifest(cfg, heldout, split: str, tokens, token_rate: float) -> dict[str, dict]:
-    clips = _clips(cfg.release, heldout, cfg.train_languages, split, cfg.max_train_per_language)
-    return {
-        os.path.basename(path): {
-            "wav": path,
-            "duration": max(len(tokens[path]), 1) / token_rate,
-            "language": lang,
-            "wrd": _text(heldout, lang, key, split),
-        }
-        for lang, rows in clips.items()
-        for path, key in rows
-    }
-
-
-def bitext_pairs(cfg: MiniatureConfig, heldout: dict) -> list[tuple[str, str, str]]:
-    """``(X text, X, EN text)`` of the training meanings, X a training language other than EN.
+def english_table(cfg: MiniatureConfig, heldout: dict) -> dict[str, dict[str, str]]:
+    """``{language: {training transcript: English sentence of its meaning}}``.
 
     The demo's release is written from :func:`sense.demo.corpus.build_parallel_corpus`
-    (``corpus_sentences``, seed 0): its rows whose texts are all training
-    transcripts give the translations.
+    (``corpus_sentences``, seed 0): its rows give the translations.
+
+    Raises
+    ------
+    ValueError
+        A training transcript that is not in that corpus.
     """
     from sense.demo.corpus import build_parallel_corpus
 
-    langs = [x for x in cfg.train_languages if x != PIVOT]
-    train = _clips(cfg.release, heldout, [PIVOT, *langs], "train")
-    known = {lang: {text for _, text in rows} for lang, rows in train.items()}
-    pairs = [
-        (row[x], x, row[PIVOT])
-        for row in build_parallel_corpus(cfg.corpus_sentences, seed=0)
-        if row[PIVOT] in known[PIVOT]
-        for x in langs
-        if row[x] in known[x]
-    ]
-    if langs and len(pairs) < len(langs) * len(known[PIVOT]) // 2:
-        raise ValueError(
-            f"{cfg.release}: only {len(pairs)} bitext pairs match the training transcripts; "
-            f"is corpus_sentences={cfg.corpus_sentences} the release's corpus size?"
-        )
-    return pairs
+    corpus = build_parallel_corpus(cfg.corpus_sentences, seed=0)
+    train = _clips(cfg.release, heldout, cfg.train_languages, "train", cfg.max_train_per_language)
+    table = {}
+    for lang, rows in train.items():
+        english = {row[lang]: row[PIVOT] for row in corpus}
+        missing = sorted({text for _, text in rows} - set(english))
+        if missing:
+            raise ValueError(
+                f"{cfg.release}: {lang} transcript {missing[0]!r} is not in the demo corpus; "
+                f"is corpus_sentences={cfg.corpus_sentences} the release's corpus size?"
+            )
+        table[lang] = english
+    return table
+
+
+def write_manifests(cfg: MiniatureConfig, heldout: dict, folder: str) -> dict[str, str]:
+    """The recipe's ``train.csv`` and ``dev.csv`` of the training languages; their paths."""
+    from sense.prepare import write_manifest
+
+    english = english_table(cfg, heldout)
+    paths = {}
+    for split in SPLITS:
+        limit = cfg.max_train_per_language if split == "train" else None
+        rows = [
+            {
+                "ID": os.path.splitext(os.path.basename(path))[0],
+                "duration": f"{sf.info(path).duration:.3f}",
+                "wav": os.path.abspath(path),
+                "language": lang,
+                "transcript": _text(heldout, lang, key, split),
+                "translation": english[lang][key]
+                if split == "train"
+                else heldout["sentences"][key][PIVOT],
+            }
+            for lang, clips in _clips(
+                cfg.release, heldout, cfg.train_languages, split, limit
+            ).items()
+            for path, key in clips
+        ]
+        paths[split] = os.path.join(folder, f"{split}.csv")
+        write_manifest(paths[split], rows, MANIFEST_FIELDS)
+    return paths
 
 
 def _first_clip_per_sentence(rows):
@@ -151,34 +178,14 @@ def _first_clip_per_sentence(rows):
     return out
 
 
-def prepare_tokens(cfg: MiniatureConfig, heldout: dict):
-    """The audio tokenizer (k-means fitted on training clips) and every clip's tokens (cached)."""
-    from sense.dual_encoder.tokens import AudioTokenizer, TokenCache, fit_centroids, tokenize_files
+def speech_layer(cfg: MiniatureConfig) -> int:
+    """The layer the audio tokens come from: ``output_layer``, or the encoder's middle one."""
     from sense.lobes.speech import load_config, resolve_encoder_source
 
+    if cfg.output_layer is not None:
+        return cfg.output_layer
     layers = load_config(resolve_encoder_source(cfg.speech_encoder)).num_hidden_layers
-    layer = cfg.output_layer if cfg.output_layer is not None else max(1, layers // 2)
-    tokenizer = AudioTokenizer(cfg.speech_encoder, output_layer=layer, num_tokens=cfg.num_tokens)
-    tokenizer.to(cfg.device)
-    train = _clips(cfg.release, heldout, cfg.train_languages, "train", cfg.max_train_per_language)
-    paths = [p for rows in train.values() for p, _ in rows]
-    os.makedirs(cfg.output, exist_ok=True)
-    fit_centroids(
-        tokenizer,
-        paths,
-        os.path.join(cfg.output, "centroids.pt"),
-        cfg.kmeans_frames,
-        sample_files=max(1, len(paths) // 2),
-        seed=cfg.seed,
-    )
-    every = paths + [
-        p
-        for split in ("dev", "test")
-        for rows in _clips(cfg.release, heldout, cfg.languages, split).values()
-        for p, _ in rows
-    ]
-    tokens = tokenize_files(tokenizer, every, TokenCache(os.path.join(cfg.output, "token_cache")))
-    return tokenizer, tokens
+    return max(1, layers // 2)
 
 
 def build_backbone(cfg: MiniatureConfig, heldout: dict) -> str:
@@ -193,88 +200,95 @@ def build_backbone(cfg: MiniatureConfig, heldout: dict) -> str:
     return folder
 
 
-def train(cfg, heldout, tokenizer, tokens, backbone: str, bitext_ratio: float) -> str:
-    """Train one dual encoder (resumable) and export it; returns the model folder."""
-    from speechbrain.utils.epoch_loop import EpochCounter
-    from speechbrain.utils.train_logger import FileTrainLogger
-
-    from sense.checkpoints import AtomicCheckpointer
-    from sense.distill import make_train_loader
-    from sense.dual_encoder.brain import DualEncoderBrain, make_datasets
-    from sense.dual_encoder.model import LLMEncoder
-    from sense.losses import InfoNCELoss
-    from sense.samplers import BatchBudget
-
-    folder = os.path.join(cfg.output, f"bitext{round(100 * bitext_ratio)}")
-    model_folder = os.path.join(folder, "model")
-    manifests = {
-        split: _manifest(cfg, heldout, split, tokens, tokenizer.token_rate)
-        for split in ("train", "dev")
-    }
-    torch.manual_seed(cfg.seed)
-    llm = LLMEncoder(backbone, num_audio_tokens=cfg.num_tokens)
-    projection = torch.nn.Linear(llm.output_dim, cfg.embedding_dim)
-    datasets = make_datasets(manifests, tokens, llm)
-    counter = EpochCounter(cfg.epochs)
-    hparams = {
-        "loss": InfoNCELoss(cfg.temperature),
-        "encoder_opt_class": functools.partial(torch.optim.Adam, lr=cfg.lr),
-        "projection_opt_class": functools.partial(torch.optim.Adam, lr=cfg.lr),
-        "train_logger": FileTrainLogger(os.path.join(folder, "train_log.txt")),
-        "epoch_counter": counter,
-        "bitext_ratio": bitext_ratio,
-        "seed": cfg.seed,
-    }
-    checkpointer = AtomicCheckpointer(
-        os.path.join(folder, "save"),
-        recoverables={"encoder": llm, "projection": projection, "counter": counter},
-    )
-    brain = DualEncoderBrain(
-        modules={"encoder": llm, "projection": projection},
-        hparams=hparams,
-        run_opts={"device": cfg.device, "noprogressbar": True},
-        checkpointer=checkpointer,
-    )
-    brain.bitext = bitext_pairs(cfg, heldout) if bitext_ratio else []
-    # batches of batch_size utterances: the duration budget never binds first
-    longest = max(r["duration"] for r in manifests["train"].values())
-    loader = make_train_loader(
-        datasets["train"],
-        BatchBudget(cfg.batch_size * longest, "per_gpu"),
-        cfg.epochs,
-        balancing_alpha=1.0,
-        max_batch_size=cfg.batch_size,
-        seed=cfg.seed,
-    )
-    brain.use_train_loader(loader)
-    brain.fit(
-        counter,
-        loader,
-        datasets["dev"],
-        valid_loader_kwargs={"batch_size": cfg.batch_size},
-    )
-    brain.export(model_folder, tokenizer, extra={"bitext_ratio": bitext_ratio, **asdict(cfg)})
-    return model_folder
+def _prepared(cfg: MiniatureConfig) -> str:
+    """The recipe's ``prepared_folder``: manifests, centroids and token cache of every run."""
+    return os.path.abspath(os.path.join(cfg.output, "data"))
 
 
-def evaluate(cfg, heldout, tokens, model_folder: str) -> dict[str, dict[str, dict]]:
+def _run_folder(cfg: MiniatureConfig, bitext_ratio: float) -> str:
+    """The recipe's ``output_folder`` of one bitext ratio."""
+    return os.path.abspath(os.path.join(cfg.output, f"bitext{round(100 * bitext_ratio)}"))
+
+
+def _source(path: str) -> str:
+    """A local model folder by its absolute path; a hub id as it is."""
+    return os.path.abspath(path) if os.path.exists(path) else path
+
+
+def recipe_overrides(
+    cfg: MiniatureConfig, manifests: dict[str, str], backbone: str, bitext_ratio: float
+) -> list[str]:
+    """The recipe's command line for one run of the miniature (its YAML's values replaced)."""
+    from sense.dual_encoder.model import DEFAULT_MAX_TOKENS
+    from sense.prepare import manifest_data
+
+    train = manifest_data(manifests["train"])
+    longest = max(row["duration"] for row in train.values())
+    return [
+        HPARAMS,
+        f"--data_folder={os.path.abspath(cfg.release)}",
+        "--skip_prep=True",
+        f"--prepared_folder={_prepared(cfg)}",
+        f"--train_csv={os.path.abspath(manifests['train'])}",
+        f"--valid_csv={os.path.abspath(manifests['dev'])}",
+        f"--output_folder={_run_folder(cfg, bitext_ratio)}",
+        f"--seed={cfg.seed}",
+        f"--bitext_ratio={bitext_ratio}",
+        f"--speech_source={_source(cfg.speech_encoder)}",
+        f"--speech_layer={speech_layer(cfg)}",
+        f"--num_audio_tokens={cfg.num_tokens}",
+        f"--kmeans_frames={cfg.kmeans_frames}",
+        f"--kmeans_files={max(1, len(train) // 2)}",
+        f"--tokenize_batch_size={TOKENIZE_BATCH_SIZE}",
+        f"--llm_source={os.path.abspath(backbone)}",
+        f"--prefix={PREFIX}",
+        f"--max_tokens={DEFAULT_MAX_TOKENS}",
+        f"--embedding_dim={cfg.embedding_dim}",
+        f"--temperature={cfg.temperature}",
+        f"--encoder_lr={cfg.lr}",
+        f"--projection_lr={cfg.lr}",
+        f"--number_of_epochs={cfg.epochs}",
+        # batches of batch_size utterances: the duration budget never binds first
+        f"--batch_seconds={cfg.batch_size * longest}",
+        "--batch_seconds_scope=per_gpu",
+        f"--max_batch_size={cfg.batch_size}",
+        "--balancing_alpha=1.0",
+        "--num_workers=0",
+        f"--valid_batch_size={cfg.batch_size}",
+        "--ckpt_interval_minutes=0",
+        f"--device={cfg.device}",
+    ]
+
+
+def train(cfg, manifests: dict[str, str], backbone: str, bitext_ratio: float) -> str:
+    """Run the recipe (resumable: its checkpoints) for one bitext ratio; its model folder."""
+    run_recipe(recipe_folder(*RECIPE), recipe_overrides(cfg, manifests, backbone, bitext_ratio))
+    return os.path.join(_run_folder(cfg, bitext_ratio), "model")
+
+
+def evaluate(cfg, heldout, model_folder: str) -> dict[str, dict[str, dict]]:
     """Held-out results of every language, reloading the exported model.
 
     ``{"transcript": {lang: R@k, MRR, WER}, "en_text": {lang: R@k, MRR}}``:
     speech -> transcript among the held-out transcripts of its language, and
-    speech -> EN text among the held-out English sentences.
+    speech -> EN text among the held-out English sentences. The test clips are
+    tokenised once by the model's tokenizer into the recipe's token cache.
     """
     from sense.dual_encoder.inference import DualEncoder
     from sense.dual_encoder.metrics import transcript_metrics
+    from sense.dual_encoder.tokens import TokenCache, tokenize_files
     from sense.retrieval import retrieval_metrics
 
     model = DualEncoder.from_hparams(source=model_folder, device=cfg.device)
     sentences = heldout["sentences"]
     test = _clips(cfg.release, heldout, cfg.languages, "test")
+    paths = [os.path.abspath(p) for rows in test.values() for p, _ in rows]
+    cache = TokenCache(os.path.join(_prepared(cfg), "token_cache"))
+    tokens = tokenize_files(model.mods.audio_tokenizer, paths, cache, TOKENIZE_BATCH_SIZE)
     out = {"transcript": {}, "en_text": {}}
     for lang in cfg.languages:
         rows = _first_clip_per_sentence(test[lang])
-        speech = model.encode_tokens([tokens[p] for p, _ in rows])
+        speech = model.encode_tokens([tokens[os.path.abspath(p)] for p, _ in rows])
         texts = [sentences[sid][lang] for _, sid in rows]
         out["transcript"][lang] = transcript_metrics(speech, model.encode_text(texts), texts, texts)
         english = model.encode_text([sentences[sid][PIVOT] for _, sid in rows])
@@ -309,23 +323,28 @@ def report(cfg: MiniatureConfig, results: dict[str, dict]) -> str:
 
 
 def run_miniature(cfg: MiniatureConfig) -> dict[str, dict]:
-    """Tokenise, train with each bitext ratio, evaluate; writes ``results.{json,md}``."""
+    """Write the manifests, run the recipe with each bitext ratio, evaluate.
+
+    Writes ``results.{json,md}``; the recipe's runs are in ``bitext<N>/``,
+    the manifests, centroids and token cache they share in ``data/``.
+    """
     os.makedirs(cfg.output, exist_ok=True)
     write_json_atomic(os.path.join(cfg.output, CONFIG_FILE), asdict(cfg), indent=1)
     heldout = load_heldout(cfg.release)
-    tokenizer, tokens = prepare_tokens(cfg, heldout)
     backbone = build_backbone(cfg, heldout)
+    manifests = write_manifests(cfg, heldout, _prepared(cfg))
     results = {}
     for ratio in cfg.bitext_ratios:
-        model_folder = train(cfg, heldout, tokenizer, tokens, backbone, ratio)
+        model_folder = train(cfg, manifests, backbone, ratio)
         name = f"bitext {round(100 * ratio)}%" if ratio else "transcripts only"
-        results[name] = evaluate(cfg, heldout, tokens, model_folder)
+        results[name] = evaluate(cfg, heldout, model_folder)
     write_json_atomic(os.path.join(cfg.output, "results.json"), results, indent=1)
     write_text_atomic(os.path.join(cfg.output, "results.md"), report(cfg, results) + "\n")
     return results
 
 
 def main(argv=None) -> int:
+    recipe_folder(*RECIPE)  # the demos run the checkout's recipes
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--release", required=True, help="demo Common Voice-layout release")
     parser.add_argument("--speech-encoder", required=True, help="speech encoder or sense model")

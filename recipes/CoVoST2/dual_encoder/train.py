@@ -44,10 +44,16 @@ from sense.samplers import BatchBudget  # noqa: E402
 
 PREPARE_ONLY = "--prepare_only"
 TEXT_KEY = "transcript"
+TARGET = "en"
 
 
 def bitext_pairs(rows) -> list[tuple[str, str, str]]:
-    """``(x_text, x_lang, en_text)`` of prepared CoVoST 2 rows (their transcripts and translations)."""
+    """``(x_text, x_lang, en_text)`` of prepared rows (their transcripts and translations).
+
+    English rows (speech with its transcript, in manifests written with
+    ``skip_prep``) have no translation pair: their translation is themselves.
+    """
+    rows = [row for row in rows if row["language"] != TARGET]
     return [(row["transcript"], row["language"], row["translation"]) for row in rows]
 
 
