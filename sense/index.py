@@ -10,7 +10,11 @@ An index folder holds four files, and two more in some:
 - ``quantizer.npy``: ``[2, D]`` ranges of the 8-bit codes (int8 storage only);
 - ``ann.faiss``: an approximate structure over the rows (IVF, IVF-PQ or
   HNSW: :mod:`sense.ann`), memory-mapped, searched instead of every row;
-  ``index.json`` records its kind, search depth and measured recall@10;
+  ``index.json`` records its kind, search depth and measured recall@10.
+  An approximate search reads ``ann.faiss`` only: ``embeddings.npy`` stays
+  memory-mapped and unread (the scores and rows are faiss's), except for a
+  query faiss finds fewer than ``k`` hits for, which is searched exactly,
+  and the rows of one kind that :meth:`SpeechIndex.select` copies;
 - ``entries.jsonl``: one JSON object per row, ``{"id", "kind": "audio" | "text",
   "path", ...}`` with ``start``/``end`` (seconds) for a window and
   ``line``/``text`` for a sentence;

@@ -626,7 +626,8 @@ def add_parser(sub) -> None:
         "--index-type",
         choices=INDEX_TYPES,
         default=None,
-        help="approximate structure searched instead of every row: ivf (IVF, 8-bit codes), "
+        help="approximate structure searched instead of every row: ivf (IVF, 8-bit codes; "
+        "7-bit RaBitQ codes from 512 dims, under a quarter of float32), "
         "ivf-flat, ivfpq, hnsw (HNSW, 8-bit codes), or flat (exact); auto (default for a new "
         f"index): flat below {AUTO_FLAT_BELOW:,} entries, {AUTO_APPROXIMATE} above. Its "
         "recall@10 against exact search is measured on held-out queries and printed; "
