@@ -1,5 +1,9 @@
 """w2v-BERT 2.0's relative-key attention: transformers' eager path against sdpa and flex.
 
+``sdpa`` is the path as it runs (on a CPU in inference from
+``REGIONAL_MIN_FRAMES`` frames on: the regional split) and ``sdpa-gathered``
+the same path with the split off (the whole ``[B, H, T, T]`` bias gathered).
+
 Two measurements, every path in the same process, in alternation:
 
 * memory of one real-size Conformer layer (hidden 1024, 16 heads of 64) at
@@ -25,10 +29,26 @@ Example
 
 from __future__ import annotations
 
+import contextlib
+import math
+
 import torch
 
 from benchmarks.common import alternate
-from sense.lobes.attention import ATTENTION_PATHS, EAGER, FLEX, HF_IMPLEMENTATION, use_attention
+from sense.lobes.attention import (
+    BAND_BLOCK,
+    EAGER,
+    FLEX,
+    HF_IMPLEMENTATION,
+    REGIONAL_MIN_FRAMES,
+    SDPA,
+    regional_from,
+    use_attention,
+)
+
+#: sdpa with the CPU regional split off: the whole bias gathered.
+GATHERED = "sdpa-gathered"
+PATHS = (EAGER, GATHERED, SDPA, FLEX)
 
 LAYER_FRAMES = (250, 750, 1500)
 RTF_SECONDS = (10, 30, 60)
@@ -39,13 +59,22 @@ FEATURE_DIM = 160
 FP32_BYTES = 4
 
 
-def largest_intermediate_bytes(path: str, frames: int, heads: int, head_dim: int, batch=1) -> int:
-    """Bytes of the largest tensor the attention of one layer holds (fp32, analytic)."""
+def largest_intermediate_bytes(
+    path: str, frames: int, heads: int, head_dim: int, batch=1, device="cpu"
+) -> int:
+    """Bytes of the largest tensor the attention of one layer holds (fp32, analytic).
+
+    ``sdpa`` on a CPU from ``REGIONAL_MIN_FRAMES`` frames: the band's scores,
+    ``BAND_BLOCK + 72`` keys a query.
+    """
     if path == EAGER:
         return max(frames * frames * head_dim, batch * heads * frames * frames) * FP32_BYTES
     if path == FLEX:
         table = batch * heads * frames * 73
         return max(table, batch * frames * heads * head_dim) * FP32_BYTES
+    if path == SDPA and device == "cpu" and frames >= REGIONAL_MIN_FRAMES:
+        padded = -(-frames // BAND_BLOCK) * BAND_BLOCK
+        return batch * heads * padded * (BAND_BLOCK + 72) * FP32_BYTES
     return batch * heads * frames * frames * FP32_BYTES
 
 
@@ -62,8 +91,14 @@ def build_model(num_layers: int | None = None, device: str | torch.device = "cpu
 
 def switch(model, path: str) -> None:
     """Run ``model``'s attention through ``path`` (mask format and module classes)."""
+    path = SDPA if path == GATHERED else path
     model.set_attn_implementation(HF_IMPLEMENTATION[path])
     use_attention(model, path)
+
+
+def _split(path: str):
+    """The regional split as ``path`` has it: off for ``sdpa-gathered``."""
+    return regional_from(math.inf) if path == GATHERED else contextlib.nullcontext()
 
 
 def precisions(device) -> tuple[str, ...]:
@@ -73,11 +108,12 @@ def precisions(device) -> tuple[str, ...]:
     return ("fp32",)
 
 
-def _systems(model, features, failed: dict, precision: str = "fp32", paths=ATTENTION_PATHS):
+def _systems(model, features, failed: dict, precision: str = "fp32", paths=PATHS):
     def run(path):
         def call():
             switch(model, path)
             with (
+                _split(path),
                 torch.inference_mode(),
                 torch.autocast(
                     features.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"
@@ -116,7 +152,7 @@ def layer_memory(device, frames=LAYER_FRAMES, rounds: int = 1) -> list[dict]:
         features = torch.randn(1, length, FEATURE_DIM, device=device)
         systems = _systems(model, features, failed)
         measured = alternate(systems, rounds, device, warmup=0, memory=True)
-        for path in ATTENTION_PATHS:
+        for path in PATHS:
             rows.append(
                 _row(
                     measured,
@@ -124,7 +160,7 @@ def layer_memory(device, frames=LAYER_FRAMES, rounds: int = 1) -> list[dict]:
                     path,
                     frames=length,
                     largest_intermediate_bytes=largest_intermediate_bytes(
-                        path, length, heads, head_dim
+                        path, length, heads, head_dim, device=device.type
                     ),
                 )
             )
@@ -139,7 +175,7 @@ def real_time_factor(device, seconds=RTF_SECONDS, rounds: int = 1) -> list[dict]
     failed = {precision: {} for precision in precisions(device)}  # a path that fails stays out
     for length in seconds:
         features = torch.randn(1, length * FRAMES_PER_SECOND, FEATURE_DIM, device=device)
-        paths = [p for p in ATTENTION_PATHS if p != EAGER or length <= EAGER_MAX_SECONDS]
+        paths = [p for p in PATHS if p != EAGER or length <= EAGER_MAX_SECONDS]
         for precision, errors in failed.items():
             systems = _systems(model, features, errors, precision, paths)
             measured = alternate(systems, rounds, device, warmup=0)
@@ -164,6 +200,7 @@ def run(device, rounds: int = 1, frames=LAYER_FRAMES, seconds=RTF_SECONDS) -> di
         if device.type == "cuda"
         else "CPU resident-set high-water mark (VmHWM), approximate",
         "rounds": rounds,
+        "regional_min_frames": REGIONAL_MIN_FRAMES,
         "layer_memory": layer_memory(device, frames, rounds),
         "rtf": real_time_factor(device, seconds, rounds),
     }

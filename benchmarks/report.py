@@ -244,6 +244,10 @@ def _attention(r: dict) -> list[str]:
     lines = [
         "## w2v-BERT 2.0 relative-key attention: eager, sdpa, flex",
         "",
+        "`sdpa` as it runs (CPU inference from "
+        f"{r.get('regional_min_frames', 1000):,} frames: the regional split), "
+        "`sdpa-gathered` with the split off.",
+        "",
         f"One real-size Conformer layer (batch 1, fp32, inference); measured peak: {r['method']}; "
         f"median of {r['rounds']} after one warm-up call.",
         "",

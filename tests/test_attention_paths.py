@@ -215,8 +215,14 @@ def test_attention_benchmark_counts_and_renders_the_three_paths():
         attention.largest_intermediate_bytes(path, frames, heads, head_dim)
         for path in (EAGER, SDPA, FLEX)
     )
+    gathered = attention.largest_intermediate_bytes(attention.GATHERED, frames, heads, head_dim)
     assert eager == frames * frames * head_dim * 4  # the [T, T, d] distance embeddings
-    assert sdpa == heads * frames * frames * 4 and flex == heads * frames * 73 * 4
+    assert gathered == heads * frames * frames * 4 and flex == heads * frames * 73 * 4
+    # the band's scores: 47 blocks of 32 queries, 32 + 72 keys each
+    assert sdpa == heads * 47 * 32 * 104 * 4
+    on_gpu = attention.largest_intermediate_bytes(SDPA, frames, heads, head_dim, device="cuda")
+    short = attention.largest_intermediate_bytes(SDPA, 999, heads, head_dim)
+    assert on_gpu == gathered and short == heads * 999 * 999 * 4
     rows = [
         {"frames": frames, "path": p, "largest_intermediate_bytes": 1, "step_peak_bytes": None}
         | {"median_s": 0.5}
