@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from test_index_ann import ids, numpy_top_k
 
 from sense.ann import RECALL_K, describe, factory_string, held_out_queries
 from sense.index import INDEX_EMBEDDINGS, SpeechIndex, load_index
@@ -29,15 +30,6 @@ def clustered(rows=ROWS, dim=DIM, seed=0) -> np.ndarray:
 
 def entries(rows=ROWS):
     return [{"id": str(i), "kind": "text" if i % 3 == 0 else "audio"} for i in range(rows)]
-
-
-def numpy_top_k(database, queries, k):
-    scores = queries.astype(np.float64) @ database.astype(np.float64).T
-    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
-
-
-def ids(hits) -> list[list[int]]:
-    return [[int(h["id"]) for h in row] for row in hits]
 
 
 @pytest.fixture(scope="module")
