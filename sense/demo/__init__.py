@@ -7,6 +7,9 @@
   with word boundaries and seeded voice variation.
 - :mod:`sense.demo.commonvoice`: the synthesized corpus written as a real
   Common Voice release, so the Common Voice recipe prepares it unchanged.
+- :mod:`sense.demo.recipes`: every task's demo (``run``, ``slu``, ``translation``,
+  ``zerost``, ``dual_encoder``, ``summarization``) writes its data in a recipe's
+  layout and runs that recipe's ``train.py`` with its YAML and overrides.
 
 Example
 -------

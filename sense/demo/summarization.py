@@ -176,12 +176,12 @@ def write_mlsum_release(folder: str, documents: dict) -> str:
                 raise ValueError(f"{doc_id}: its text does not split back into {doc['units']}")
             record = {"text": text, "summary": doc["summary"], "title": doc_id}
             lines.append(json.dumps(record, ensure_ascii=False))
-        name = f"{doc_language(docs)}_{MLSUM_SPLITS[split]}.jsonl"
+        name = f"{_language(docs)}_{MLSUM_SPLITS[split]}.jsonl"
         write_text_atomic(os.path.join(folder, name), "\n".join(lines) + "\n")
     return folder
 
 
-def doc_language(docs: dict) -> str:
+def _language(docs: dict) -> str:
     """The one language of ``docs``."""
     (lang,) = {d["language"] for d in docs.values()}
     return lang
@@ -196,33 +196,39 @@ def _turns_xml(turns: list[tuple[float, float]]) -> str:
     return f"<Trans><Episode><Section>{body}</Section></Episode></Trans>\n"
 
 
-def write_decoda_release(folder: str, documents: dict) -> str:
-    """DECODA's layout of speech ``documents`` (``{split: docs}``): one recording a document.
+def _made(path: str) -> str:
+    """``path``, its folder created."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return path
 
-    ``audio/<id>.wav`` is the document's clips end to end at 16 kHz (float, so
-    a turn reads back exactly the samples of its clip), ``trans-manu/<split>/<id>.trs``
-    has a speaker turn per clip, ``synopsis/FR_<id>_syn.txt`` the summary.
-    """
+
+def _write_recording(units: list, path: str) -> list[tuple[float, float]]:
+    """Write the clips of ``units`` end to end at 16 kHz (float); each one's (start, end) in s."""
     import soundfile as sf
     import torch
 
     from sense.dataio import load_audio
 
+    clips = [load_audio(clip, DECODA_RATE) for clip, _, _ in units]
+    sf.write(_made(path), torch.cat(clips).numpy(), DECODA_RATE, subtype="FLOAT")
+    bounds = np.cumsum([0] + [len(c) for c in clips]) / DECODA_RATE
+    return [(float(a), float(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def write_decoda_release(folder: str, documents: dict) -> str:
+    """DECODA's layout of speech ``documents`` (``{split: docs}``): one recording a document.
+
+    ``audio/<id>.wav`` is the document's clips end to end (float samples, so a
+    turn reads back exactly its clip), ``trans-manu/<split>/<id>.trs`` has a
+    speaker turn per clip, ``synopsis/FR_<id>_syn.txt`` the summary.
+    """
     for split, docs in documents.items():
-        release = DECODA_SPLITS[split]
         for doc_id, doc in docs.items():
-            clips = [load_audio(path, DECODA_RATE) for path, _, _ in doc["units"]]
-            bounds = np.cumsum([0] + [len(c) for c in clips]) / DECODA_RATE
-            audio = os.path.join(folder, "audio", f"{doc_id}.wav")
-            os.makedirs(os.path.dirname(audio), exist_ok=True)
-            sf.write(audio, torch.cat(clips).numpy(), DECODA_RATE, subtype="FLOAT")
-            turns = [(float(a), float(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-            trs = os.path.join(folder, "trans-manu", release, f"{doc_id}.trs")
-            os.makedirs(os.path.dirname(trs), exist_ok=True)
-            write_text_atomic(trs, _turns_xml(turns))
+            turns = _write_recording(doc["units"], os.path.join(folder, "audio", f"{doc_id}.wav"))
+            trs = os.path.join(folder, "trans-manu", DECODA_SPLITS[split], f"{doc_id}.trs")
+            write_text_atomic(_made(trs), _turns_xml(turns))
             synopsis = os.path.join(folder, "synopsis", f"FR_{doc_id}_syn.txt")
-            os.makedirs(os.path.dirname(synopsis), exist_ok=True)
-            write_text_atomic(synopsis, f"{doc_id}\t1\t{doc['summary']}\n")
+            write_text_atomic(_made(synopsis), f"{doc_id}\t1\t{doc['summary']}\n")
     return folder
 
 
