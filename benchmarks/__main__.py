@@ -31,6 +31,7 @@ BENCHMARKS = (
     "teacher",
     "decode",
     "startup",
+    "padding",
     "attention",
     "search",
 )
@@ -110,6 +111,19 @@ def parse_args(argv=None) -> argparse.Namespace:
         default="ivf,ivfpq,hnsw",
         help="approximate index types of the search benchmark",
     )
+    p.add_argument(
+        "--padding-durations",
+        default=None,
+        help="comma-separated clip_durations.tsv files or Common Voice release roots for the "
+        "padding benchmark (default: the demo's release, demo_output/commonvoice, if present)",
+    )
+    p.add_argument(
+        "--padding-clips",
+        type=int,
+        default=None,
+        help="clips of the padding benchmark's synthetic Common Voice-like durations "
+        "(default 200,000; 0: none)",
+    )
     p.add_argument("--inference-files", type=int, default=16)
     p.add_argument("--decode-utterances", type=int, default=8, help="utterances per decoding batch")
     p.add_argument(
@@ -168,6 +182,7 @@ def main(argv=None) -> dict:
         decoding,
         frontend,
         inference,
+        padding,
         report,
         retrieval,
         search,
@@ -300,6 +315,15 @@ def main(argv=None) -> dict:
 
     if "startup" in only:
         results["startup"] = attempt("start-up", lambda: startup.run(rounds=rounds))
+    if "padding" in only:
+        if args.padding_durations is None:
+            paths = [p for p in ["demo_output/commonvoice"] if os.path.isdir(p)]
+        else:
+            paths = [p.strip() for p in args.padding_durations.split(",") if p.strip()]
+        clips = padding.SYNTHETIC_CLIPS if args.padding_clips is None else args.padding_clips
+        results["padding"] = attempt(
+            "padding", lambda: padding.run(paths=paths, synthetic_clips=clips)
+        )
     if "attention" in only:
         results["attention"] = attempt(
             "attention paths", lambda: attention.run(device, rounds=args.rounds or 1)

@@ -35,7 +35,9 @@ from torch.utils.data import Sampler
 from sense.io import write_json_atomic
 
 # Batches are formed inside windows of this many batches' worth of shuffled
-# utterances, sorted by duration, so padding stays small while the order stays random.
+# utterances, sorted by duration, so padding stays small while the order stays random:
+# on Common Voice's durations at the recipe's 1,200 s per GPU, 1.5-3% of the frames
+# are padding (docs/benchmarks/cpu-padding.md).
 SORT_WINDOW_BATCHES = 50
 
 
@@ -103,6 +105,103 @@ def _dist_info(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
     return num_replicas, rank
 
 
+def pack_batches(
+    order: np.ndarray,
+    durations: np.ndarray,
+    max_batch_duration: float,
+    max_batch_size: int | None = None,
+) -> list[list[int]]:
+    """Fill batches in ``order`` up to the padded budget; copies of one item go to different batches.
+
+    A batch closes when one more item would make its longest item x its count
+    exceed ``max_batch_duration`` (or its count exceed ``max_batch_size``). An
+    up-sampled item appears several times in ``order``, side by side after a
+    duration sort: a copy that meets itself in the current batch waits for the
+    next one (in-batch negatives of a contrastive loss stay true negatives).
+
+    Example
+    -------
+    >>> pack_batches(np.array([0, 1, 2]), np.array([1.0, 2.0, 3.0]), 4.0)
+    [[0, 1], [2]]
+    """
+    batches, current, members, longest = [], [], set(), 0.0
+    queue, waiting = deque(np.asarray(order).tolist()), []
+    while queue or waiting:
+        if not queue:  # the copies left over start a batch of their own
+            queue.extend(waiting)
+            waiting = []
+            if current:
+                batches.append(current)
+                current, members, longest = [], set(), 0.0
+        i = queue.popleft()
+        if i in members:
+            waiting.append(i)
+            continue
+        dur = durations[i]
+        longer = max(longest, dur)
+        full = max_batch_size is not None and len(current) >= max_batch_size
+        if current and (longer * (len(current) + 1) > max_batch_duration or full):
+            batches.append(current)
+            current, members, longer = [], set(), dur
+            queue.extendleft(reversed(waiting))
+            waiting = []
+        current.append(i)
+        members.add(i)
+        longest = longer
+    if current:
+        batches.append(current)
+    return batches
+
+
+def sorted_window_batches(
+    order: np.ndarray,
+    durations: np.ndarray,
+    max_batch_duration: float,
+    window: int,
+    max_batch_size: int | None = None,
+) -> list[list[int]]:
+    """Batches of ``order``, sorted by duration inside consecutive windows of ``window`` items.
+
+    Each window is sorted (stable) and packed by :func:`pack_batches`. Its
+    last batch, the part of the window that did not fill a batch, is held
+    back; the held-back items of all windows, in their order, go through
+    windows of the same size again, until they fit in one window, which is
+    packed whole. An epoch thus ends with one partial batch instead of one per
+    window, and a held-back item still meets only the items of a random window.
+
+    Example
+    -------
+    Windows of 4 items, 8 s of padded audio per batch. The windows' last
+    batches, [1] (4 s) and [4] (3.5 s), become one full batch:
+
+    >>> durations = np.array([2.5, 4.0, 1.0, 2.0, 3.5, 0.5, 2.25, 1.5])
+    >>> sorted_window_batches(np.arange(8), durations, 8.0, window=4)
+    [[2, 3, 0], [5, 7, 6], [4, 1]]
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1 item, got {window}")
+    batches: list[list[int]] = []
+    order = np.asarray(order, dtype=np.int64)
+    while len(order):
+        last_pass = len(order) <= window
+        held_back: list[int] = []
+        for start in range(0, len(order), window):
+            chunk = order[start : start + window]
+            packed = pack_batches(
+                chunk[np.argsort(durations[chunk], kind="stable")],
+                durations,
+                max_batch_duration,
+                max_batch_size,
+            )
+            if not last_pass:
+                held_back.extend(packed.pop())
+            batches.extend(packed)
+        if len(held_back) == len(order):  # no window filled a batch: pack them all at once
+            window = len(order)
+        order = np.asarray(held_back, dtype=np.int64)
+    return batches
+
+
 class BalancedDurationBatchSampler(Sampler[list[int]]):
     """Batches of dataset indices: language re-balanced, filled by audio duration.
 
@@ -124,6 +223,12 @@ class BalancedDurationBatchSampler(Sampler[list[int]]):
         resumed epoch replays the same batches.
     num_replicas, rank : int, optional
         DDP world size and rank (read from ``torch.distributed`` by default).
+    sort_window_batches : int or None
+        The drawn epoch is sorted by duration inside windows of this many
+        batches' worth of utterances (see :func:`sorted_window_batches`);
+        ``None`` sorts the whole epoch (least padding, the same batches every
+        epoch when nothing is re-sampled). ``docs/benchmarks/cpu-padding.md``
+        measures padding and randomness against it.
 
     Example
     -------
@@ -143,6 +248,7 @@ class BalancedDurationBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         num_replicas: int | None = None,
         rank: int | None = None,
+        sort_window_batches: int | None = SORT_WINDOW_BATCHES,
     ):
         if max_batch_duration <= 0:
             raise ValueError(f"max_batch_duration must be positive, got {max_batch_duration}")
@@ -151,6 +257,9 @@ class BalancedDurationBatchSampler(Sampler[list[int]]):
         self.ratios = language_sampling_ratios(self.durations, self.languages, alpha)
         self.max_batch_duration = float(max_batch_duration)
         self.max_batch_size = max_batch_size
+        if sort_window_batches is not None and sort_window_batches < 1:
+            raise ValueError(f"sort_window_batches must be >= 1 or None, got {sort_window_batches}")
+        self.sort_window_batches = sort_window_batches
         self.seed = seed
         self.epoch = 0
         self.num_replicas, self.rank = _dist_info(num_replicas, rank)
@@ -179,59 +288,23 @@ class BalancedDurationBatchSampler(Sampler[list[int]]):
         out = np.concatenate(drawn) if drawn else np.zeros(0, dtype=np.int64)
         return out[rng.permutation(len(out))]
 
-    def _pack(self, order: np.ndarray) -> list[list[int]]:
-        """Fill batches in ``order`` up to the budget; copies of one item go to different batches.
-
-        An up-sampled item appears several times in ``order``, side by side after
-        the duration sort: a copy that meets itself in the current batch waits
-        for the next one (in-batch negatives of a contrastive loss stay true
-        negatives).
-        """
-        batches, current, members, longest = [], [], set(), 0.0
-        queue, waiting = deque(order.tolist()), []
-        while queue or waiting:
-            if not queue:  # the copies left over start a batch of their own
-                queue.extend(waiting)
-                waiting = []
-                if current:
-                    batches.append(current)
-                    current, members, longest = [], set(), 0.0
-            i = queue.popleft()
-            if i in members:
-                waiting.append(i)
-                continue
-            dur = self.durations[i]
-            longer = max(longest, dur)
-            full = self.max_batch_size is not None and len(current) >= self.max_batch_size
-            if current and (longer * (len(current) + 1) > self.max_batch_duration or full):
-                batches.append(current)
-                current, members, longer = [], set(), dur
-                queue.extendleft(reversed(waiting))
-                waiting = []
-            current.append(i)
-            members.add(i)
-            longest = longer
-        if current:
-            batches.append(current)
-        return batches
+    def _window_items(self, drawn: int) -> int:
+        """Utterances per sort window: ``sort_window_batches`` batches of median items."""
+        if self.sort_window_batches is None:
+            return max(1, drawn)
+        median = max(float(np.median(self.durations)), 1e-3)
+        return max(1, int(self.sort_window_batches * self.max_batch_duration / median))
 
     def _global_batches(self) -> list[list[int]]:
         rng = np.random.default_rng(self.seed + self.epoch)
         order = self._draw(rng)
-        # Sort by duration inside windows: little padding, still a random order.
-        window = max(
-            1,
-            int(
-                SORT_WINDOW_BATCHES
-                * self.max_batch_duration
-                / max(float(np.median(self.durations)), 1e-3)
-            ),
+        batches = sorted_window_batches(
+            order,
+            self.durations,
+            self.max_batch_duration,
+            self._window_items(len(order)),
+            self.max_batch_size,
         )
-        batches = []
-        for start in range(0, len(order), window):
-            chunk = order[start : start + window]
-            chunk = chunk[np.argsort(self.durations[chunk], kind="stable")]
-            batches.extend(self._pack(chunk))
         return [batches[i] for i in rng.permutation(len(batches))]
 
     def _rank_batches(self) -> list[list[int]]:
