@@ -80,10 +80,10 @@ HNSW_LINKS = 32
 #: it kept recall@10 0.97 (SQ8: 0.98), where SQ6 (0.19 of float32) fell to 0.94 and an
 #: uncentred projection to 992 dims before SQ8 (0.25) to 0.84: the 32 dropped dimensions
 #: held 1.2% of those rows' energy, enough to reorder near neighbours. Its cost is the
-#: build: encoding a row takes ~25 times SQ8's time.
+#: build: encoding a row takes ~30 times SQ8's time (331 s to build at 1M x 1,024).
 RABITQ_BITS = 7
 #: Below this many dimensions ``ivf`` keeps SQ8: RaBitQ's 20 bytes of factors a row outweigh
-#: the 1/8 byte a dimension it saves (RaBitQ7 is larger than SQ8 below 161 dims), and its
+#: the 1/8 byte a dimension it saves (RaBitQ7 is smaller than SQ8 from 168 dims on), and its
 #: recall was measured on 512 and 1,024 dims only.
 RABITQ_FROM_DIM = 512
 #: Search depths tried, smallest first, until the recall reaches the target.
