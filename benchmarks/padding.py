@@ -8,8 +8,8 @@ list, before the DDP split):
 
 * **padded fraction**: padding frames / all padded frames, in w2v-BERT 2.0
   encoder frames (:meth:`sense.features.W2VBertFbank.output_frames` of each
-  clip's 16 kHz samples), and the frames computed per real frame, ``1 / (1 -
-  padded fraction)``;
+  clip's 16 kHz samples), the frames computed per real frame, ``1 / (1 -
+  padded fraction)``, and per second of real audio (about 50 when unpadded);
 * **budget fill**: padded audio / (batches x budget), and **budget per real
   second** (batches x budget / real audio), the GPU time per second of audio
   relative to batches that are full and unpadded (1.00);
@@ -139,6 +139,7 @@ def batch_stats(
         "mean_batch_size": sum(len(b) for b in batches) / len(batches),
         "padded_fraction": fraction,
         "frames_per_real_frame": 1.0 / (1.0 - fraction),
+        "frames_per_real_second": padded / real_s,
         "budget_fill": padded_s / (len(batches) * budget),
         "budget_per_real_second": len(batches) * budget / real_s,
     }
@@ -291,7 +292,9 @@ def run(paths: Sequence[str] = (), synthetic_clips: int = SYNTHETIC_CLIPS) -> di
         durations, locales = read_clip_durations(path)
         sources.append(
             measure(
-                os.path.basename(os.path.normpath(path)),
+                os.path.basename(os.path.dirname(os.path.abspath(path)))
+                if os.path.isfile(path)
+                else os.path.basename(os.path.normpath(path)),
                 f"clip_durations.tsv at {path}",
                 durations,
                 locales,

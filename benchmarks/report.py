@@ -292,7 +292,8 @@ def _padding(r: dict) -> list[str]:
         "## Padding of duration-filled batches",
         "",
         "Padded fraction: padding / all padded frames (w2v-BERT 2.0 encoder frames); frames "
-        "per real frame = 1 / (1 - padded fraction); fill: padded audio / (batches x budget); "
+        "per real frame = 1 / (1 - padded fraction), and per second of real audio; fill: padded "
+        "audio / (batches x budget); "
         "budget / real s: GPU budget per second of real audio (1.00: full, unpadded batches); "
         f"steps on {r['world_size']} GPUs; pair repeat: of the pairs sharing a batch in "
         "epoch 0, the share sharing one again in epoch 1 (1.0: the same batches every epoch).",
@@ -306,18 +307,19 @@ def _padding(r: dict) -> list[str]:
             f"90th percentile {s['p90_s']:.2f} s, longest {s['max_s']:.1f} s.",
             "",
             "| budget per GPU | batches | steps | mean batch | padded | frames per real frame "
-            "| fill | budget / real s | pair repeat | two epochs |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| frames per real s | fill | budget / real s | pair repeat | two epochs |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         budget = None
         for row in s["rows"]:
             if row["budget"] != budget:
                 budget = row["budget"]
-                lines.append(f"| **{budget}: {row['budget_s']:g} s** | | | | | | | | | |")
+                lines.append(f"| **{budget}: {row['budget_s']:g} s** | | | | | | | | | | |")
             lines.append(
                 f"| {row['system']} | {row['batches']:,} | {row['steps']:,} | "
                 f"{row['mean_batch_size']:.1f} | {100 * row['padded_fraction']:.2f}% | "
-                f"{row['frames_per_real_frame']:.3f} | {row['budget_fill']:.3f} | "
+                f"{row['frames_per_real_frame']:.3f} | {row['frames_per_real_second']:.1f} | "
+                f"{row['budget_fill']:.3f} | "
                 f"{row['budget_per_real_second']:.3f} | {row['pair_repeat']:.4f} | "
                 f"{row['two_epochs_s']:.1f} s |"
             )

@@ -108,3 +108,21 @@ def test_ranks_share_the_same_batches_at_any_window(window):
 def test_pair_repeat():
     assert pair_repeat([[0, 1], [2, 3]], [[0, 1], [2, 3]], 4) == 1.0
     assert pair_repeat([[0, 1], [2, 3]], [[0, 2], [1, 3]], 4) == 0.0
+
+
+def test_benchmark_reads_a_release_and_renders(tmp_path):
+    from benchmarks import padding, report
+
+    locale = tmp_path / "xx"
+    locale.mkdir()
+    rows = "".join(f"common_voice_xx_{i}.mp3\t{1000 + 37 * i}\n" for i in range(300))
+    (locale / "clip_durations.tsv").write_text("clip\tduration[ms]\n" + rows, encoding="utf-8")
+    r = padding.run([str(tmp_path)], synthetic_clips=500)
+    assert [s["clips"] for s in r["sources"]] == [300, 500]
+    rows = r["sources"][0]["rows"]
+    assert len(rows) == len(padding.BUDGETS) * (len(padding.WINDOWS) + 3)
+    for row in rows:
+        assert 0.0 <= row["padded_fraction"] < 1.0 and 0.0 <= row["pair_repeat"] <= 1.0
+        assert row["frames_per_real_frame"] == pytest.approx(1 / (1 - row["padded_fraction"]))
+    text = "\n".join(report._padding(r))
+    assert "sense, sort window 50 (default)" in text and "SpeechBrain DynamicBatchSampler" in text
