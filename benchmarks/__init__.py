@@ -15,7 +15,10 @@ and on the CPU otherwise:
 3. :mod:`benchmarks.inference`: real-time factor of ``sense.inference.SENSE``
    embedding a folder of files, batched;
 4. :mod:`benchmarks.retrieval`: exact search of 5,000 queries against a
-   280,000 x 1024 database, queries per second, agreement with brute force.
+   280,000 x 1024 database, queries per second, agreement with brute force;
+5. :mod:`benchmarks.padding`: the padded fraction of the duration sampler's
+   batches on Common Voice clip durations, by sort window, against random
+   batches and SpeechBrain's ``DynamicBatchSampler`` (numpy, no GPU).
 
 Results go to a JSON file and a markdown table (``--output``, default
 ``results/bench.json`` and ``results/bench.md``). Model sizes and their
