@@ -1,11 +1,16 @@
 """A tiny Europarl-ST (v1.1) release in its real layout, m4a (AAC) talks included."""
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 from hostile_text import BOM, DOLLARS, EMOJI, LINE, MARKS, RTL
 
+RECIPE = os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", "recipes", "EuroparlST", "ZeroST")
+)
 TALK_SECONDS = 3.0
 #: Lines of ``en/{fr,de}/test/segments.{en,fr,de}``: the first two segments are kept,
 #: the last two are bad (a missing talk, a segment past its talk's end). Plain text
@@ -13,6 +18,18 @@ TALK_SECONDS = 3.0
 EN = ["the cat sleeps", f"a doctor\treads {LINE}", "gone", "too late"]
 FR = [f"le chat dort {DOLLARS}", f"un médecin lit {MARKS} {EMOJI}", "parti", "trop tard"]
 DE = [f"die Katze schläft {RTL}", "ein Arzt liest", "weg", "zu spät"]
+
+
+def recipe_module(name: str):
+    """A script of the ZeroST recipe, imported as a module (the recipe folder on the path)."""
+    if RECIPE not in sys.path:
+        sys.path.insert(0, RECIPE)
+    spec = importlib.util.spec_from_file_location(
+        f"_europarl_{name}", os.path.join(RECIPE, f"{name}.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_m4a(path, wav: np.ndarray, rate: int) -> None:

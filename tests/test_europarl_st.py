@@ -1,38 +1,29 @@
 """Europarl-ST preparation on a fixture in the release layout, m4a (AAC) audio included."""
 
-import importlib.util
-import os
-import sys
+import csv
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from sense.prepare import PreparationReport, read_manifest
+from sense.zerost.evaluation import DIRECTION_FIELDS, read_direction_manifests
 
 av = pytest.importorskip("av")
-from europarl_fixture import DE, EN, FR, build_europarl, write_lines  # noqa: E402
-
-RECIPE = os.path.abspath(
-    os.path.join(os.path.dirname(__file__), "..", "recipes", "EuroparlST", "ZeroST")
+from europarl_fixture import (  # noqa: E402
+    DE,
+    EN,
+    FR,
+    build_europarl,
+    recipe_module,
+    write_lines,
 )
+
 RATE = 16000
 
 
-def _recipe_module(name: str):
-    """A script of the recipe, imported as a module (the recipe folder on the path)."""
-    if RECIPE not in sys.path:
-        sys.path.insert(0, RECIPE)
-    spec = importlib.util.spec_from_file_location(
-        f"_europarl_{name}", os.path.join(RECIPE, f"{name}.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _prepare_module():
-    return _recipe_module("europarl_prepare")
+    return recipe_module("europarl_prepare")
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +35,9 @@ def test_prepare_reads_the_release_layout_and_decodes_m4a(release, tmp_path):
     prepare = _prepare_module()
     manifests = prepare.prepare_europarl_st(str(release), str(tmp_path), ["en", "fr", "de"])
     assert sorted(manifests) == ["en-de", "en-fr", "fr-en"]
+    assert read_direction_manifests(str(tmp_path)) == manifests  # what train.py reads back
+    with open(manifests["en-fr"], encoding="utf-8") as f:
+        assert tuple(next(csv.reader(f))) == DIRECTION_FIELDS
     rows = read_manifest(manifests["en-fr"])  # files with a BOM; hostile text, a tab
     assert [r["transcript"] for r in rows] == EN[:2]
     assert [r["translation"] for r in rows] == FR[:2]
@@ -133,7 +127,7 @@ def test_evaluate_adds_the_cascade_and_topline_rows(release, tmp_path, capsys):
     from sense.testing.tiny import build_tiny_nllb, build_tiny_whisper_asr
     from sense.translation.metrics import BleuTable
 
-    evaluate = _recipe_module("evaluate")
+    evaluate = recipe_module("evaluate")
     table = tmp_path / "table1"
     args = [
         str(release),

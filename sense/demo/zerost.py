@@ -59,18 +59,6 @@ RUNS = ("KD", "KD→NLL", "NLL")
 TABLE_TITLE = "Held-out X speech -> Y text BLEU on the demo corpus, averaged per source (Table 1)"
 
 
-def recipe_module(name: str):
-    """A module of the ZeroST recipe folder (the manifest layout lives there)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        f"_zerost_{name}", os.path.join(RECIPE, f"{name}.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def read_split(release: str, lang: str, split: str) -> list[dict]:
     """Rows of the demo release's ``<lang>/<split>.tsv`` (Common Voice columns)."""
     with open(os.path.join(release, lang, f"{split}.tsv"), encoding="utf-8") as f:
@@ -80,12 +68,18 @@ def read_split(release: str, lang: str, split: str) -> list[dict]:
 def write_heldout_manifests(
     release: str, folder: str, languages, config: DemoConfig
 ) -> dict[str, str]:
-    """One manifest per direction X -> Y over the held-out clips, Europarl-ST's columns."""
+    """One manifest per direction X -> Y over the held-out clips, the recipe's ``eval_manifests``.
+
+    The folder a user hands the recipe's ``train.py`` as ``--eval_manifests``
+    (and its ``evaluate.py`` as ``--manifests``): direction manifests of
+    :mod:`sense.zerost.evaluation`, as ``europarl_prepare.py`` writes them from
+    Europarl-ST. Returns ``{"<src>-<tgt>": manifest path}``.
+    """
     import soundfile as sf
 
     from sense.dataio import load_audio
+    from sense.zerost.evaluation import DIRECTION_FIELDS, direction_manifest_name
 
-    europarl = recipe_module("europarl_prepare")
     corpus = build_parallel_corpus(config.sentences, seed=0)
     index = {lang: {row[lang]: i for i, row in enumerate(corpus)} for lang in languages}
     os.makedirs(os.path.join(folder, "audio"), exist_ok=True)
@@ -113,8 +107,8 @@ def write_heldout_manifests(
                 }
                 for row, wav, meaning in clips
             ]
-            path = os.path.join(folder, europarl.manifest_name(src, tgt, SPLIT))
-            write_manifest(path, rows, europarl.FIELDS)
+            path = os.path.join(folder, direction_manifest_name(src, tgt, SPLIT))
+            write_manifest(path, rows, DIRECTION_FIELDS)
             manifests[f"{src}-{tgt}"] = path
     return manifests
 

@@ -4,8 +4,10 @@ For each source language ``L`` the paper reports BLEU-4 (sacrebleu) averaged
 over the directions ``L -> L'``; one row per system: ZeroST, the cascade
 (ASR -> NLLB) and the NLLB topline (ground-truth transcript -> NLLB), all
 scored by the same code. :func:`translate_directions` runs a system over
-the direction manifests (``<src>-<tgt>`` -> CSV of
-``europarl_prepare.py``); :func:`add_system` fills a
+the direction manifests (one ``<src>-<tgt>_<split>.csv`` per direction, columns
+:data:`DIRECTION_FIELDS`: what the recipe's ``europarl_prepare.py`` writes
+from Europarl-ST, the demo from its held-out clips, and
+:func:`read_direction_manifests` finds in a folder); :func:`add_system` fills a
 :class:`sense.translation.metrics.BleuTable` (one column per source language
 and their average) from per-direction hypotheses; :func:`nllb_translate_texts`
 is the text half of the topline and of the cascade, :class:`WhisperASR`
@@ -26,6 +28,8 @@ Example
 
 from __future__ import annotations
 
+import os
+import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 
@@ -45,6 +49,41 @@ WHISPER_PROMPT_TOKENS = 4
 AVERAGE = "avg"
 TABLE1_TITLE = "BLEU-4 on Europarl-ST, averaged over the directions from each language (Table 1)"
 TABLE2_TITLE = "Average BLEU-4 on Europarl-ST by number of queries (Table 2)"
+#: Columns of a direction manifest; languages are NLLB codes.
+DIRECTION_FIELDS = (
+    "ID",
+    "duration",
+    "wav",
+    "language",
+    "transcript",
+    "translation",
+    "target_language",
+)
+
+
+def direction_manifest_name(src: str, tgt: str, split: str) -> str:
+    """File name of a direction's manifest: ``<src>-<tgt>_<split>.csv``."""
+    return f"{src}-{tgt}_{split}.csv"
+
+
+def read_direction_manifests(folder: str, split: str = "test") -> dict[str, str]:
+    """``{"<src>-<tgt>": path}`` of the ``split`` manifests in ``folder``.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``folder`` holds none (naming it).
+    """
+    pattern = re.compile(rf"^([a-z]+)-([a-z]+)_{re.escape(split)}\.csv$")
+    found = {}
+    if os.path.isdir(folder):
+        for name in sorted(os.listdir(folder)):
+            match = pattern.match(name)
+            if match:
+                found[f"{match[1]}-{match[2]}"] = os.path.join(folder, name)
+    if not found:
+        raise FileNotFoundError(f"{folder}: no <src>-<tgt>_{split}.csv manifests")
+    return found
 
 
 def add_system(
@@ -75,9 +114,8 @@ def translate_directions(
     Parameters
     ----------
     manifests : dict
-        ``"<src>-<tgt>"`` -> manifest path (``europarl_prepare.py``'s
-        columns: ``wav``, ``transcript``, ``translation``, ``language``,
-        ``target_language``). Empty directions are left out.
+        ``"<src>-<tgt>"`` -> manifest path (columns :data:`DIRECTION_FIELDS`;
+        :func:`read_direction_manifests`). Empty directions are left out.
     translate : callable
         Rows of one direction -> one hypothesis per row.
     desc : str
@@ -274,12 +312,15 @@ def zerost_translate_rows(
 
 __all__ = [
     "AVERAGE",
+    "DIRECTION_FIELDS",
     "TABLE1_TITLE",
     "TABLE2_TITLE",
     "WhisperASR",
     "cascade_translate_rows",
     "add_system",
+    "direction_manifest_name",
     "nllb_translate_texts",
+    "read_direction_manifests",
     "translate_directions",
     "zerost_translate_rows",
 ]

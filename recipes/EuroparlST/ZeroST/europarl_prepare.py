@@ -10,8 +10,9 @@ The release layout::
 Each talk's m4a (AAC) is decoded once with PyAV (soundfile cannot read it),
 each segment written as 16 kHz mono FLAC (once, even when several directions
 share it), and each direction gets ``<save_folder>/<src>-<tgt>_<split>.csv``
-with the columns of :data:`FIELDS`; languages are NLLB codes. A missing or
-undecodable talk, or a segment outside its talk, is left out and listed in
+(a direction manifest of :mod:`sense.zerost.evaluation`: the columns of
+``DIRECTION_FIELDS``, languages as NLLB codes). A missing or undecodable
+talk, or a segment outside its talk, is left out and listed in
 ``report.tsv``; files whose line counts disagree stop the preparation with
 an error naming them (a broken release).
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 
 import numpy as np
 import soundfile as sf
@@ -32,6 +32,7 @@ import soundfile as sf
 from sense.dataio import SAMPLE_RATE
 from sense.io import atomic_write
 from sense.prepare import PreparationReport, write_manifest
+from sense.zerost.evaluation import DIRECTION_FIELDS, direction_manifest_name
 
 #: The nine languages of ZeroST's Table 1 and their NLLB codes.
 NLLB_CODES = {
@@ -45,15 +46,6 @@ NLLB_CODES = {
     "ro": "ron_Latn",
     "nl": "nld_Latn",
 }
-FIELDS = (
-    "ID",
-    "duration",
-    "wav",
-    "language",
-    "transcript",
-    "translation",
-    "target_language",
-)
 AUDIO_EXTENSION = ".m4a"
 
 
@@ -198,36 +190,11 @@ def prepare_europarl_st(
                         "target_language": NLLB_CODES[tgt],
                     }
                 )
-            path = os.path.join(save_folder, manifest_name(src, tgt, split))
-            write_manifest(path, rows, FIELDS)
+            path = os.path.join(save_folder, direction_manifest_name(src, tgt, split))
+            write_manifest(path, rows, DIRECTION_FIELDS)
             manifests[f"{src}-{tgt}"] = path
     report.write(os.path.join(save_folder, "report.tsv"))
     return manifests
-
-
-def manifest_name(src: str, tgt: str, split: str) -> str:
-    """File name of a direction's manifest: ``<src>-<tgt>_<split>.csv``."""
-    return f"{src}-{tgt}_{split}.csv"
-
-
-def read_direction_manifests(folder: str, split: str = "test") -> dict[str, str]:
-    """``{"<src>-<tgt>": path}`` of the ``split`` manifests in ``folder``.
-
-    Raises
-    ------
-    FileNotFoundError
-        ``folder`` holds none (naming it).
-    """
-    pattern = re.compile(rf"^([a-z]+)-([a-z]+)_{re.escape(split)}\.csv$")
-    found = {}
-    if os.path.isdir(folder):
-        for name in sorted(os.listdir(folder)):
-            match = pattern.match(name)
-            if match:
-                found[f"{match[1]}-{match[2]}"] = os.path.join(folder, name)
-    if not found:
-        raise FileNotFoundError(f"{folder}: no <src>-<tgt>_{split}.csv manifests")
-    return found
 
 
 def _talk(data_folder, src, audio_id, talks, report, split, sample_rate):

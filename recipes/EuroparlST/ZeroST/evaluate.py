@@ -21,7 +21,7 @@ import argparse
 import sys
 
 import torch
-from europarl_prepare import NLLB_CODES, prepare_europarl_st, read_direction_manifests
+from europarl_prepare import NLLB_CODES, prepare_europarl_st
 
 from sense.preflight import check_writable
 from sense.translation.metrics import BleuTable
@@ -31,6 +31,7 @@ from sense.zerost.evaluation import (
     add_system,
     cascade_translate_rows,
     nllb_translate_texts,
+    read_direction_manifests,
     translate_directions,
 )
 

@@ -23,7 +23,7 @@ cache): the Q-Former, Whisper and the NLLB decoder are never loaded.
 import math
 import os
 
-from europarl_prepare import prepare_europarl_st, read_direction_manifests
+from europarl_prepare import prepare_europarl_st
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from zerost_prepare import prepare_zerost_data
 
@@ -41,6 +41,7 @@ from sense.zerost.evaluation import (
     TABLE1_TITLE,
     TABLE2_TITLE,
     add_system,
+    read_direction_manifests,
     translate_directions,
     zerost_translate_rows,
 )
