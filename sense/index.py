@@ -72,8 +72,11 @@ READABLE_VERSIONS = (1, 2, 3)
 ENTRY_KINDS = ("text", "audio")
 #: Rows of the index scored at once by :meth:`SpeechIndex.search` (as float32).
 SEARCH_ROWS = 1 << 16
-#: Scores of a float32 index computed at once (64 MB): one query scores all rows in one block.
-SEARCH_SCORES = 1 << 24
+#: Scores of a float32 index computed at once (16 MB, within a server CPU's last-level
+#: cache, so the top-k reads them from there): one query scores up to 4M rows in one
+#: block; 256 queries score 16,384 rows a block, 1.25x one matmul + top-k at 1M rows
+#: (64 MB blocks: 1.09x; docs/benchmarks/cpu-search.md, run 5).
+SEARCH_SCORES = 1 << 22
 #: Keys every ``index.json`` has.
 REQUIRED_INFO = ("model", "dim")
 DAMAGED = "a damaged index: rebuild it with `sense index`"
