@@ -207,7 +207,9 @@ def _band(query, key, value, table, mask, left: int, right: int):
     table = torch.nn.functional.pad(table, (0, 0, 0, padded - length))
     scores.add_(_skew(table.view(batch, heads, blocks, BAND_BLOCK, -1), window))
     # keys before the start, after the end or in the padding
-    keyed = torch.zeros(1, 1, length) if mask is None else mask[:, :, 0, :].float()
+    keyed = (
+        torch.zeros(1, 1, length, device=query.device) if mask is None else mask[:, :, 0, :].float()
+    )
     keyed = torch.nn.functional.pad(keyed, (left, padded - length + right), value=float("-inf"))
     scores.add_(keyed.unfold(-1, window, BAND_BLOCK)[:, :, :, None, :])
     top = scores.amax(dim=-1, keepdim=True).clamp_(min=torch.finfo(torch.float32).min)
