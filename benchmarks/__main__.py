@@ -34,10 +34,12 @@ BENCHMARKS = (
     "padding",
     "attention",
     "search",
+    "compile",
 )
-# Run by default; "attention" (a 580M model at 30 s of audio) and "search" (1M x 1024
-# embeddings, 4 GB and tens of minutes on 2 cores) only when asked.
-DEFAULT_BENCHMARKS = BENCHMARKS[:-2]
+# Only when asked: "attention" (a 580M model at 30 s of audio), "search" (1M x 1024
+# embeddings, 4 GB and tens of minutes on 2 cores) and "compile" (minutes of compilation).
+OPT_IN = ("attention", "search", "compile")
+DEFAULT_BENCHMARKS = tuple(b for b in BENCHMARKS if b not in OPT_IN)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -48,8 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--only",
         default=",".join(DEFAULT_BENCHMARKS),
-        help=f"comma-separated subset of {','.join(BENCHMARKS)} (default: all but attention "
-        "and search)",
+        help=f"comma-separated subset of {','.join(BENCHMARKS)} (default: all but "
+        f"{', '.join(OPT_IN)})",
     )
     p.add_argument(
         "--sizes",
@@ -179,6 +181,7 @@ def main(argv=None) -> dict:
 
     from benchmarks import (
         attention,
+        compiled_layers,
         decoding,
         frontend,
         inference,
@@ -215,6 +218,7 @@ def main(argv=None) -> dict:
         "inference": [],
         "teacher_cache": [],
         "decoding": [],
+        "compile": [],
         "errors": [],
     }
     if device.type == "cuda":
@@ -276,6 +280,20 @@ def main(argv=None) -> dict:
             )
             if r is not None:
                 results["inference"].append(r)
+        if "compile" in only:
+            r = attempt(
+                f"compiled layers ({size})",
+                lambda size=size: compiled_layers.run(
+                    size,
+                    rounds=rounds,
+                    device=device,
+                    precision=args.precision,
+                    min_seconds=args.min_seconds,
+                    max_seconds=args.max_seconds,
+                ),
+            )
+            if r is not None:
+                results["compile"].append(r)
         if "decode" in only:
             r = attempt(
                 f"decoding ({size})",

@@ -69,6 +69,8 @@ def render(results: dict) -> str:
         out += _teacher_cache(r)
     for r in results.get("decoding") or []:
         out += _decoding(r)
+    for r in results.get("compile") or []:
+        out += _compile(r)
     if results.get("startup"):
         out += _startup(results["startup"])
     if results.get("padding"):
@@ -285,6 +287,33 @@ def _attention(r: dict) -> list[str]:
         cpu = f"{row['cpu_rtf']:.3f}" if "cpu_rtf" in row else "n/a"
         lines.append(f"{head} {row['median_s']:.2f} s | {row['rtf']:.3f} | {cpu} |")
     return lines + [""]
+
+
+def _compile(r: dict) -> list[str]:
+    frames = r["frames_computed"]
+    batches = ", ".join(
+        f"{b['utterances']} x {b['longest_frames']} ({b['bucket_frames']})" for b in r["batches"]
+    )
+    lines = [
+        f"## Compiled encoder layers: {r['size']}, {r['device']}, {r['precision']}",
+        "",
+        f"One pass = a DistillationBrain training step on each of {len(r['batches'])} batches "
+        f"(utterances x longest frames (bucket)): {batches}; {r['audio_seconds']:.1f} s of audio. "
+        f"Buckets of {r['length_bucket']} frames: the compiled layers compute "
+        f"{frames['compiled']:,} frames where eager computes {frames['eager']:,} "
+        f"({frames['real']:,} real); {r['compiled_graphs']} graphs compiled in the first pass.",
+        "",
+        "| | first pass (compiling) | pass (median) | CPU s | step peak increase, MB |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name in ("eager", "compiled"):
+        peak = r["step_peak_increase_mb"][name]
+        lines.append(
+            f"| {name} | {r['first_pass_s'][name]:.1f} s | {_ms(r['pass_median_s'][name])} | "
+            f"{r['pass_cpu_s'][name]:.2f} | {'n/a' if peak is None else f'{peak:,.0f}'} |"
+        )
+    lines += ["", f"Speed-up of the compiled layers: **{r['speedup']:.2f}x**.", ""]
+    return lines
 
 
 def _padding(r: dict) -> list[str]:

@@ -169,14 +169,18 @@ def _run_opts(device: torch.device, precision: str) -> dict:
     return {"device": str(device), "precision": precision, "max_grad_norm": 5.0}
 
 
-def build_ours(student: str, teacher: str, batch, device, precision, workdir):
-    """Our Brain and a function that runs one collated training step."""
+def build_ours(student: str, teacher: str, batch, device, precision, workdir, options=None):
+    """Our Brain and a function that runs one collated training step.
+
+    ``options``: the encoder's :class:`sense.lobes.options.EncoderOptions`
+    (default: trainable, as the recipes build it).
+    """
     from sense.lobes.speech import HFSpeechEncoder
     from sense.lobes.text import SentenceEncoder
     from sense.nnet.pooling import AttentivePooling
     from sense.teacher_cache import TeacherCache
 
-    encoder = HFSpeechEncoder(student, freeze=False)
+    encoder = HFSpeechEncoder(student, options=options)
     pooling = AttentivePooling(encoder.output_dim)
     # The teacher runs once, before training, and is then released.
     sentence_encoder = SentenceEncoder(teacher, pooling="cls")

@@ -168,9 +168,10 @@ def _skew(table: torch.Tensor, window: int) -> torch.Tensor:
     """``[..., BAND_BLOCK, window]`` view placing row ``r``'s ``width`` entries at columns ``r..r + width - 1``.
 
     ``table`` is ``[..., BAND_BLOCK, width]``; every other column reads ``-inf``.
-    Rows padded to ``window + 1`` and read back with a row stride of ``window``
-    shift each row one column further than the one above (Transformer-XL's
-    relative shift), without an index tensor.
+    Rows padded to ``window + 1`` and read back, flattened, in rows of
+    ``window`` shift each row one column further than the one above
+    (Transformer-XL's relative shift), without an index tensor (and with
+    views ``torch.compile`` traces).
 
     Example
     -------
@@ -180,9 +181,7 @@ def _skew(table: torch.Tensor, window: int) -> torch.Tensor:
     """
     rows, width = table.shape[-2:]
     padded = torch.nn.functional.pad(table, (0, window + 1 - width), value=float("-inf"))
-    size = (*padded.shape[:-2], rows, window)
-    stride = (*padded.stride()[:-2], window, 1)
-    return padded.as_strided(size, stride, padded.storage_offset())
+    return padded.flatten(-2)[..., : rows * window].view(*padded.shape[:-2], rows, window)
 
 
 def _band(query, key, value, table, mask, left: int, right: int):

@@ -22,7 +22,12 @@ from typing import ClassVar
 
 from sense.lobes.attention import SDPA, check_attention
 
-__all__ = ["EncoderOptions"]
+__all__ = ["EncoderOptions", "LENGTH_BUCKET"]
+
+#: Frames (0.64 s of w2v-BERT) to a multiple of which compiled layers' inputs
+#: are padded: up to 30 s, at most 47 shapes; the padding averages 16 frames a
+#: row (6% at Common Voice's mean of 5.2 s, 3% at 10 s).
+LENGTH_BUCKET = 32
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,14 @@ class EncoderOptions:
     gradient_checkpointing : bool
         Recompute each layer's activations in backward instead of storing them
         (transformers' activation checkpointing, non-reentrant; training only).
+    compile_layers : bool
+        Compile each encoder layer with ``torch.compile`` (inductor); the
+        outputs and gradients stay those of the uncompiled layers.
+    length_bucket : int
+        With ``compile_layers``, w2v-BERT's frames are padded (and masked) up to
+        a multiple of ``length_bucket``, so that duration-batched training
+        compiles a layer once per bucket instead of once per batch length;
+        the padding is cut from the output. ``0`` pads nothing.
     attention : {"sdpa", "flex", "eager"}
         How self-attention runs (see :mod:`sense.lobes.attention`). ``"sdpa"``:
         w2v-BERT's relative-key bias gathered from a ``[B, H, T, 73]`` table,
@@ -71,6 +84,8 @@ class EncoderOptions:
     freeze: bool = False
     freeze_feature_projection: bool = False
     gradient_checkpointing: bool = False
+    compile_layers: bool = False
+    length_bucket: int = LENGTH_BUCKET
     attention: str = SDPA
     layerdrop: float | None = None
     apply_spec_augment: bool = False
@@ -99,6 +114,12 @@ class EncoderOptions:
 
     def __post_init__(self):
         check_attention(self.attention)
+        if isinstance(self.length_bucket, bool) or not (
+            isinstance(self.length_bucket, int) and self.length_bucket >= 0
+        ):
+            raise ValueError(
+                f"length_bucket must be a whole number of frames >= 0, got {self.length_bucket!r}"
+            )
 
     def config_overrides(self) -> dict:
         """``{config attribute: value}`` to set on the model's config (``None`` keeps it).

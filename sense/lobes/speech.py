@@ -45,6 +45,9 @@ WAV2VEC2 = "wav2vec2"
 SUPPORTED_MODEL_TYPES = (W2V_BERT, WAV2VEC2)
 # Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm
 WAVEFORM_NORM_EPS = 1e-7
+#: Recompilations allowed per compiled layer: length buckets up to 30 s, and
+#: the batch size turning dynamic.
+COMPILED_SHAPES = 64
 
 
 def _model_class(model_type: str):
@@ -135,6 +138,15 @@ def resolve_encoder_source(source: str | os.PathLike) -> str:
     return source
 
 
+def _mark_batch_dynamic(module, args, kwargs):
+    """Before a compiled layer: the batch size of its inputs is dynamic, their other sizes static."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, torch.Tensor) and value.dim() > 0:
+            torch._dynamo.maybe_mark_dynamic(value, 0)
+            for dim in range(1, value.dim()):
+                torch._dynamo.mark_static(value, dim)
+
+
 class _HiddenStateRecorder:
     """Collects the input of the first encoder layer and the output of every layer.
 
@@ -214,7 +226,7 @@ class HFSpeechEncoder(nn.Module):
     options : sense.lobes.options.EncoderOptions, optional
         How the encoder trains and runs: freezing, attention path
         (``"sdpa"``, ``"flex"``, ``"eager"``), activation checkpointing,
-        LayerDrop, SpecAugment and dropout overrides. Default: trainable,
+        compiled layers, LayerDrop, SpecAugment and dropout overrides. Default: trainable,
         SDPA, the config's regularisation without SpecAugment.
     **switches
         Fields of :class:`~sense.lobes.options.EncoderOptions` by name
@@ -308,6 +320,11 @@ class HFSpeechEncoder(nn.Module):
 
         if options.gradient_checkpointing:
             self._enable_checkpointing()
+        self.length_bucket = 0
+        if options.compile_layers:
+            self._compile_layers()
+            if self.model_type == W2V_BERT:
+                self.length_bucket = options.length_bucket
         if options.freeze_feature_projection:
             self._freeze_input_stage()
         if (
@@ -339,6 +356,18 @@ class HFSpeechEncoder(nn.Module):
             self.model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
         else:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+    def _compile_layers(self) -> None:
+        """``torch.compile`` each layer's ``forward`` (module, hooks and state dict unchanged).
+
+        The batch size is dynamic and the length static: one compilation per
+        length bucket, whatever the batch sizes.
+        """
+        limit = torch._dynamo.config.recompile_limit
+        torch._dynamo.config.recompile_limit = max(limit, COMPILED_SHAPES)
+        for layer in self.model.encoder.layers:
+            layer.forward = torch.compile(layer.forward)
+            layer.register_forward_pre_hook(_mark_batch_dynamic, with_kwargs=True)
 
     @property
     def gradient_checkpointing(self) -> bool:
@@ -399,6 +428,9 @@ class HFSpeechEncoder(nn.Module):
             # features in float32, then the model's own type (a .half() or bf16 model)
             inputs = inputs.to(self.model.dtype)
             in_counts = torch.round(in_lens * inputs.shape[1]).long()
+            frames = inputs.shape[1]
+            if self.length_bucket:
+                inputs = self._pad_to_bucket(inputs)
             mask = torch.arange(inputs.shape[1], device=inputs.device) < in_counts[:, None]
             if self.model_type == W2V_BERT:
                 kwargs = {"input_features": inputs, "attention_mask": mask.long()}
@@ -415,11 +447,28 @@ class HFSpeechEncoder(nn.Module):
                 else:
                     output = last
 
-            out_counts = self.model._get_feat_extract_output_lengths(
-                in_counts, add_adapter=getattr(self.model, "adapter", None) is not None
-            )
+            add_adapter = getattr(self.model, "adapter", None) is not None
+            out_counts = self.model._get_feat_extract_output_lengths(in_counts, add_adapter)
+            if self.length_bucket:  # cut the bucket's padding
+                out_frames = self.model._get_feat_extract_output_lengths(frames, add_adapter)
+                last, output = last[:, :out_frames], output[..., :out_frames, :]
             frame_lens = out_counts.float() / last.shape[1]
         return output, frame_lens
+
+    def _pad_to_bucket(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``[B, T, F]`` features padded along ``T`` to a multiple of ``length_bucket``.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from sense.demo.tiny import build_tiny_w2v_bert
+        >>> encoder = HFSpeechEncoder(build_tiny_w2v_bert(tempfile.mkdtemp()))
+        >>> encoder.length_bucket = 32
+        >>> encoder._pad_to_bucket(torch.ones(2, 33, 160)).shape
+        torch.Size([2, 64, 160])
+        """
+        extra = -inputs.shape[1] % self.length_bucket
+        return torch.nn.functional.pad(inputs, (0, 0, 0, extra), value=self.fbank.padding_value)
 
     def _prepare_waveforms(
         self, wavs: torch.Tensor, wav_lens: torch.Tensor | None
