@@ -13,7 +13,10 @@ of their own. :class:`FineTuneBrain` holds what they share:
 * learning-rate annealing of each optimizer on the validation loss, or a
   per-step schedule (:func:`three_phase_schedule`, the ZeroST paper's);
 * a log of each optimizer's step count at start (resume audits) and of the
-  peak device memory after the first step.
+  peak device memory after the first step;
+* no read of the device between the forward and the backward pass:
+  SpeechBrain's non-finite loss check (count, ``--nonfinite_patience``) runs
+  on the loss the step already copies to the host.
 
 AMP (``--precision``), DDP (``torchrun``) and resume mid-epoch come from
 SpeechBrain's ``Brain``. A task subclass implements ``compute_forward`` (with
@@ -324,6 +327,34 @@ class FineTuneBrain(sb.Brain):
         if not if_main_process():
             return None
         return {"checkpoint": str(best.path), "valid": dict(best.meta)}
+
+    # -- the step ----------------------------------------------------------------------
+
+    def check_loss_isfinite(self, loss):
+        """Nothing here: SpeechBrain's check reads the loss before ``backward``.
+
+        That read makes the host wait for the whole forward pass before it
+        queues the backward one. :meth:`update_average` runs the same check
+        on the loss ``fit_batch`` returns, already on the host.
+        """
+
+    def update_average(self, loss: torch.Tensor, avg_loss: float) -> float:
+        """SpeechBrain's running average, after its non-finite check of the host loss.
+
+        Example
+        -------
+        >>> brain = FineTuneBrain(modules={}, run_opts={"device": "cpu"})
+        >>> brain.step, brain.nonfinite_count, brain.nonfinite_patience = 2, 0, 0
+        >>> brain.update_average(torch.tensor(3.0), avg_loss=1.0)
+        2.0
+        >>> brain.update_average(torch.tensor(float("nan")), avg_loss=2.0)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: Loss is not finite and patience is exhausted. ...
+        """
+        if not torch.isfinite(loss):
+            sb.Brain.check_loss_isfinite(self, loss)
+        return super().update_average(loss, avg_loss)
 
     # -- optimizers --------------------------------------------------------------------
 

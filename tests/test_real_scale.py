@@ -258,3 +258,51 @@ def test_bf16_autocast_training_step_on_the_cpu(tiny_w2v_bert, tmp_path):
     loss = brain.fit_batch(batch)
     assert torch.isfinite(loss) and loss.dtype == torch.float32
     assert not torch.equal(before, pooling.attention.weight)
+
+
+def test_no_device_read_between_the_loss_and_backward(tiny_w2v_bert, tmp_path, monkeypatch):
+    """A read of a device value there makes the host wait for the whole forward pass."""
+    encoder = HFSpeechEncoder(tiny_w2v_bert, apply_spec_augment=False)
+    brain = DistillationBrain(
+        modules={"encoder": encoder, "pooling": AttentivePooling(encoder.output_dim)},
+        hparams={
+            "loss": CosineDistanceLoss(),
+            "encoder_opt_class": lambda p: torch.optim.Adam(p, lr=1e-3),
+            "pooling_opt_class": lambda p: torch.optim.Adam(p, lr=1e-3),
+            "train_logger": sb.utils.train_logger.FileTrainLogger(str(tmp_path / "log.txt")),
+        },
+        run_opts={"device": "cpu"},
+    )
+    brain.on_fit_start()
+    brain.on_stage_start(sb.Stage.TRAIN)
+    events = []
+    for name in ("__bool__", "item", "tolist", "__float__"):
+        method = getattr(torch.Tensor, name)
+
+        def read(self, *args, _method=method, _name=name, **kwargs):
+            events.append(_name)
+            return _method(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, read)
+    objectives, backward = brain.compute_objectives, torch.Tensor.backward
+
+    def compute_objectives(*args, **kwargs):
+        loss = objectives(*args, **kwargs)
+        events.append("loss")
+        return loss
+
+    def traced_backward(self, *args, **kwargs):
+        events.append("backward")
+        return backward(self, *args, **kwargs)
+
+    monkeypatch.setattr(brain, "compute_objectives", compute_objectives)
+    monkeypatch.setattr(torch.Tensor, "backward", traced_backward)
+    target = torch.nn.functional.normalize(torch.randn(2, 32), dim=-1)
+    loss = brain.fit_batch(_Batch(torch.randn(2, 16000), target))
+    between = events[events.index("loss") + 1 : events.index("backward")]
+    assert between == []
+    # the check still runs, on the host copy of the loss
+    brain.step, brain.nonfinite_count, brain.nonfinite_patience = 1, 0, 0
+    assert brain.update_average(loss, 0.0) == pytest.approx(float(loss))
+    with pytest.raises(ValueError, match="Loss is not finite and patience is exhausted"):
+        brain.update_average(torch.tensor(float("nan")), 0.0)
