@@ -32,6 +32,7 @@ BENCHMARKS = (
     "decode",
     "startup",
     "padding",
+    "optimizer",
     "attention",
     "search",
     "compile",
@@ -185,6 +186,7 @@ def main(argv=None) -> dict:
         decoding,
         frontend,
         inference,
+        optimizer,
         padding,
         report,
         retrieval,
@@ -219,6 +221,7 @@ def main(argv=None) -> dict:
         "teacher_cache": [],
         "decoding": [],
         "compile": [],
+        "optimizer": [],
         "errors": [],
     }
     if device.type == "cuda":
@@ -280,6 +283,13 @@ def main(argv=None) -> dict:
             )
             if r is not None:
                 results["inference"].append(r)
+        if "optimizer" in only:
+            r = attempt(
+                f"optimizer step ({size})",
+                lambda size=size: optimizer.run(size, rounds=rounds, device=device),
+            )
+            if r is not None:
+                results["optimizer"].append(r)
         if "compile" in only:
             r = attempt(
                 f"compiled layers ({size})",

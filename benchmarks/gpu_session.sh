@@ -24,7 +24,7 @@ PARTS=",${PARTS:-tests,bench},"
     tests/test_compile_layers.py 2>&1 | tee "$OUT/cuda_tests.log" | tail -25
 
 [[ $PARTS == *,bench,* ]] && timeout "${BENCH_LIMIT:-270}" python3 -m benchmarks --quick --sizes "${SIZES:-small,real}" \
-    --only "${ONLY:-train,teacher,retrieval}" --output "$OUT/bench.json" 2>&1 \
+    --only "${ONLY:-train,teacher,retrieval,optimizer}" --output "$OUT/bench.json" 2>&1 \
     | tee "$OUT/bench.log" | tail -70
 
 if [[ $PARTS == *,compile,* ]]; then

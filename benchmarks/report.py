@@ -69,6 +69,8 @@ def render(results: dict) -> str:
         out += _teacher_cache(r)
     for r in results.get("decoding") or []:
         out += _decoding(r)
+    for r in results.get("optimizer") or []:
+        out += _optimizer(r)
     for r in results.get("compile") or []:
         out += _compile(r)
     if results.get("startup"):
@@ -286,6 +288,22 @@ def _attention(r: dict) -> list[str]:
             continue
         cpu = f"{row['cpu_rtf']:.3f}" if "cpu_rtf" in row else "n/a"
         lines.append(f"{head} {row['median_s']:.2f} s | {row['rtf']:.3f} | {cpu} |")
+    return lines + [""]
+
+
+def _optimizer(r: dict) -> list[str]:
+    lines = [
+        f"## The encoder's Adam step: {r['size']}, {r['device']}",
+        "",
+        f"{r['parameters'] / 1e6:.1f}M parameters in {r['tensors']} tensors (w2v-BERT 2.0's "
+        f"shapes); {r['steps_each']} steps each, in alternation; the parameters of the three "
+        f"differ by at most {r['max_parameter_difference']:.1e} after them.",
+        "",
+        "| implementation | step (median) | speed-up over the for-loop |",
+        "|---|---:|---:|",
+    ]
+    for name, seconds in r["step_median_s"].items():
+        lines.append(f"| {name} | {_ms(seconds)} | {r['speedup_over_for_loop'][name]:.2f}x |")
     return lines + [""]
 
 

@@ -90,10 +90,13 @@ def test_loss_falls_and_both_parts_learn(trained):
         b = torch.load(os.path.join(second, f"{name}.ckpt"), map_location="cpu")
         changed = [k for k in a if a[k].is_floating_point() and not torch.equal(a[k], b[k])]
         assert changed, f"{name} did not change between epochs"
-    # both optimizers are checkpointed, with a state
+    # both optimizers are checkpointed, with a state; the encoder's Adam is the fused one
+    fused = {}
     for name in ("encoder_optimizer", "pooling_optimizer"):
         state = torch.load(os.path.join(second, f"{name}.ckpt"), map_location="cpu")
         assert state["state"], name
+        fused[name] = state["param_groups"][0].get("fused")
+    assert fused == {"encoder_optimizer": True, "pooling_optimizer": None}
 
 
 def test_exported_folder_loads(trained, tmp_path):
