@@ -34,7 +34,8 @@ import math
 
 import torch
 
-from benchmarks.common import alternate
+from benchmarks.common import alternate, timed
+from benchmarks.flops import FRAMES_PER_SECOND, w2v_bert_forward_flops_per_frame
 from sense.lobes.attention import (
     BAND_BLOCK,
     EAGER,
@@ -55,8 +56,10 @@ LAYER_FRAMES = (250, 750, 1500, 3000)
 RTF_SECONDS = (10, 30, 60)
 #: eager's [T, T, 64] distance tensor is 2.3 GB a layer at 60 s: not timed beyond this.
 EAGER_MAX_SECONDS = 30
-FRAMES_PER_SECOND = 50  # 100 fbank frames/s stacked by 2
 FEATURE_DIM = 160
+#: The FFN's product at 30 s, ``[1500, 1024] @ [1024, 4096]``: the ceiling of the matmul rate.
+GEMM_SHAPE = (1500, 1024, 4096)
+GEMM_CALLS = 10
 FP32_BYTES = 4
 
 
@@ -168,12 +171,46 @@ def layer_memory(device, frames=LAYER_FRAMES, rounds: int = 1) -> list[dict]:
     return rows
 
 
+def matmul_gflops(device, precision: str = "fp32", calls: int = GEMM_CALLS) -> float:
+    """Best rate of ``torch.matmul`` on :data:`GEMM_SHAPE` in ``precision``, GFLOP/s.
+
+    Nearly all of the model's FLOPs are products of this size: a forward pass
+    cannot run faster than its FLOPs at this rate.
+    """
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    m, k, n = GEMM_SHAPE
+    a = torch.randn(m, k, device=device, dtype=dtype)
+    b = torch.randn(k, n, device=device, dtype=dtype)
+    best = min(timed(lambda: a @ b, device)[0] for _ in range(calls))
+    return 2 * m * k * n / best / 1e9
+
+
+def floor_rtf(config, seconds: float, gflops: float) -> float:
+    """RTF of the model's forward FLOPs (73 relative-key distances) at ``gflops``.
+
+    Example
+    -------
+    >>> from transformers import Wav2Vec2BertConfig
+    >>> round(floor_rtf(Wav2Vec2BertConfig(), 30, gflops=190.0), 3)
+    0.345
+    """
+    distances = config.left_max_position_embeddings + config.right_max_position_embeddings + 1
+    frames = int(seconds * FRAMES_PER_SECOND)
+    per_frame = w2v_bert_forward_flops_per_frame(config, frames, distances)
+    return FRAMES_PER_SECOND * per_frame / (gflops * 1e9)
+
+
 def real_time_factor(device, seconds=RTF_SECONDS, rounds: int = 1) -> list[dict]:
-    """Seconds of compute per second of audio of the full model, per path, precision, length."""
+    """Seconds of compute per second of audio of the full model, per path, precision, length.
+
+    Each row also has ``floor_rtf``: the RTF of the forward FLOPs at the
+    measured :func:`matmul_gflops` of its precision.
+    """
     model = build_model(device=device)
     threads = torch.get_num_threads()
     rows = []
     failed = {precision: {} for precision in precisions(device)}  # a path that fails stays out
+    rates = {precision: matmul_gflops(device, precision) for precision in failed}
     for length in seconds:
         features = torch.randn(1, length * FRAMES_PER_SECOND, FEATURE_DIM, device=device)
         paths = [p for p in PATHS if p != EAGER or length <= EAGER_MAX_SECONDS]
@@ -182,6 +219,8 @@ def real_time_factor(device, seconds=RTF_SECONDS, rounds: int = 1) -> list[dict]
             measured = alternate(systems, rounds, device, warmup=0)
             for path in paths:
                 row = _row(measured, errors, path, seconds=length, precision=precision)
+                row["matmul_gflops"] = round(rates[precision], 1)
+                row["floor_rtf"] = round(floor_rtf(model.config, length, rates[precision]), 4)
                 if "median_s" in row:
                     row["rtf"] = row["median_s"] / length
                     row["threads"] = threads

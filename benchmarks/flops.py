@@ -97,17 +97,24 @@ def _dims(config) -> tuple[int, int, int, int]:
     )
 
 
-def w2v_bert_forward_flops_per_frame(config, frames: int) -> float:
+def w2v_bert_forward_flops_per_frame(config, frames: int, distances: int | None = None) -> float:
     """``F(T)``: forward FLOPs of one frame of a ``frames``-frame utterance (module docstring).
+
+    ``distances``: relative-key scores against this many distance embeddings
+    (73 for w2v-BERT 2.0, as ``sense.lobes.attention`` computes them) instead
+    of one per key (transformers' einsum).
 
     Example
     -------
     >>> from transformers import Wav2Vec2BertConfig
     >>> round(w2v_bert_forward_flops_per_frame(Wav2Vec2BertConfig(), 250) / 1e9, 3)
     1.196
+    >>> round(w2v_bert_forward_flops_per_frame(Wav2Vec2BertConfig(), 1500, 73) / 1e9, 3)
+    1.311
     """
     d, f, k, layers = _dims(config)
-    per_layer = 8 * d * f + 14 * d * d + 6 * frames * d + 2 * k * d
+    relative = min(frames, distances or frames)
+    per_layer = 8 * d * f + 14 * d * d + 4 * frames * d + 2 * relative * d + 2 * k * d
     return layers * per_layer + 2 * FBANK_DIM * d + 4 * d
 
 

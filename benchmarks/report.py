@@ -278,16 +278,28 @@ def _attention(r: dict) -> list[str]:
         "CPU RTF: CPU seconds of the process per audio second and thread (the RTF of "
         "those threads on an idle machine):",
         "",
-        "| audio | path | precision | time | RTF | CPU RTF |",
-        "|---:|---|---|---:|---:|---:|",
+        "| audio | path | precision | time | RTF | CPU RTF | floor RTF |",
+        "|---:|---|---|---:|---:|---:|---:|",
     ]
+    rates = {}
     for row in r["rtf"]:
         head = f"| {row['seconds']} s | {row['path']} | {row.get('precision', 'fp32')} |"
+        floor = f"{row['floor_rtf']:.3f}" if "floor_rtf" in row else "n/a"
+        if "matmul_gflops" in row:
+            rates[row.get("precision", "fp32")] = row["matmul_gflops"]
         if "error" in row:
-            lines.append(f"{head} not run: {row['error']} | | |")
+            lines.append(f"{head} not run: {row['error']} | | | {floor} |")
             continue
         cpu = f"{row['cpu_rtf']:.3f}" if "cpu_rtf" in row else "n/a"
-        lines.append(f"{head} {row['median_s']:.2f} s | {row['rtf']:.3f} | {cpu} |")
+        lines.append(f"{head} {row['median_s']:.2f} s | {row['rtf']:.3f} | {cpu} | {floor} |")
+    if rates:
+        measured = ", ".join(f"{gflops:,.0f} GFLOP/s in {p}" for p, gflops in rates.items())
+        lines += [
+            "",
+            "Floor RTF: the forward pass's FLOPs (73 relative-key distances) at the best rate "
+            f"of one `[1500, 1024] @ [1024, 4096]` matmul on this machine ({measured}): "
+            "no path can be faster.",
+        ]
     return lines + [""]
 
 
