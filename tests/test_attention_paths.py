@@ -230,12 +230,13 @@ def test_attention_benchmark_counts_and_renders_the_three_paths():
     ] + [{"frames": frames, "path": FLEX, "largest_intermediate_bytes": 1, "error": "E"}]
     rtf = [
         {"seconds": 10, "path": p, "precision": "fp32", "median_s": 2.0, "rtf": 0.2}
-        | {"cpu_s": 3.0, "threads": 2, "cpu_rtf": 0.15}
+        | {"cpu_s": 3.0, "threads": 2, "cpu_rtf": 0.15, "floor_rtf": 0.348, "matmul_gflops": 188.2}
         for p in (EAGER, SDPA)
-    ] + [{"seconds": 60, "path": FLEX, "precision": "bf16", "error": "E"}]
+    ] + [{"seconds": 60, "path": FLEX, "precision": "bf16", "error": "E", "floor_rtf": 0.191}]
     text = "\n".join(
         report._attention({"method": "m", "rounds": 1, "layer_memory": rows, "rtf": rtf})
     )
     assert "| 1500 | flex | 0.0 MiB | not run: E |" in text
-    assert "| 10 s | sdpa | fp32 | 2.00 s | 0.200 | 0.150 |" in text
-    assert "| 60 s | flex | bf16 | not run: E | | |" in text
+    assert "| 10 s | sdpa | fp32 | 2.00 s | 0.200 | 0.150 | 0.348 |" in text
+    assert "| 60 s | flex | bf16 | not run: E | | | 0.191 |" in text
+    assert "on this machine (188 GFLOP/s in fp32): no path can be faster." in text
