@@ -160,6 +160,79 @@ def test_key_padding_reads_the_first_query_row():
     assert key_padding(None, torch.float32) is None
 
 
+def test_bfloat16_stays_bfloat16_and_close_to_float64():
+    """A bf16 model's attention (fp32 distance embeddings) computes and returns bf16."""
+    torch.manual_seed(3)
+    batch, heads, length, dim, scale = 2, 3, 80, 8, 0.35
+    query, key, value = torch.randn(3, batch, heads, length, dim).unbind(0)
+    embeddings = torch.randn(LEFT + RIGHT + 1, dim)
+    valid = torch.ones(batch, length, dtype=torch.bool)
+    expected = _reference(query, key, value, embeddings, valid, scale)
+    half = (t.bfloat16() for t in (query, key, value))
+    got = regional_attention(*half, embeddings, None, scale, LEFT, RIGHT)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.double(), expected, rtol=0, atol=0.05)
+    padding = key_padding(torch.ones(1, 1, 1, 3, dtype=torch.bool), torch.bfloat16)
+    assert padding.dtype == torch.bfloat16 and padding.tolist() == [[[[0.0, 0.0, 0.0]]]]
+
+
+def test_rows_of_very_different_scales():
+    """Each row's softmax is shifted by its own maximum: a row of logits near -3,000 stays exact."""
+    torch.manual_seed(4)
+    batch, heads, length, dim, scale = 1, 2, 80, 8, 0.35
+    query, key, value = torch.randn(3, batch, heads, length, dim).unbind(0)
+    query[:, :, ::2] *= 300.0
+    embeddings = torch.randn(LEFT + RIGHT + 1, dim)
+    valid = torch.ones(batch, length, dtype=torch.bool)
+    expected = _reference(query, key, value, embeddings, valid, scale)
+    got = regional_attention(query, key, value, embeddings, None, scale, LEFT, RIGHT)
+    # float32 logits of about 3,000 carry 3e-4 of rounding
+    torch.testing.assert_close(got.double(), expected, rtol=0, atol=2e-4)
+
+
+def test_attention_dropout_only_in_training(tiny_path):
+    """Dropout in training, also under no_grad and from the regional split's lengths; none in eval."""
+    module = _encoder(tiny_path, SDPA).model.encoder.layers[0].self_attn
+    torch.manual_seed(5)
+    query, key, value = torch.randn(3, 1, module.num_heads, 20, module.head_size).unbind(0)
+    module.dropout.p = 0.0
+    clean = module.eval().attend(query, key, value, None)
+    module.dropout.p = 0.5
+    torch.testing.assert_close(module.attend(query, key, value, None), clean)
+    module.train()
+    with torch.no_grad(), regional_from(2):
+        first, second = (module.attend(query, key, value, None) for _ in range(2))
+    assert not torch.equal(first, second)
+
+
+def test_relative_key_bias_of_a_bfloat16_query(tiny_path):
+    """The module's fp32 distance embeddings meet a bf16 query in bf16 (the gathered bias)."""
+    from transformers import Wav2Vec2BertModel
+
+    from sense.lobes.attention import relative_key_bias
+
+    module = Wav2Vec2BertModel.from_pretrained(tiny_path).encoder.layers[0].self_attn
+    query = torch.randn(1, module.num_heads, 80, module.head_size)
+    bias = relative_key_bias(module, query.bfloat16())
+    index = distance_index(80, LEFT, RIGHT)
+    table = query.double() @ module.distance_embedding.weight.double().T * module.scaling
+    assert bias.dtype == torch.bfloat16
+    expected = table[0, :, torch.arange(80)[:, None], index]
+    torch.testing.assert_close(bias[0].double(), expected, rtol=0.02, atol=0.02)
+
+
+def test_add_mask_takes_boolean_and_additive_masks():
+    from sense.lobes.attention import _add_mask
+
+    lowest = torch.finfo(torch.float32).min
+    boolean = torch.tensor([True, False, True]).view(1, 1, 1, 3)
+    assert _add_mask(torch.ones(1, 1, 1, 3), boolean).tolist() == [[[[1.0, lowest, 1.0]]]]
+    additive = torch.tensor([0.0, -5.0, -0.5], dtype=torch.float64).view(1, 1, 1, 3)
+    assert _add_mask(torch.ones(1, 1, 1, 3), additive).tolist() == [[[[1.0, -4.0, 0.5]]]]
+    assert _add_mask(torch.ones(1, 1, 1, 3), additive).dtype == torch.float32
+    assert _add_mask(torch.ones(2), None).tolist() == [1.0, 1.0]
+
+
 def test_the_regional_split_is_for_cpu_inference_only():
     """Training (gradients) and short inputs keep the gathered bias; regional_from restores."""
     import sense.lobes.attention as attention

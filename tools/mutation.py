@@ -162,6 +162,35 @@ GROUPS = {
             " or sense.analysis.attention",
         ],
     },
+    "relative_key": {
+        "modules": ["sense/lobes/attention.py"],
+        "tests": [
+            "tests/test_attention_paths.py",
+            "-k",  # not flex (its CPU compile takes seconds a mutant) nor the benchmark's report
+            "not flex and not benchmark or sense.lobes.attention",
+        ],
+        # every path but flex's, whose tests compile it (and run its backward on a GPU only)
+        "mutants": [
+            f"sense.lobes.attention.{name}__mutmut_*"
+            for name in (
+                "x_check_attention",
+                "x_distance_index",
+                "x_distance_table",
+                "x_relative_key_bias",
+                "x_key_padding",
+                "x__far",
+                "x__skew",
+                "x__band",
+                "x_regional_attention",
+                "x__add_mask",
+                "xǁ_RelativeKeyAttentionǁforward",
+                "x__regional",
+                "x_regional_from",
+                "xǁSdpaRelativeKeyAttentionǁattend",
+                "x_use_attention",
+            )
+        ],
+    },
     "speechbrain_import": {
         "modules": ["sense/speechbrain_import.py"],
         "tests": ["tests/test_speechbrain_import.py", "tests/test_speechbrain_import_mutants.py"],

@@ -157,13 +157,6 @@ def _far(query, key, value, mask, keys: slice, counts, backwards: bool = False):
     return out.float(), lse.masked_fill(counts[:, None, :] == 0, float("-inf"))
 
 
-def _slice_mask(mask: torch.Tensor | None, keys: slice, flip: bool = False):
-    if mask is None:
-        return None
-    part = mask[..., keys]
-    return part.flip(-1) if flip else part
-
-
 def _skew(table: torch.Tensor, window: int) -> torch.Tensor:
     """``[..., BAND_BLOCK, window]`` view placing row ``r``'s ``width`` entries at columns ``r..r + width - 1``.
 
