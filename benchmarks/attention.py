@@ -232,8 +232,8 @@ def real_time_factor(device, seconds=RTF_SECONDS, rounds: int = 1) -> list[dict]
 def run(device, rounds: int = 1, frames=LAYER_FRAMES, seconds=RTF_SECONDS) -> dict:
     """Both measurements; ``rounds`` timed calls per path after one warm-up call.
 
-    A path that fails (flex on a CPU: torch 2.11's inductor does not compile
-    it beyond 128 frames) is reported with its error and not run again.
+    A path that fails (flex where inductor cannot compile it) is reported
+    with its error and not run again.
     """
     return {
         "method": "cuda max_memory_allocated"

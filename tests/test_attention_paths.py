@@ -269,6 +269,16 @@ def test_sdpa_gradients_equal_eager(tiny_path, batch):
         torch.testing.assert_close(got[name], grad, rtol=1e-4, atol=TOLERANCE, msg=name)
 
 
+def test_flex_on_a_cpu_at_a_second_longer_length(tiny_path):
+    """The second length used to recompile with a dynamic length, whose C++ did not compile."""
+    flex, eager = _encoder(tiny_path, FLEX), _encoder(tiny_path, EAGER)
+    torch.manual_seed(6)
+    for samples in (80000, 160000):  # 249 and 499 frames
+        wavs = torch.randn(1, samples)
+        with torch.no_grad():
+            torch.testing.assert_close(flex(wavs)[0], eager(wavs)[0], rtol=0, atol=TOLERANCE)
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="flex attention's backward needs a GPU")
 def test_flex_gradients_equal_eager_on_gpu(tiny_path, batch):

@@ -303,10 +303,16 @@ def _add_mask(bias: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 
 
 @functools.cache
-def _compiled_flex_attention():
+def _compiled_flex_attention(device_type: str):
+    """flex attention compiled for ``device_type``; static shapes on a CPU.
+
+    torch 2.11's C++ code for flex with a dynamic length does not compile
+    (``CppCompileError``, after a second length); with static shapes each
+    length compiles on its own (at most ``recompile_limit`` of them).
+    """
     from torch.nn.attention.flex_attention import flex_attention
 
-    return torch.compile(flex_attention)
+    return torch.compile(flex_attention, dynamic=False if device_type == "cpu" else None)
 
 
 class _RelativeKeyAttention(Wav2Vec2BertSelfAttention):
@@ -388,10 +394,9 @@ class SdpaRelativeKeyAttention(_RelativeKeyAttention):
 class FlexRelativeKeyAttention(_RelativeKeyAttention):
     """Relative keys read from the distance table inside flex attention's ``score_mod``.
 
-    On a CPU, torch 2.11's inductor compiles it for the tests' lengths (up to
-    99 frames) but not for the real model at 250 frames and more (C++
-    ``CppCompileError``: undeclared ``cur_qSplitSize``), also with a flat
-    table index or a BlockMask of its own: use ``"sdpa"`` on a CPU.
+    On a CPU it is compiled with static shapes, once per length (torch
+    2.11's C++ code for a dynamic length does not compile): fine for a few
+    lengths, but ``"sdpa"`` is the CPU path (faster in bf16, no compilation).
     """
 
     def attend(self, query, key, value, attention_mask):
@@ -408,7 +413,7 @@ class FlexRelativeKeyAttention(_RelativeKeyAttention):
         def score_mod(score, b, h, q_idx, kv_idx):
             return score + table[b, h, q_idx, (kv_idx - q_idx).clamp(-left, right) + left]
 
-        return _compiled_flex_attention()(
+        return _compiled_flex_attention(query.device.type)(
             query, key, value, score_mod=score_mod, block_mask=attention_mask, scale=self.scaling
         )
 
