@@ -135,12 +135,28 @@ def test_compiled_layers_equal_eager_and_compile_once_per_bucket(tiny_folder, fr
     assert compilations == EXPECTED_COMPILATIONS
 
 
-def test_compiled_layers_with_checkpointing_and_all_hiddens(tiny_folder, fresh_inductor_cache):
-    reference, compiled = _encoders(
-        tiny_folder, output_all_hiddens=True, gradient_checkpointing=True
-    )
-    assert compiled.gradient_checkpointing
+def test_compiled_layers_with_all_hiddens(tiny_folder, fresh_inductor_cache):
+    reference, compiled = _encoders(tiny_folder, output_all_hiddens=True)
     _assert_same_step(reference, compiled, 2, 24000, seed=7)
+
+
+def test_compiled_layers_train_with_dropout_at_several_batch_sizes(
+    tiny_folder, fresh_inductor_cache
+):
+    """Dropout as the recipes train (the other tests zero it to compare with eager)."""
+    options = EncoderOptions(compile_layers=True, hidden_dropout=0.1, attention_dropout=0.1)
+    encoder = HFSpeechEncoder(tiny_folder, options=options).train()
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    for batch, samples in ((2, 16000), (3, 16000), (4, 24000)):
+        frames, _ = encoder(torch.randn(batch, samples), torch.linspace(1.0, 0.7, batch))
+        frames.sum().backward()
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs == 2
+    assert all(p.grad is not None for p in encoder.model.encoder.layers.parameters())
+
+
+def test_compiled_layers_refuse_activation_checkpointing():
+    with pytest.raises(ValueError, match="compile_layers and gradient_checkpointing cannot"):
+        EncoderOptions(compile_layers=True, gradient_checkpointing=True)
 
 
 @pytest.mark.cuda

@@ -47,7 +47,9 @@ class EncoderOptions:
         (transformers' activation checkpointing, non-reentrant; training only).
     compile_layers : bool
         Compile each encoder layer with ``torch.compile`` (inductor); the
-        outputs and gradients stay those of the uncompiled layers.
+        outputs and gradients stay those of the uncompiled layers. Not with
+        ``gradient_checkpointing`` (torch 2.11's inductor fails on the two
+        together under dropout).
     length_bucket : int
         With ``compile_layers``, w2v-BERT's frames are padded (and masked) up to
         a multiple of ``length_bucket``, so that duration-batched training
@@ -114,6 +116,12 @@ class EncoderOptions:
 
     def __post_init__(self):
         check_attention(self.attention)
+        if self.compile_layers and self.gradient_checkpointing:
+            raise ValueError(
+                "compile_layers and gradient_checkpointing cannot be combined: with dropout, "
+                "torch 2.11's inductor fails on checkpointed compiled layers (BackendCompilerFailed)"
+                "; turn one of them off (docs/benchmarks.md, 'Compiled encoder layers')"
+            )
         if isinstance(self.length_bucket, bool) or not (
             isinstance(self.length_bucket, int) and self.length_bucket >= 0
         ):
