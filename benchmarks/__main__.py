@@ -243,6 +243,12 @@ def main(argv=None) -> dict:
         )
         return out
 
+    def collect(key, name, fn):
+        """Run one per-size benchmark; keep its result under ``results[key]`` when it ran."""
+        r = attempt(name, fn)
+        if r is not None:
+            results[key].append(r)
+
     batch_kw = dict(
         num_utterances=args.utterances, min_seconds=args.min_seconds, max_seconds=args.max_seconds
     )
@@ -254,7 +260,8 @@ def main(argv=None) -> dict:
                 )
             continue
         if "train" in only:
-            r = attempt(
+            collect(
+                "train_step",
                 f"training step ({size})",
                 lambda size=size: train_step.run(
                     size,
@@ -266,10 +273,9 @@ def main(argv=None) -> dict:
                     **batch_kw,
                 ),
             )
-            if r is not None:
-                results["train_step"].append(r)
         if "inference" in only:
-            r = attempt(
+            collect(
+                "inference",
                 f"inference ({size})",
                 lambda size=size: inference.run(
                     size,
@@ -281,17 +287,15 @@ def main(argv=None) -> dict:
                     max_seconds=args.max_seconds,
                 ),
             )
-            if r is not None:
-                results["inference"].append(r)
         if "optimizer" in only:
-            r = attempt(
+            collect(
+                "optimizer",
                 f"optimizer step ({size})",
                 lambda size=size: optimizer.run(size, rounds=rounds, device=device),
             )
-            if r is not None:
-                results["optimizer"].append(r)
         if "compile" in only:
-            r = attempt(
+            collect(
+                "compile",
                 f"compiled layers ({size})",
                 lambda size=size: compiled_layers.run(
                     size,
@@ -302,10 +306,9 @@ def main(argv=None) -> dict:
                     max_seconds=args.max_seconds,
                 ),
             )
-            if r is not None:
-                results["compile"].append(r)
         if "decode" in only:
-            r = attempt(
+            collect(
+                "decoding",
                 f"decoding ({size})",
                 lambda size=size: decoding.run(
                     size,
@@ -314,11 +317,10 @@ def main(argv=None) -> dict:
                     num_utterances=args.decode_utterances,
                 ),
             )
-            if r is not None:
-                results["decoding"].append(r)
         if "teacher" in only:
             n = args.teacher_sentences or (20_000 if device.type == "cuda" else 2_000)
-            r = attempt(
+            collect(
+                "teacher_cache",
                 f"teacher cache ({size})",
                 lambda size=size, n=n: teacher_cache.run(
                     size,
@@ -327,8 +329,6 @@ def main(argv=None) -> dict:
                     old_sentences=min(n, 500 if size == "real" else 2_000),
                 ),
             )
-            if r is not None:
-                results["teacher_cache"].append(r)
     if "frontend" in only:
         results["frontend"] = attempt(
             "front-end", lambda: frontend.run(rounds=rounds, device=device, **batch_kw)
