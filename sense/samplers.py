@@ -181,7 +181,7 @@ def sorted_window_batches(
     if window < 1:
         raise ValueError(f"window must be >= 1 item, got {window}")
     batches: list[list[int]] = []
-    order = np.asarray(order, dtype=np.int64)
+    order = np.asarray(order)
     while len(order):
         last_pass = len(order) <= window
         held_back: list[int] = []
@@ -198,7 +198,7 @@ def sorted_window_batches(
             batches.extend(packed)
         if len(held_back) == len(order):  # no window filled a batch: pack them all at once
             window = len(order)
-        order = np.asarray(held_back, dtype=np.int64)
+        order = np.asarray(held_back)
     return batches
 
 
@@ -263,11 +263,8 @@ class BalancedDurationBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.epoch = 0
         self.num_replicas, self.rank = _dist_info(num_replicas, rank)
-        self._by_lang: dict[str, np.ndarray] = {}
-        for lang in self.ratios:
-            self._by_lang[lang] = np.array(
-                [i for i, code in enumerate(self.languages) if code == lang], dtype=np.int64
-            )
+        codes = np.asarray(self.languages)
+        self._by_lang = {lang: np.flatnonzero(codes == lang) for lang in self.ratios}
         self._batches: list[list[int]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
@@ -285,13 +282,13 @@ class BalancedDurationBatchSampler(Sampler[list[int]]):
             extra = int(round(frac * len(idx)))
             if extra:
                 drawn.append(rng.choice(idx, size=extra, replace=False))
-        out = np.concatenate(drawn) if drawn else np.zeros(0, dtype=np.int64)
+        out = np.concatenate(drawn)  # never empty: some language has ratio >= 1
         return out[rng.permutation(len(out))]
 
     def _window_items(self, drawn: int) -> int:
         """Utterances per sort window: ``sort_window_batches`` batches of median items."""
         if self.sort_window_batches is None:
-            return max(1, drawn)
+            return drawn
         median = max(float(np.median(self.durations)), 1e-3)
         return max(1, int(self.sort_window_batches * self.max_batch_duration / median))
 

@@ -42,7 +42,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(ROOT, "mutants")
 MUTMUT = os.path.join(os.path.dirname(sys.executable), "mutmut")
 # What each group's folder links to (mutmut copies them into its own mutants/).
-LINKS = ("sense", "tests", "tools", "recipes", "hparams")
+LINKS = ("sense", "tests", "tools", "recipes", "hparams", "benchmarks")
 
 
 def _module(path: str) -> str:
@@ -189,6 +189,14 @@ GROUPS = {
                 "xǁSdpaRelativeKeyAttentionǁattend",
                 "x_use_attention",
             )
+        ],
+    },
+    "samplers": {
+        "modules": ["sense/samplers.py"],
+        "tests": [
+            "tests/test_samplers.py",
+            "tests/test_samplers_padding.py",
+            "tests/test_samplers_mutants.py",
         ],
     },
     "speechbrain_import": {
