@@ -271,10 +271,9 @@ class W2VBertFbank(nn.Module):
         log_mel: torch.Tensor, frame_mask: torch.Tensor, num_frames: torch.Tensor
     ) -> torch.Tensor:
         """Zero mean, unit variance (``ddof=1``) per utterance and bin, over real frames."""
-        mask = frame_mask.unsqueeze(-1).to(log_mel.dtype)  # [B, N, 1]
-        count = num_frames.to(log_mel.dtype)[:, None, None]  # [B, 1, 1]
-        mean = (log_mel * mask).sum(dim=1, keepdim=True) / count
-        centred = log_mel - mean
+        mask = frame_mask.unsqueeze(-1)  # [B, N, 1]
+        count = num_frames[:, None, None]  # [B, 1, 1]
+        centred = log_mel - (log_mel * mask).sum(dim=1, keepdim=True) / count
         var = (centred.square() * mask).sum(dim=1, keepdim=True) / (count - 1)
         return centred / torch.sqrt(var + NORM_EPS)
 

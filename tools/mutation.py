@@ -199,6 +199,22 @@ GROUPS = {
             "tests/test_samplers_mutants.py",
         ],
     },
+    "pooling": {
+        "modules": ["sense/nnet/pooling.py"],
+        "tests": ["tests/test_pooling.py", "tests/test_pooling_mutants.py"],
+    },
+    "features": {
+        "modules": ["sense/features.py"],
+        "tests": ["tests/test_features.py", "tests/test_features_mutants.py"],
+    },
+    "ann": {
+        "modules": ["sense/ann.py"],
+        "tests": [
+            "tests/test_index_ann.py",
+            "tests/test_ann_memory.py",
+            "tests/test_ann_mutants.py",
+        ],
+    },
     "speechbrain_import": {
         "modules": ["sense/speechbrain_import.py"],
         "tests": ["tests/test_speechbrain_import.py", "tests/test_speechbrain_import_mutants.py"],
