@@ -215,6 +215,44 @@ GROUPS = {
             "tests/test_ann_mutants.py",
         ],
     },
+    "finetune": {
+        "modules": ["sense/finetune.py"],
+        "tests": ["tests/test_finetune_mutants.py"],
+        # the fine-tuning decisions: rates, schedules, warm-up, optimizers, checkpoints;
+        # not the experiment's opening (argv, YAML, device) nor the logs, which the
+        # recipes' tests run
+        "mutants": [
+            f"sense.finetune.{name}__mutmut_*"
+            for name in (
+                "x_optimizer_steps",
+                "x_scale_learning_rates",
+                "x_three_phase_schedule",
+                "xǁFineTuneBrainǁencode",
+                "xǁFineTuneBrainǁend_valid_epoch",
+                "xǁFineTuneBrainǁload_best",
+                "xǁFineTuneBrainǁupdate_average",
+                "xǁFineTuneBrainǁhead_parameters",
+                "xǁFineTuneBrainǁinit_optimizers",
+                "xǁFineTuneBrainǁfreeze_optimizers",
+                "xǁFineTuneBrainǁon_fit_batch_start",
+                "xǁFineTuneBrainǁfollow_schedules",
+                "xǁFineTuneBrainǁanneal",
+            )
+        ],
+    },
+    "storage": {
+        "modules": ["sense/storage.py"],
+        "tests": [
+            "tests/test_index_ann.py",
+            "tests/test_storage_mutants.py",
+            "-k",
+            "int8 or storage_mutants or sense.storage",
+        ],
+    },
+    "dataio": {
+        "modules": ["sense/dataio.py"],
+        "tests": ["tests/test_dataio.py", "tests/test_dataio_mutants.py"],
+    },
     "speechbrain_import": {
         "modules": ["sense/speechbrain_import.py"],
         "tests": ["tests/test_speechbrain_import.py", "tests/test_speechbrain_import_mutants.py"],
