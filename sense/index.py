@@ -50,6 +50,7 @@ import datetime
 import json
 import os
 import re
+import zipfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -158,7 +159,7 @@ class SpeechIndex:
             raise ValueError(
                 f"{len(self.entries)} entries for embeddings of shape {self.embeddings.shape}"
             )
-        self.info = {**info, "format": INDEX_FORMAT, "format_version": INDEX_VERSION}
+        self.info = {**info, "format": INDEX_FORMAT}  # its format_version: _count
         self.files = dict(files or {})
         self.ann = ann
         self._rows = None  # a select()ed index: its rows in the ann's numbering
@@ -237,14 +238,15 @@ class SpeechIndex:
 
         from sense.storage import encode_int8
 
-        if self.quantizer is not None:
-            embeddings = encode_int8(embeddings, self.quantizer)
-        embeddings = np.asarray(embeddings, dtype=self.embeddings.dtype)
+        embeddings = np.asarray(embeddings)
         if embeddings.shape[1:] != self.embeddings.shape[1:] or len(entries) != len(embeddings):
             raise ValueError(
                 f"cannot add {len(entries)} entries with embeddings of shape {embeddings.shape} "
                 f"to an index of {self.embeddings.shape[1]}-dim embeddings"
             )
+        if self.quantizer is not None:
+            embeddings = encode_int8(embeddings, self.quantizer)
+        embeddings = embeddings.astype(self.embeddings.dtype, copy=False)
         self.embeddings = np.concatenate([self.embeddings, embeddings])
         self.entries.extend(entries)
         self._changed()
@@ -519,16 +521,14 @@ def _read_embeddings(folder: str, info: dict) -> np.ndarray:
 
     path = os.path.join(folder, INDEX_EMBEDDINGS)
     embeddings = _load_npy(path)
-    if info.get("dtype") == "int8" and embeddings.ndim == 2 and embeddings.dtype == np.uint8:
-        return embeddings  # 8-bit codes, decoded as searched
-    if embeddings.ndim != 2 or embeddings.dtype.kind != "f":
+    codes = info.get("dtype") == "int8"
+    stored_as = embeddings.dtype == np.uint8 if codes else embeddings.dtype.kind == "f"
+    if embeddings.ndim != 2 or not stored_as:
         raise IndexFormatError(
             f"{path}: a {embeddings.dtype} array of shape {embeddings.shape}, not [N, D] "
-            f"floats ({DAMAGED})"
+            f"{'8-bit codes' if codes else 'floats'} ({DAMAGED})"
         )
-    if embeddings.dtype not in (np.float16, np.float32):
-        return embeddings.astype(np.float32)
-    return embeddings  # memory-mapped: read as searched
+    return embeddings  # memory-mapped: read as searched (8-bit codes decoded then)
 
 
 def _read_files(folder: str, version: int) -> dict[str, dict]:
@@ -737,7 +737,7 @@ class PartialWork:
                         spans = record[f"spans{i}"] if f"spans{i}" in record else None
                         self.done[key] = (record[f"emb{i}"], spans)
                 self.records.add(name)
-            except (OSError, ValueError, KeyError, EOFError):
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
                 os.remove(path)  # damaged: its files are embedded again
 
     def refresh(self) -> None:

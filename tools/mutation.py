@@ -253,6 +253,17 @@ GROUPS = {
         "modules": ["sense/dataio.py"],
         "tests": ["tests/test_dataio.py", "tests/test_dataio_mutants.py"],
     },
+    "index": {
+        "modules": ["sense/index.py", "sense/index_shards.py"],
+        "tests": [
+            "tests/test_index_ann.py",
+            "tests/test_index_incremental.py",
+            "tests/test_index_torchrun.py",
+            "tests/test_index_mutants.py",
+            "-k",  # not the runs of torchrun (processes of their own)
+            "not two_ranks and not killed and not fails_to_load",
+        ],
+    },
     "speechbrain_import": {
         "modules": ["sense/speechbrain_import.py"],
         "tests": ["tests/test_speechbrain_import.py", "tests/test_speechbrain_import_mutants.py"],
