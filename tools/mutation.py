@@ -49,6 +49,11 @@ def _module(path: str) -> str:
     return path[: -len(".py")].replace("/", ".")
 
 
+def _mutants_of(module: str, *functions: str) -> list[str]:
+    """mutmut's names of the mutants of some ``functions`` of ``module`` (the ones counted)."""
+    return [f"{module}.{name}__mutmut_*" for name in functions]
+
+
 # name: modules mutated, the pytest arguments that select their fast tests, and
 # (optional) which mutants count, as mutmut names (fnmatch patterns); by default
 # every mutant of the modules. -k keeps the doctests of the modules by their
@@ -128,20 +133,18 @@ GROUPS = {
         ],
         # its key: the row hash and the decisions built on it (which rows are
         # reused, re-encoded, served, or reported stale); not the file handling
-        "mutants": [
-            f"sense.teacher_cache.{name}__mutmut_*"
-            for name in (
-                "x_row_hash",
-                "x__teacher_id_of",
-                "x__prepare",
-                "x__prepare_layout",
-                "x__reusable",
-                "x__todo",
-                "xǁTeacherCacheǁverify",
-                "xǁTeacherCacheǁ__contains__",
-                "xǁTeacherCacheǁ_row",
-            )
-        ],
+        "mutants": _mutants_of(
+            "sense.teacher_cache",
+            "x_row_hash",
+            "x__teacher_id_of",
+            "x__prepare",
+            "x__prepare_layout",
+            "x__reusable",
+            "x__todo",
+            "xǁTeacherCacheǁverify",
+            "xǁTeacherCacheǁ__contains__",
+            "xǁTeacherCacheǁ_row",
+        ),
     },
     "windows": {
         "modules": ["sense/windows.py"],
@@ -170,26 +173,24 @@ GROUPS = {
             "not flex and not benchmark or sense.lobes.attention",
         ],
         # every path but flex's, whose tests compile it (and run its backward on a GPU only)
-        "mutants": [
-            f"sense.lobes.attention.{name}__mutmut_*"
-            for name in (
-                "x_check_attention",
-                "x_distance_index",
-                "x_distance_table",
-                "x_relative_key_bias",
-                "x_key_padding",
-                "x__far",
-                "x__skew",
-                "x__band",
-                "x_regional_attention",
-                "x__add_mask",
-                "xǁ_RelativeKeyAttentionǁforward",
-                "x__regional",
-                "x_regional_from",
-                "xǁSdpaRelativeKeyAttentionǁattend",
-                "x_use_attention",
-            )
-        ],
+        "mutants": _mutants_of(
+            "sense.lobes.attention",
+            "x_check_attention",
+            "x_distance_index",
+            "x_distance_table",
+            "x_relative_key_bias",
+            "x_key_padding",
+            "x__far",
+            "x__skew",
+            "x__band",
+            "x_regional_attention",
+            "x__add_mask",
+            "xǁ_RelativeKeyAttentionǁforward",
+            "x__regional",
+            "x_regional_from",
+            "xǁSdpaRelativeKeyAttentionǁattend",
+            "x_use_attention",
+        ),
     },
     "samplers": {
         "modules": ["sense/samplers.py"],
@@ -221,24 +222,22 @@ GROUPS = {
         # the fine-tuning decisions: rates, schedules, warm-up, optimizers, checkpoints;
         # not the experiment's opening (argv, YAML, device) nor the logs, which the
         # recipes' tests run
-        "mutants": [
-            f"sense.finetune.{name}__mutmut_*"
-            for name in (
-                "x_optimizer_steps",
-                "x_scale_learning_rates",
-                "x_three_phase_schedule",
-                "xǁFineTuneBrainǁencode",
-                "xǁFineTuneBrainǁend_valid_epoch",
-                "xǁFineTuneBrainǁload_best",
-                "xǁFineTuneBrainǁupdate_average",
-                "xǁFineTuneBrainǁhead_parameters",
-                "xǁFineTuneBrainǁinit_optimizers",
-                "xǁFineTuneBrainǁfreeze_optimizers",
-                "xǁFineTuneBrainǁon_fit_batch_start",
-                "xǁFineTuneBrainǁfollow_schedules",
-                "xǁFineTuneBrainǁanneal",
-            )
-        ],
+        "mutants": _mutants_of(
+            "sense.finetune",
+            "x_optimizer_steps",
+            "x_scale_learning_rates",
+            "x_three_phase_schedule",
+            "xǁFineTuneBrainǁencode",
+            "xǁFineTuneBrainǁend_valid_epoch",
+            "xǁFineTuneBrainǁload_best",
+            "xǁFineTuneBrainǁupdate_average",
+            "xǁFineTuneBrainǁhead_parameters",
+            "xǁFineTuneBrainǁinit_optimizers",
+            "xǁFineTuneBrainǁfreeze_optimizers",
+            "xǁFineTuneBrainǁon_fit_batch_start",
+            "xǁFineTuneBrainǁfollow_schedules",
+            "xǁFineTuneBrainǁanneal",
+        ),
     },
     "storage": {
         "modules": ["sense/storage.py"],
